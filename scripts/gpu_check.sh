@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# GPU check: builds cudl with CUDA, runs every test with CUDL_REQUIRE_CUDA=1 (a CUDA test that
+# would skip fails instead), runs the GPU benchmarks, and writes everything to a results folder.
+#
+# Usage: scripts/gpu_check.sh [RESULTS_DIR]
+#   RESULTS_DIR defaults to bench/results/gpu-<date>. Environment:
+#   BUILD_DIR      build folder (default build-gpu); reused when it already holds a CUDA build
+#   CUDL_PYTHON    Python with torch for the reference data (default: /usr/bin/python3 when it
+#                  imports torch, else python3)
+#   CMAKE_ARGS     extra configure arguments (e.g. -DCMAKE_CUDA_ARCHITECTURES=90)
+# Exit status: 0 only when a GPU was found, every test passed and none was skipped.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+out=${1:-bench/results/gpu-$(date -u +%Y%m%d-%H%M%S)}
+build=${BUILD_DIR:-build-gpu}
+mkdir -p "$out"
+log() { echo "gpu_check: $*" | tee -a "$out/summary.txt"; }
+
+if ! command -v nvidia-smi >/dev/null || ! nvidia-smi -L >/dev/null 2>&1; then
+  log "no GPU found (nvidia-smi -L failed): nothing to check"
+  exit 1
+fi
+py=${CUDL_PYTHON:-}
+if [ -z "$py" ]; then
+  if /usr/bin/python3 -c "import torch" 2>/dev/null; then py=/usr/bin/python3; else py=python3; fi
+fi
+{
+  echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  echo "commit: $(git rev-parse HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (with local changes)')"
+  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | sed 's/^/gpu: /'
+  echo "nvcc: $(nvcc --version 2>/dev/null | tail -1 || /usr/local/cuda/bin/nvcc --version | tail -1)"
+  echo "python: $py $($py -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)' 2>&1)"
+} | tee "$out/environment.txt"
+
+status=0
+if [ ! -f "$build/CMakeCache.txt" ]; then
+  # shellcheck disable=SC2086
+  cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCUDL_CUDA=ON \
+    -DCUDL_PYTHON="$(command -v "$py")" ${CMAKE_ARGS:-} 2>&1 | tee "$out/configure.log" || status=1
+fi
+cmake --build "$build" -j "$(nproc)" 2>&1 | tail -n 50 > "$out/build.log" || status=1
+if [ $status -ne 0 ]; then
+  log "build failed (see $out/build.log)"
+  exit 1
+fi
+
+CUDL_REQUIRE_CUDA=1 ctest --test-dir "$build" -j 4 --output-on-failure > "$out/ctest.log" 2>&1
+ctest_status=$?
+tail -n 30 "$out/ctest.log"
+if [ $ctest_status -ne 0 ]; then
+  log "tests FAILED (see $out/ctest.log)"
+  status=1
+fi
+if grep -q "Skipped" "$out/ctest.log"; then
+  log "some tests were skipped on a GPU machine:"
+  grep "Skipped" "$out/ctest.log" | tee -a "$out/summary.txt"
+  status=1
+fi
+log "tests: $(grep -E 'tests passed' "$out/ctest.log")"
+
+# Benchmarks: cudl beside the PyTorch of this machine.
+CUDL_PYTHON=$py bash bench/matmul_gpu.sh "$build" > "$out/bench_matmul.txt" 2>&1 || status=1
+tail -n 1 "$out/bench_matmul.txt" | tee -a "$out/summary.txt"
+[ $status -eq 0 ] && log "OK" || log "FAILED"
+exit $status

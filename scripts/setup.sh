@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs everything cudl needs to build and test on Debian 12 (run as root; uses sudo
+# otherwise). The CUDA toolkit (with cuDNN and cuBLAS) is optional and not installed here:
+# when /usr/local/cuda/bin/nvcc exists, the build compiles the CUDA backend too.
+set -euo pipefail
+packages=(
+  build-essential cmake ninja-build pkg-config
+  libopenblas-dev libgtest-dev nlohmann-json3-dev libcli11-dev
+  libhdf5-dev hdf5-tools libjpeg62-turbo-dev libpng-dev libzip-dev
+  python3-torch python3-torchvision python3-h5py python3-numpy python3-pil
+)
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+else
+  echo "setup: all packages present"
+fi

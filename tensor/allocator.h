@@ -1,0 +1,36 @@
+// Raw memory for Storage, and the statistics users and tests read.
+//
+// CPU memory is 64-byte aligned heap memory (pinned, page-locked memory when asked and CUDA is
+// available, for fast asynchronous uploads). CUDA memory comes from a caching allocator:
+// freed blocks go to size-ordered free lists and are reused, so a training loop stops calling
+// cudaMalloc after its first step. See tensor/cuda/caching_allocator.h.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "tensor/device.h"
+
+namespace cudl {
+
+struct MemoryStats {
+  int64_t allocated_bytes = 0;       // held by live storages
+  int64_t peak_allocated_bytes = 0;  // max of the above since the last reset
+  int64_t reserved_bytes = 0;        // obtained from the system (CUDA: includes the cache)
+  int64_t peak_reserved_bytes = 0;
+  int64_t num_alloc_requests = 0;    // storages created
+  int64_t num_device_allocs = 0;     // real cudaMalloc / malloc calls
+  int64_t num_device_frees = 0;      // real cudaFree / free calls
+};
+
+MemoryStats memory_stats(Device device);
+void reset_peak_memory_stats(Device device);
+// Gives cached, unused CUDA blocks back to the driver. No-op on the CPU.
+void empty_cache(Device device);
+
+namespace detail {
+void* allocate(size_t nbytes, Device device, bool pinned);
+void deallocate(void* ptr, size_t nbytes, Device device, bool pinned) noexcept;
+}  // namespace detail
+
+}  // namespace cudl

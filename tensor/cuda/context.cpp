@@ -1,0 +1,106 @@
+#include "tensor/cuda/context.h"
+
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "tensor/cuda/check.h"
+
+namespace cudl::cuda {
+
+const char* cublas_status_string(cublasStatus_t s) {
+  switch (s) {
+    case CUBLAS_STATUS_SUCCESS: return "CUBLAS_STATUS_SUCCESS";
+    case CUBLAS_STATUS_NOT_INITIALIZED: return "CUBLAS_STATUS_NOT_INITIALIZED";
+    case CUBLAS_STATUS_ALLOC_FAILED: return "CUBLAS_STATUS_ALLOC_FAILED";
+    case CUBLAS_STATUS_INVALID_VALUE: return "CUBLAS_STATUS_INVALID_VALUE";
+    case CUBLAS_STATUS_ARCH_MISMATCH: return "CUBLAS_STATUS_ARCH_MISMATCH";
+    case CUBLAS_STATUS_MAPPING_ERROR: return "CUBLAS_STATUS_MAPPING_ERROR";
+    case CUBLAS_STATUS_EXECUTION_FAILED: return "CUBLAS_STATUS_EXECUTION_FAILED";
+    case CUBLAS_STATUS_INTERNAL_ERROR: return "CUBLAS_STATUS_INTERNAL_ERROR";
+    case CUBLAS_STATUS_NOT_SUPPORTED: return "CUBLAS_STATUS_NOT_SUPPORTED";
+    case CUBLAS_STATUS_LICENSE_ERROR: return "CUBLAS_STATUS_LICENSE_ERROR";
+  }
+  return "unknown cuBLAS status";
+}
+
+namespace {
+
+struct DeviceContext {
+  int device = 0;
+  cudaStream_t stream = nullptr;
+  cublasHandle_t cublas = nullptr;
+  cudnnHandle_t cudnn = nullptr;
+
+  ~DeviceContext() {
+    // Never throw from here: the process may be exiting with the driver already gone.
+    if (cudnn) cudnnDestroy(cudnn);
+    if (cublas) cublasDestroy(cublas);
+    if (stream) cudaStreamDestroy(stream);
+  }
+};
+
+std::mutex& mutex() {
+  static std::mutex m;
+  return m;
+}
+
+DeviceContext& context(int device) {
+  static std::vector<std::unique_ptr<DeviceContext>> contexts;
+  std::lock_guard<std::mutex> lock(mutex());
+  if (device < 0) CUDL_THROW("invalid CUDA device index ", device);
+  if (static_cast<size_t>(device) >= contexts.size()) contexts.resize(device + 1);
+  auto& ctx = contexts[device];
+  if (!ctx) {
+    DeviceGuard guard(device);
+    auto c = std::make_unique<DeviceContext>();
+    c->device = device;
+    CUDL_CUDA_CHECK(cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking));
+    ctx = std::move(c);
+  }
+  return *ctx;
+}
+
+}  // namespace
+
+cudaStream_t stream(int device) { return context(device).stream; }
+
+cublasHandle_t cublas_handle(int device) {
+  DeviceContext& c = context(device);
+  std::lock_guard<std::mutex> lock(mutex());
+  if (!c.cublas) {
+    DeviceGuard guard(device);
+    CUDL_CUBLAS_CHECK(cublasCreate(&c.cublas));
+    CUDL_CUBLAS_CHECK(cublasSetStream(c.cublas, c.stream));
+  }
+  return c.cublas;
+}
+
+cudnnHandle_t cudnn_handle(int device) {
+  DeviceContext& c = context(device);
+  std::lock_guard<std::mutex> lock(mutex());
+  if (!c.cudnn) {
+    DeviceGuard guard(device);
+    CUDL_CUDNN_CHECK(cudnnCreate(&c.cudnn));
+    CUDL_CUDNN_CHECK(cudnnSetStream(c.cudnn, c.stream));
+  }
+  return c.cudnn;
+}
+
+void synchronize(int device) {
+  DeviceGuard guard(device);
+  CUDL_CUDA_CHECK(cudaStreamSynchronize(stream(device)));
+}
+
+DeviceGuard::DeviceGuard(int device) {
+  CUDL_CUDA_CHECK(cudaGetDevice(&previous_));
+  if (previous_ != device) CUDL_CUDA_CHECK(cudaSetDevice(device));
+}
+
+DeviceGuard::~DeviceGuard() {
+  int now = -1;
+  if (cudaGetDevice(&now) == cudaSuccess && now != previous_ && previous_ >= 0)
+    CUDL_CUDA_WARN(cudaSetDevice(previous_));
+}
+
+}  // namespace cudl::cuda

@@ -1,0 +1,39 @@
+// Per-device CUDA state: the stream all cudl work on that device is ordered on, and the
+// cuBLAS and cuDNN handles bound to it. Created on first use, destroyed at exit.
+#pragma once
+
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+#include <cudnn.h>
+
+namespace cudl::cuda {
+
+// The stream cudl kernels, copies and library calls on `device` are issued to. One stream per
+// device keeps every op ordered, so memory freed to the caching allocator can be reused at once.
+cudaStream_t stream(int device);
+cublasHandle_t cublas_handle(int device);
+cudnnHandle_t cudnn_handle(int device);
+// Blocks until all work on the device's cudl stream is done.
+void synchronize(int device);
+
+// Makes `device` current for the lifetime of the guard (restores the previous one after).
+class DeviceGuard {
+ public:
+  explicit DeviceGuard(int device);
+  ~DeviceGuard();
+  DeviceGuard(const DeviceGuard&) = delete;
+  DeviceGuard& operator=(const DeviceGuard&) = delete;
+
+ private:
+  int previous_ = -1;
+};
+
+// Threads per block and grid size for n independent elements.
+constexpr int kBlock = 256;
+inline unsigned grid_for(long long n, int block = kBlock) {
+  long long g = (n + block - 1) / block;
+  if (g < 1) g = 1;
+  return static_cast<unsigned>(g > 65535LL * 32 ? 65535LL * 32 : g);
+}
+
+}  // namespace cudl::cuda

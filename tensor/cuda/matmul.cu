@@ -1,0 +1,37 @@
+// Matrix products through cuBLAS. cuBLAS is column-major, so the row-major product
+// C = op(A) @ op(B) is computed as C^T = op(B)^T @ op(A)^T, which needs no copies.
+#include "tensor/cuda/check.h"
+#include "tensor/ops/kernels.h"
+
+namespace cudl::cuda {
+
+void gemm(cudaStream_t stream, DType dtype, bool trans_a, bool trans_b, int64_t m, int64_t n,
+          int64_t k, const void* a, int64_t lda, int64_t stride_a, const void* b, int64_t ldb,
+          int64_t stride_b, void* c, int64_t ldc, int64_t stride_c, int64_t batch) {
+  if (m == 0 || n == 0 || batch == 0) return;
+  int device = 0;
+  CUDL_CUDA_CHECK(cudaGetDevice(&device));
+  cublasHandle_t h = cublas_handle(device);
+  CUDL_CUBLAS_CHECK(cublasSetStream(h, stream));
+  const cublasOperation_t ta = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+  const cublasOperation_t tb = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
+  if (dtype == kFloat32) {
+    const float alpha = 1.0f, beta = 0.0f;
+    CUDL_CUBLAS_CHECK(cublasSgemmStridedBatched(
+        h, tb, ta, static_cast<int>(n), static_cast<int>(m), static_cast<int>(k), &alpha,
+        static_cast<const float*>(b), static_cast<int>(ldb), stride_b, static_cast<const float*>(a),
+        static_cast<int>(lda), stride_a, &beta, static_cast<float*>(c), static_cast<int>(ldc),
+        stride_c, static_cast<int>(batch)));
+  } else if (dtype == kFloat64) {
+    const double alpha = 1.0, beta = 0.0;
+    CUDL_CUBLAS_CHECK(cublasDgemmStridedBatched(
+        h, tb, ta, static_cast<int>(n), static_cast<int>(m), static_cast<int>(k), &alpha,
+        static_cast<const double*>(b), static_cast<int>(ldb), stride_b,
+        static_cast<const double*>(a), static_cast<int>(lda), stride_a, &beta,
+        static_cast<double*>(c), static_cast<int>(ldc), stride_c, static_cast<int>(batch)));
+  } else {
+    CUDL_THROW("matmul: dtype ", toString(dtype), " not supported (float32 or float64)");
+  }
+}
+
+}  // namespace cudl::cuda

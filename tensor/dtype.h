@@ -1,0 +1,83 @@
+// Element types. Float32 is the working type; Float64 exists on both backends for gradient
+// checks; Int64 for counters and indices; UInt8 for decoded image caches.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace cudl {
+
+enum class DType : int8_t { kFloat32, kFloat64, kInt64, kUInt8 };
+
+constexpr DType kFloat32 = DType::kFloat32;
+constexpr DType kFloat64 = DType::kFloat64;
+constexpr DType kInt64 = DType::kInt64;
+constexpr DType kUInt8 = DType::kUInt8;
+
+size_t elementSize(DType t);
+const char* toString(DType t);
+bool isFloating(DType t);
+
+template <class T>
+struct DTypeOf;
+template <>
+struct DTypeOf<float> {
+  static constexpr DType value = kFloat32;
+};
+template <>
+struct DTypeOf<double> {
+  static constexpr DType value = kFloat64;
+};
+template <>
+struct DTypeOf<int64_t> {
+  static constexpr DType value = kInt64;
+};
+template <>
+struct DTypeOf<uint8_t> {
+  static constexpr DType value = kUInt8;
+};
+
+}  // namespace cudl
+
+// Runs the statement with `scalar_t` bound to the C++ type of a floating dtype.
+#define CUDL_DISPATCH_FLOATING(dtype, name, ...)                                          \
+  [&] {                                                                                   \
+    switch (dtype) {                                                                      \
+      case ::cudl::DType::kFloat32: {                                                     \
+        using scalar_t = float;                                                           \
+        return __VA_ARGS__();                                                             \
+      }                                                                                   \
+      case ::cudl::DType::kFloat64: {                                                     \
+        using scalar_t = double;                                                          \
+        return __VA_ARGS__();                                                             \
+      }                                                                                   \
+      default:                                                                            \
+        CUDL_THROW(name, ": dtype ", ::cudl::toString(dtype), " not supported (float32 or " \
+                   "float64 expected)");                                                  \
+    }                                                                                     \
+  }()
+
+// Same for every dtype.
+#define CUDL_DISPATCH_ALL(dtype, name, ...)                                   \
+  [&] {                                                                       \
+    switch (dtype) {                                                          \
+      case ::cudl::DType::kFloat32: {                                         \
+        using scalar_t = float;                                               \
+        return __VA_ARGS__();                                                 \
+      }                                                                       \
+      case ::cudl::DType::kFloat64: {                                         \
+        using scalar_t = double;                                              \
+        return __VA_ARGS__();                                                 \
+      }                                                                       \
+      case ::cudl::DType::kInt64: {                                           \
+        using scalar_t = int64_t;                                             \
+        return __VA_ARGS__();                                                 \
+      }                                                                       \
+      case ::cudl::DType::kUInt8: {                                           \
+        using scalar_t = uint8_t;                                             \
+        return __VA_ARGS__();                                                 \
+      }                                                                       \
+    }                                                                         \
+    CUDL_THROW(name, ": unknown dtype");                                      \
+  }()

@@ -1,0 +1,50 @@
+// cudl::Error and the checking macros used everywhere.
+//
+// Every failed check throws cudl::Error with the source location and a message that says what
+// was expected and what was found. CUDA, cuBLAS and cuDNN checks live in tensor/cuda/check.h.
+#pragma once
+
+#include <sstream>
+#include <stdexcept>
+#include <string>
+
+namespace cudl {
+
+class Error : public std::runtime_error {
+ public:
+  Error(const std::string& what, const char* file, int line);
+  // The message without the "file:line: " prefix.
+  const std::string& message() const { return message_; }
+
+ private:
+  std::string message_;
+};
+
+namespace detail {
+inline void concat_into(std::ostringstream&) {}
+template <class T, class... Rest>
+void concat_into(std::ostringstream& os, const T& first, const Rest&... rest) {
+  os << first;
+  concat_into(os, rest...);
+}
+}  // namespace detail
+
+// Streams all arguments into one string: str("expected ", 3, " got ", x).
+template <class... Args>
+std::string str(const Args&... args) {
+  std::ostringstream os;
+  detail::concat_into(os, args...);
+  return os.str();
+}
+
+// Logs a message to stderr without throwing; used by destructors.
+void log_warning(const std::string& message);
+
+}  // namespace cudl
+
+#define CUDL_THROW(...) throw ::cudl::Error(::cudl::str(__VA_ARGS__), __FILE__, __LINE__)
+
+#define CUDL_CHECK(cond, ...)                                                         \
+  do {                                                                                \
+    if (!(cond)) CUDL_THROW(__VA_ARGS__);                                             \
+  } while (0)

@@ -1,0 +1,181 @@
+// Tensor core on the CPU: creation, views, copies, printing, errors, memory statistics.
+#include <gtest/gtest.h>
+
+#include "tests/common/test_util.h"
+
+namespace cudl {
+namespace {
+
+using testing::all_close;
+
+TEST(Tensor, FactoriesAndItem) {
+  Tensor z = zeros({2, 3});
+  EXPECT_EQ(z.shape(), (Shape{2, 3}));
+  EXPECT_EQ(z.numel(), 6);
+  EXPECT_EQ(z.dtype(), kFloat32);
+  EXPECT_TRUE(z.device().is_cpu());
+  EXPECT_EQ(sum(z).item(), 0.0);
+  EXPECT_EQ(sum(ones({4, 5}, kFloat64)).item(), 20.0);
+  EXPECT_EQ(full({3}, 2.5).to_vector<float>(), (std::vector<float>{2.5f, 2.5f, 2.5f}));
+  EXPECT_EQ(arange(5, kInt64).to_vector<int64_t>(), (std::vector<int64_t>{0, 1, 2, 3, 4}));
+  EXPECT_EQ(arange(1, 2, 0.25).to_vector<float>(), (std::vector<float>{1, 1.25f, 1.5f, 1.75f}));
+  EXPECT_EQ(scalar_tensor(7).dim(), 0);
+  EXPECT_EQ(scalar_tensor(7).item<int>(), 7);
+  EXPECT_THROW(zeros({2}).item(), Error);
+  EXPECT_THROW(from_vector(std::vector<float>{1, 2, 3}, {2, 2}), Error);
+}
+
+TEST(Tensor, ContiguousStridesAndViews) {
+  Tensor x = arange(24).reshape({2, 3, 4});
+  EXPECT_EQ(x.strides(), (Shape{12, 4, 1}));
+  EXPECT_TRUE(x.is_contiguous());
+
+  Tensor t = x.transpose(0, 2);  // (4, 3, 2)
+  EXPECT_EQ(t.shape(), (Shape{4, 3, 2}));
+  EXPECT_EQ(t.strides(), (Shape{1, 4, 12}));
+  EXPECT_FALSE(t.is_contiguous());
+  EXPECT_EQ(t.storage().get(), x.storage().get());  // a view shares the storage
+  Tensor tc = t.contiguous();
+  EXPECT_TRUE(tc.is_contiguous());
+  // element (i, j, k) of t is x[k, j, i] = 12k + 4j + i
+  std::vector<float> v = tc.to_vector<float>();
+  EXPECT_EQ(v[0 * 6 + 1 * 2 + 1], 12 * 1 + 4 * 1 + 0);
+  EXPECT_EQ(v[3 * 6 + 2 * 2 + 0], 0 + 4 * 2 + 3);
+
+  Tensor s = x.slice(2, 1, 4, 2);  // columns 1 and 3
+  EXPECT_EQ(s.shape(), (Shape{2, 3, 2}));
+  EXPECT_EQ(s.contiguous().to_vector<float>()[0], 1);
+  EXPECT_EQ(s.contiguous().to_vector<float>()[1], 3);
+  EXPECT_EQ(x.select(1, -1).shape(), (Shape{2, 4}));
+  EXPECT_EQ(x.select(1, -1).contiguous().to_vector<float>()[0], 8);
+  EXPECT_EQ(x.permute({2, 0, 1}).shape(), (Shape{4, 2, 3}));
+  EXPECT_EQ(x.reshape({-1, 4}).shape(), (Shape{6, 4}));
+  EXPECT_EQ(x.flatten(1).shape(), (Shape{2, 12}));
+  EXPECT_EQ(x.unsqueeze(0).shape(), (Shape{1, 2, 3, 4}));
+  EXPECT_EQ(x.unsqueeze(-1).shape(), (Shape{2, 3, 4, 1}));
+  EXPECT_EQ(x.unsqueeze(1).squeeze(1).shape(), x.shape());
+  EXPECT_EQ(full({3, 1}, 2).expand({3, 4}).strides(), (Shape{1, 0}));
+
+  // writes through a view reach the base
+  Tensor base = zeros({2, 2});
+  Tensor row = base.select(0, 1);
+  row.fill_(5);
+  EXPECT_EQ(base.to_vector<float>(), (std::vector<float>{0, 0, 5, 5}));
+  // clone does not share
+  Tensor c = base.clone();
+  c.fill_(1);
+  EXPECT_EQ(base.to_vector<float>()[0], 0);
+}
+
+TEST(Tensor, ReshapeOfNonContiguousCopies) {
+  Tensor x = arange(6).reshape({2, 3});
+  Tensor t = x.t();
+  EXPECT_THROW(t.view({6}), Error);
+  Tensor r = t.reshape({6});
+  EXPECT_EQ(r.to_vector<float>(), (std::vector<float>{0, 3, 1, 4, 2, 5}));
+  EXPECT_THROW(x.reshape({4, -1}), Error);
+  EXPECT_THROW(x.reshape({-1, -1}), Error);
+}
+
+TEST(Tensor, CopyCastAndBroadcastCopy) {
+  Tensor d = from_vector(std::vector<double>{1.5, -2.25, 3}, {3});
+  Tensor f = d.to(kFloat32);
+  EXPECT_EQ(f.dtype(), kFloat32);
+  EXPECT_EQ(f.to_vector<float>(), (std::vector<float>{1.5f, -2.25f, 3.f}));
+  EXPECT_EQ(d.to(kInt64).to_vector<int64_t>(), (std::vector<int64_t>{1, -2, 3}));
+  Tensor dst = zeros({2, 3});
+  dst.copy_(f);  // broadcast (3) -> (2, 3)
+  EXPECT_EQ(dst.to_vector<float>(), (std::vector<float>{1.5f, -2.25f, 3, 1.5f, -2.25f, 3}));
+  EXPECT_THROW(dst.copy_(zeros({4})), Error);
+}
+
+TEST(Tensor, PrintingLooksLikePyTorch) {
+  Tensor x = from_vector(std::vector<float>{1, 2.5f, -3, 4}, {2, 2});
+  EXPECT_EQ(x.to_string(), "tensor([[ 1.0000,  2.5000],\n        [-3.0000,  4.0000]])");
+  EXPECT_EQ(arange(3, kInt64).to_string(), "tensor([0, 1, 2], dtype=int64)");
+  Tensor big = zeros({2000});
+  EXPECT_NE(big.to_string().find("..."), std::string::npos);
+  Tensor w = ones({2}).set_requires_grad();
+  EXPECT_NE(w.to_string().find("requires_grad=True"), std::string::npos);
+  EXPECT_NE((w * 2.0).to_string().find("grad_fn=<MulScalarBackward>"), std::string::npos);
+}
+
+TEST(Tensor, ClearErrors) {
+  try {
+    add(zeros({2, 3}), zeros({4}));
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("(2, 3) and (4,) cannot be broadcast"), std::string::npos)
+        << e.what();
+    EXPECT_NE(std::string(e.what()).find(".cpp:"), std::string::npos) << "no file:line in " << e.what();
+  }
+  try {
+    matmul(zeros({2, 3}), zeros({4, 5}));
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("inner dimensions differ: (2, 3) @ (4, 5)"), std::string::npos);
+  }
+  EXPECT_THROW(add(zeros({2}), zeros({2}, kFloat64)), Error);
+  EXPECT_THROW(zeros({2}).transpose(0, 3), Error);
+  EXPECT_THROW(Device::parse("gpu"), Error);
+  EXPECT_THROW(Tensor().shape(), Error);
+}
+
+TEST(Device, ParseAndBest) {
+  EXPECT_EQ(Device::parse("cpu"), Device::cpu());
+  EXPECT_EQ(Device::cpu().str(), "cpu");
+  EXPECT_EQ(Device::cuda(1).str(), "cuda:1");
+  if (cuda_device_count() == 0) {
+    EXPECT_TRUE(Device::best().is_cpu());
+    EXPECT_EQ(Device::parse("auto"), Device::cpu());
+    try {
+      Device::parse("cuda:0");
+      FAIL();
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("CUDA is not available"), std::string::npos);
+    }
+    EXPECT_FALSE(cuda_unavailable_reason().empty());
+  } else {
+    EXPECT_TRUE(Device::best().is_cuda());
+  }
+}
+
+TEST(Random, SameSeedSameNumbersAndSensibleMoments) {
+  Generator g1(42), g2(42);
+  Tensor a = rand({1000}, {}, &g1), b = rand({1000}, {}, &g2);
+  EXPECT_TRUE(all_close(a, b, 0, 0));
+  Tensor c = rand({1000}, {}, &g1);  // the stream moved on
+  EXPECT_FALSE(all_close(a, c, 0, 0));
+  EXPECT_NEAR(mean(a).item(), 0.5, 0.03);
+  EXPECT_GE(a.to_vector<float>()[0], 0.0f);
+  Generator g3(7);
+  Tensor n = randn({20000}, kFloat64, &g3);
+  EXPECT_NEAR(mean(n).item(), 0.0, 0.03);
+  EXPECT_NEAR(mean(n * n).item(), 1.0, 0.05);
+  // An odd count draws whole blocks of 4: the next draw starts on a fresh block.
+  Generator g4(1);
+  rand({5}, {}, &g4);
+  EXPECT_EQ(g4.offset(), 2u);
+}
+
+TEST(Memory, CpuStatsTrackLiveBytes) {
+  int64_t before = memory_stats(Device::cpu()).allocated_bytes;
+  {
+    Tensor t = empty({1000}, kFloat64);
+    EXPECT_EQ(memory_stats(Device::cpu()).allocated_bytes, before + 8000);
+  }
+  EXPECT_EQ(memory_stats(Device::cpu()).allocated_bytes, before);
+}
+
+TEST(Threads, SetAndGet) {
+  int n = get_num_threads();
+  set_num_threads(1);
+  EXPECT_EQ(get_num_threads(), 1);
+  Tensor x = rand({100000});
+  double s1 = sum(x).item();
+  set_num_threads(n);
+  EXPECT_NEAR(sum(x).item(), s1, 1e-3);
+}
+
+}  // namespace
+}  // namespace cudl
