@@ -1,0 +1,82 @@
+// The HTML report's building blocks. (The rendered page is checked in a real browser by the
+// end-to-end tool test.)
+#include <gtest/gtest.h>
+
+#include <regex>
+
+#include "train/report.h"
+
+namespace cudl::train {
+namespace {
+
+int count(const std::string& s, const std::string& needle) {
+  int n = 0;
+  for (size_t p = s.find(needle); p != std::string::npos; p = s.find(needle, p + 1)) ++n;
+  return n;
+}
+
+TEST(Report, Base64KnownVectors) {
+  // RFC 4648 test vectors.
+  auto b = [](const std::string& s) { return base64(std::vector<uint8_t>(s.begin(), s.end())); };
+  EXPECT_EQ(b(""), "");
+  EXPECT_EQ(b("f"), "Zg==");
+  EXPECT_EQ(b("fo"), "Zm8=");
+  EXPECT_EQ(b("foo"), "Zm9v");
+  EXPECT_EQ(b("foob"), "Zm9vYg==");
+  EXPECT_EQ(b("fooba"), "Zm9vYmE=");
+  EXPECT_EQ(b("foobar"), "Zm9vYmFy");
+  EXPECT_EQ(base64({0xff, 0xfe, 0x00}), "//4A");
+}
+
+TEST(Report, EscapesUserText) {
+  EXPECT_EQ(html_escape("<a href=\"x\">'&'</a>"), "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;");
+}
+
+TEST(Report, LineChartHasOnePointPerValueAndTheMarker) {
+  Series s{"loss", "#123456", {1, 2, 3, 4}, {0.9, 0.5, 0.4, 0.35}};
+  Series t{"other", "#654321", {1, 2, 3, 4}, {0.8, 0.6, 0.5, 0.45}, true};
+  std::string svg = svg_line_chart({s, t}, "Loss <x>", "epoch", "loss", 400, 300, 2.5, "best");
+  EXPECT_EQ(svg.rfind("<svg", 0), 0u);
+  EXPECT_EQ(count(svg, "<polyline"), 2);
+  EXPECT_EQ(count(svg, "<circle"), 8);
+  EXPECT_NE(svg.find("Loss &lt;x&gt;"), std::string::npos);
+  EXPECT_NE(svg.find("class='marker'"), std::string::npos);
+  EXPECT_NE(svg.find("stroke-dasharray='6 4'"), std::string::npos);
+  // Every plotted coordinate lies inside the plot frame.
+  std::regex pt("cx='([0-9.]+)' cy='([0-9.]+)'");
+  for (auto it = std::sregex_iterator(svg.begin(), svg.end(), pt); it != std::sregex_iterator(); ++it) {
+    double x = std::stod((*it)[1]), y = std::stod((*it)[2]);
+    EXPECT_GE(x, 60);
+    EXPECT_LE(x, 400 - 16 + 0.1);
+    EXPECT_GE(y, 34 - 0.1);
+    EXPECT_LE(y, 300 - 46 + 0.1);
+  }
+}
+
+TEST(Report, RenderHasEverySectionAndEmbedsImages) {
+  ReportData d;
+  d.title = "run";
+  d.summary = {{"device", "cpu"}};
+  d.history = {{1, 0.7, 0.6, 0.6, 0.65, 0.1, 0.2, 1.5}, {2, 0.5, 0.45, 0.8, 0.85, 0.4, 0.5, 1.4}};
+  d.sweep.thresholds = {0, 0.5, 1};
+  d.sweep.hamming = {0.5, 0.9, 0.5};
+  d.sweep.zero_one = {0.1, 0.7, 0.1};
+  d.sweep.best_threshold = 0.5;
+  ReportImage im{{0xff, 0xd8, 0xff}, "1.jpg", {"can", "carton"}, {1, 0}};
+  d.train_images = {im};
+  d.valid_images = {im, im};
+  std::string html = render_report(d);
+  EXPECT_EQ(html.rfind("<!DOCTYPE html>", 0), 0u);
+  for (const char* section : {"Training curves", "Metrics vs threshold", "Training images",
+                              "Validation predictions"})
+    EXPECT_NE(html.find(section), std::string::npos) << section;
+  EXPECT_EQ(count(html, "<svg"), 3);
+  EXPECT_EQ(count(html, "src='data:image/jpeg;base64,/9j/'"), 3);
+  EXPECT_EQ(count(html, "class='lab ok'>can"), 3);
+  EXPECT_EQ(count(html, "class='lab bad'>carton"), 3);
+  EXPECT_EQ(html.find("http://"), std::string::npos) << "the page must not load anything";
+  EXPECT_EQ(html.find("https://"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace cudl::train
