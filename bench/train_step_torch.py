@@ -1,0 +1,81 @@
+"""PyTorch twin of bench_train_step: one training step (forward, BCE-with-logits, backward,
+AdamW) of the notebook's ResNet-18, timed as images/s. Prints one JSON line."""
+import argparse
+import json
+import resource
+import time
+
+import torch
+
+from torch_model import adamw_decoupled, notebook_model
+
+p = argparse.ArgumentParser()
+p.add_argument("--batch", type=int, default=16)
+p.add_argument("--size", type=int, default=300)
+p.add_argument("--device", default="cpu")
+p.add_argument("--threads", type=int, default=2)
+p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
+p.add_argument("--graphs", action="store_true", help="capture the step in a CUDA graph")
+p.add_argument("--warmup", type=int, default=2)
+p.add_argument("--steps", type=int, default=5)
+a = p.parse_args()
+torch.set_num_threads(a.threads)
+torch.manual_seed(0)
+dev = torch.device(a.device)
+model = notebook_model().to(dev).train()
+opt = adamw_decoupled(model.parameters())
+loss_fn = torch.nn.BCEWithLogitsLoss()
+x = torch.randn(a.batch, 3, a.size, a.size, device=dev)
+y = (torch.rand(a.batch, 4, device=dev) > 0.5).float()
+amp = torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=a.precision == "bf16")
+
+
+def step():
+    opt.zero_grad(set_to_none=False)
+    with amp:
+        loss = loss_fn(model(x).float(), y)
+    loss.backward()
+    opt.step()
+    return loss
+
+
+def sync():
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+
+
+run = step
+if a.graphs:
+    assert dev.type == "cuda", "CUDA graphs need a CUDA device"
+    s = torch.cuda.Stream()
+    s.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(s):
+        for _ in range(3):
+            step()
+    torch.cuda.current_stream().wait_stream(s)
+    g = torch.cuda.CUDAGraph()
+    opt.zero_grad(set_to_none=False)
+    with torch.cuda.graph(g):
+        static_loss = step()
+    run = g.replay
+
+for _ in range(a.warmup):
+    run()
+sync()
+if dev.type == "cuda":
+    torch.cuda.reset_peak_memory_stats()
+times = []
+for _ in range(a.steps):
+    t = time.perf_counter()
+    run()
+    sync()
+    times.append(time.perf_counter() - t)
+med = sorted(times)[len(times) // 2]
+peak = (torch.cuda.max_memory_allocated() if dev.type == "cuda"
+        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+print(json.dumps({"impl": "pytorch " + torch.__version__ + (" graphs" if a.graphs else " eager"),
+                  "device": torch.cuda.get_device_name() if dev.type == "cuda" else "cpu",
+                  "batch": a.batch, "size": a.size, "precision": a.precision,
+                  "threads": a.threads, "steps": a.steps, "median_step_s": med,
+                  "images_per_s": a.batch / med, "peak_bytes": peak,
+                  "peak_kind": "device allocated" if dev.type == "cuda" else "process max RSS"}))
