@@ -39,7 +39,7 @@ Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& targ
   if (pos_weight.defined()) {
     CUDL_CHECK(pos_weight.dim() == 1 && pos_weight.size(0) == c, op, ": pos_weight of shape ",
                shape_str(pos_weight.shape()), " for logits of shape ", shape_str(logits.shape()),
-               " (expected (", c, "), one weight per class = the last dim)");
+               " (expected ", shape_str({c}), ", one weight per class = the last dim)");
     check_same_device_dtype(op, logits, pos_weight);
     check_constant(pos_weight, op, "pos_weight");
     pw = pos_weight.contiguous();
@@ -84,13 +84,13 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, Reduction redu
              toString(targets.dtype()), " (multi-hot float targets belong to BCE-with-logits)");
   CUDL_CHECK(targets.dim() == 1 && targets.size(0) == rows, op, ": targets of shape ",
              shape_str(targets.shape()), " for logits of shape ", shape_str(logits.shape()),
-             " (expected (", rows, "))");
+             " (expected ", shape_str({rows}), ")");
   CUDL_CHECK(targets.device() == logits.device(), op, ": targets on ", targets.device().str(),
              " but logits on ", logits.device().str());
   Tensor w;
   if (weight.defined()) {
     CUDL_CHECK(weight.dim() == 1 && weight.size(0) == c, op, ": weight of shape ",
-               shape_str(weight.shape()), " (expected (", c, "), one weight per class)");
+               shape_str(weight.shape()), " (expected ", shape_str({c}), ", one weight per class)");
     check_same_device_dtype(op, logits, weight);
     check_constant(weight, op, "class weights");
     w = weight.contiguous();
@@ -160,7 +160,7 @@ Tensor compute_loss(LossKind kind, const Tensor& logits, const Tensor& targets) 
     return binary_cross_entropy_with_logits(logits, targets);
   }
   CUDL_CHECK(targets.dtype() == kInt64, "cross_entropy (single-label) expects int64 class ",
-             "indices of shape (", logits.dim() > 0 ? logits.size(0) : 0, "), got ", targets.info());
+             "indices of shape ", shape_str({logits.dim() > 0 ? logits.size(0) : 0}), ", got ", targets.info());
   return cross_entropy(logits, targets);
 }
 

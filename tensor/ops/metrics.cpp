@@ -225,7 +225,8 @@ MetricsAccumulator::MetricsAccumulator(int64_t num_classes, Device device, DType
 void MetricsAccumulator::reserve(int64_t rows) {
   const int64_t cap = capacity();
   if (rows <= cap) return;
-  const int64_t new_cap = std::max(rows, 2 * cap);
+  int64_t new_cap = std::max<int64_t>(cap, 1);
+  while (new_cap < rows) new_cap *= 2;  // geometric: O(log N) reallocations per epoch
   const TensorOptions opts = TensorOptions(dtype_).device(device_);
   Tensor p = empty({new_cap, c_}, opts), y = empty({new_cap, c_}, opts);
   if (n_ > 0) {  // device-to-device copies of the rows gathered so far

@@ -61,7 +61,7 @@ def record(name, make_opt, grad_scale=1.0, pre_step=None):
         save(f"{name}_p{k}", h)
         st = opt.state[ps[k]]
         for key in ("exp_avg", "exp_avg_sq", "momentum_buffer"):
-            if key in st:
+            if st.get(key) is not None:  # SGD without momentum keeps None
                 save(f"{name}_p{k}_{key}", st[key])
     return hist
 
