@@ -4,6 +4,7 @@
 
 #include "optim/kernels.h"
 #include "optim/optim_math.h"
+#include "tensor/ops/kernels.h"
 #include "tensor/autograd.h"
 
 #ifdef CUDL_WITH_CUDA
@@ -79,6 +80,8 @@ void Adam::step() {
 #ifdef CUDL_WITH_CUDA
       cuda::DeviceGuard guard(device_.index);
       cuda::adam_multi_tensor(cuda::stream(device_.index), table_stage(), dtype_, slots.data(), n, chunks);
+#else
+      detail::throw_no_cuda("Adam step");
 #endif
     } else {
       cpu::adam_multi_tensor(dtype_, slots.data(), n, chunks);

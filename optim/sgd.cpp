@@ -2,6 +2,7 @@
 
 #include "optim/kernels.h"
 #include "optim/optim_math.h"
+#include "tensor/ops/kernels.h"
 #include "tensor/autograd.h"
 
 #ifdef CUDL_WITH_CUDA
@@ -55,6 +56,8 @@ void SGD::step() {
 #ifdef CUDL_WITH_CUDA
       cuda::DeviceGuard guard(device_.index);
       cuda::sgd_multi_tensor(cuda::stream(device_.index), table_stage(), dtype_, slots.data(), n, chunks);
+#else
+      detail::throw_no_cuda("SGD step");
 #endif
     } else {
       cpu::sgd_multi_tensor(dtype_, slots.data(), n, chunks);
