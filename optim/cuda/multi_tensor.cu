@@ -1,0 +1,126 @@
+// CUDA multi-tensor optimiser updates: one launch for every parameter of every group.
+//
+// The work table (optim_math.h: one slot per parameter, chunks numbered across slots) is
+// uploaded with one asynchronous copy from a pinned staging buffer; block b of the grid finds
+// the slot of chunk b by binary search (a handful of cached loads) and its 256 threads stride
+// over the chunk's kChunk elements, coalesced. The kernel reads p, g, m, v and writes p, m, v
+// once per element: it is bound by memory bandwidth.
+#include <algorithm>
+#include <cstring>
+
+#include "optim/kernels.h"
+#include "optim/optim_math.h"
+#include "tensor/cuda/check.h"
+#include "tensor/cuda/context.h"
+#include "tensor/tensor.h"
+
+namespace cudl::cuda {
+
+class TableStage {
+ public:
+  explicit TableStage(int device) : device_(device) {
+    DeviceGuard guard(device_);
+    CUDL_CUDA_CHECK(cudaEventCreateWithFlags(&uploaded_, cudaEventDisableTiming));
+  }
+  ~TableStage() {
+    if (uploaded_) CUDL_CUDA_WARN(cudaEventDestroy(uploaded_));
+  }
+  TableStage(const TableStage&) = delete;
+  TableStage& operator=(const TableStage&) = delete;
+
+  // Copies `bytes` from host memory to the device buffer on `stream` and returns the device
+  // address. Work queued on the stream after this call sees the table; the next upload is
+  // queued behind it, so the buffer is never overwritten while a kernel still reads it.
+  const void* upload(cudaStream_t stream, const void* host, size_t bytes) {
+    // The previous upload must have left the pinned buffer before it is rewritten.
+    if (recorded_) CUDL_CUDA_CHECK(cudaEventSynchronize(uploaded_));
+    if (!host_.defined() || static_cast<size_t>(host_.numel()) < bytes) {
+      const int64_t cap = static_cast<int64_t>(std::max<size_t>(bytes, 2 * (host_.defined() ? host_.numel() : 2048)));
+      host_ = empty({cap}, TensorOptions(kUInt8).pinned());
+      // The old device buffer goes back to the caching allocator, which hands it out again
+      // only in stream order (after the kernels queued before this point).
+      device_buf_ = empty({cap}, TensorOptions(kUInt8).device(Device::cuda(device_)));
+    }
+    std::memcpy(host_.data_ptr(), host, bytes);
+    CUDL_CUDA_CHECK(cudaMemcpyAsync(device_buf_.data_ptr(), host_.data_ptr(), bytes,
+                                    cudaMemcpyHostToDevice, stream));
+    CUDL_CUDA_CHECK(cudaEventRecord(uploaded_, stream));
+    recorded_ = true;
+    return device_buf_.data_ptr();
+  }
+
+ private:
+  int device_;
+  Tensor host_, device_buf_;
+  cudaEvent_t uploaded_ = nullptr;
+  bool recorded_ = false;
+};
+
+std::shared_ptr<TableStage> make_table_stage(int device) {
+  return std::make_shared<TableStage>(device);
+}
+
+namespace {
+
+template <class T>
+__global__ void adam_kernel(const optim::AdamSlot<T>* __restrict__ slots, int64_t num_slots,
+                            int64_t total_chunks) {
+  for (int64_t b = blockIdx.x; b < total_chunks; b += gridDim.x) {
+    const optim::AdamSlot<T> s = slots[optim::slot_of_chunk(slots, num_slots, b)];
+    const int64_t lo = (b - s.first_chunk) * optim::kChunk;
+    const int64_t hi = min(s.numel, lo + optim::kChunk);
+    for (int64_t i = lo + threadIdx.x; i < hi; i += blockDim.x) {
+      T p = s.param[i], m = s.exp_avg[i], v = s.exp_avg_sq[i];
+      optim::adam_update(p, s.grad[i], m, v, s.h);
+      s.param[i] = p;
+      s.exp_avg[i] = m;
+      s.exp_avg_sq[i] = v;
+    }
+  }
+}
+
+template <class T>
+__global__ void sgd_kernel(const optim::SgdSlot<T>* __restrict__ slots, int64_t num_slots,
+                           int64_t total_chunks) {
+  for (int64_t b = blockIdx.x; b < total_chunks; b += gridDim.x) {
+    const optim::SgdSlot<T> s = slots[optim::slot_of_chunk(slots, num_slots, b)];
+    const int64_t lo = (b - s.first_chunk) * optim::kChunk;
+    const int64_t hi = min(s.numel, lo + optim::kChunk);
+    T unused = T(0);
+    for (int64_t i = lo + threadIdx.x; i < hi; i += blockDim.x) {
+      T p = s.param[i];
+      optim::sgd_update(p, s.grad[i], s.momentum_buffer ? s.momentum_buffer + i : &unused, s.h);
+      s.param[i] = p;
+    }
+  }
+}
+
+unsigned grid_of(int64_t total_chunks) {
+  return static_cast<unsigned>(std::min<int64_t>(total_chunks, 65535LL * 32));
+}
+
+}  // namespace
+
+void adam_multi_tensor(cudaStream_t stream, TableStage& stage, DType dtype, const void* slots,
+                       int64_t num_slots, int64_t total_chunks) {
+  if (num_slots == 0 || total_chunks == 0) return;
+  CUDL_DISPATCH_FLOATING(dtype, "adam step", [&] {
+    using Slot = optim::AdamSlot<scalar_t>;
+    auto table = static_cast<const Slot*>(stage.upload(stream, slots, num_slots * sizeof(Slot)));
+    adam_kernel<<<grid_of(total_chunks), kBlock, 0, stream>>>(table, num_slots, total_chunks);
+    CUDL_KERNEL_CHECK();
+  });
+}
+
+void sgd_multi_tensor(cudaStream_t stream, TableStage& stage, DType dtype, const void* slots,
+                      int64_t num_slots, int64_t total_chunks) {
+  if (num_slots == 0 || total_chunks == 0) return;
+  CUDL_DISPATCH_FLOATING(dtype, "sgd step", [&] {
+    using Slot = optim::SgdSlot<scalar_t>;
+    auto table = static_cast<const Slot*>(stage.upload(stream, slots, num_slots * sizeof(Slot)));
+    sgd_kernel<<<grid_of(total_chunks), kBlock, 0, stream>>>(table, num_slots, total_chunks);
+    CUDL_KERNEL_CHECK();
+  });
+}
+
+}  // namespace cudl::cuda
