@@ -70,6 +70,8 @@ inline uint16_t float_to_half(float f) {
 }
 
 // Exact: bfloat16 is the upper half of a float32.
-inline float bf16_to_float(uint16_t b) { return bits_to_float(static_cast<uint32_t>(b) << 16); }
+inline float bf16_to_float(uint16_t b) {
+  return bits_to_float(static_cast<uint32_t>(b) << 16);
+}
 
 }  // namespace cudl

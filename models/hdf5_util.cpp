@@ -14,14 +14,30 @@ void H5Handle::reset() {
   if (id_ < 0) return;
   herr_t rc = 0;
   switch (H5Iget_type(id_)) {
-    case H5I_FILE: rc = H5Fclose(id_); break;
-    case H5I_GROUP: rc = H5Gclose(id_); break;
-    case H5I_DATASET: rc = H5Dclose(id_); break;
-    case H5I_DATASPACE: rc = H5Sclose(id_); break;
-    case H5I_DATATYPE: rc = H5Tclose(id_); break;
-    case H5I_ATTR: rc = H5Aclose(id_); break;
-    case H5I_GENPROP_LST: rc = H5Pclose(id_); break;
-    default: rc = H5Idec_ref(id_) < 0 ? -1 : 0; break;
+    case H5I_FILE:
+      rc = H5Fclose(id_);
+      break;
+    case H5I_GROUP:
+      rc = H5Gclose(id_);
+      break;
+    case H5I_DATASET:
+      rc = H5Dclose(id_);
+      break;
+    case H5I_DATASPACE:
+      rc = H5Sclose(id_);
+      break;
+    case H5I_DATATYPE:
+      rc = H5Tclose(id_);
+      break;
+    case H5I_ATTR:
+      rc = H5Aclose(id_);
+      break;
+    case H5I_GENPROP_LST:
+      rc = H5Pclose(id_);
+      break;
+    default:
+      rc = H5Idec_ref(id_) < 0 ? -1 : 0;
+      break;
   }
   if (rc < 0) log_warning("HDF5: closing an identifier failed: " + library_error());
   id_ = -1;
@@ -36,7 +52,9 @@ H5Handle& H5Handle::operator=(H5Handle&& o) noexcept {
   return *this;
 }
 
-void silence_library_errors() { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); }
+void silence_library_errors() {
+  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+}
 
 namespace {
 
@@ -103,7 +121,8 @@ herr_t collect_link(hid_t, const char* name, const H5L_info_t*, void* data) {
 
 // The names of a group's links in creation order when the group records it (our files),
 // name order otherwise (files written by other tools).
-std::vector<std::string> link_names(hid_t group, const std::string& file, const std::string& where) {
+std::vector<std::string> link_names(hid_t group, const std::string& file,
+                                    const std::string& where) {
   std::vector<std::string> names;
   H5Handle gcpl(H5Gget_create_plist(group));
   unsigned flags = 0;
@@ -121,7 +140,9 @@ std::vector<std::string> link_names(hid_t group, const std::string& file, const 
   return names;
 }
 
-std::string join(const std::string& a, const std::string& b) { return a.empty() ? b : a + "/" + b; }
+std::string join(const std::string& a, const std::string& b) {
+  return a.empty() ? b : a + "/" + b;
+}
 
 }  // namespace
 
@@ -137,14 +158,15 @@ std::string library_error() {
 // ---------------------------------------------------------------------------------------------
 // files
 
-H5File H5File::create(const std::string& path) {
+H5File H5File::create(const std::string& path, const std::string& shown_as) {
   silence_library_errors();
+  const std::string& name = shown_as.empty() ? path : shown_as;
   H5Handle fcpl(checked(H5Pcreate(H5P_FILE_CREATE), path, "cannot create a property list"));
   check_rc(H5Pset_link_creation_order(fcpl.get(), H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED),
            path, "cannot set the link creation order");
   hid_t id = H5Fcreate(path.c_str(), H5F_ACC_EXCL, fcpl.get(), H5P_DEFAULT);
-  if (id < 0) fail(path, "cannot create the HDF5 file");
-  return H5File(path, id);
+  if (id < 0) fail(name, "cannot create the HDF5 file");
+  return H5File(name, id);
 }
 
 H5File H5File::open_read(const std::string& path) {
@@ -163,7 +185,8 @@ void H5File::close() {
 }
 
 H5Handle H5File::ensure_group(const std::vector<std::string>& parts) {
-  H5Handle group(checked(H5Gopen2(file_.get(), "/", H5P_DEFAULT), path_, "cannot open the root group"));
+  H5Handle group(
+      checked(H5Gopen2(file_.get(), "/", H5P_DEFAULT), path_, "cannot open the root group"));
   std::string where;
   for (const std::string& part : parts) {
     where = join(where, part);
@@ -205,6 +228,9 @@ bool H5File::is_group(const std::string& path) const {
 // datasets
 
 void H5File::write_tensor(const std::string& path, const Tensor& t, bool as_float16) {
+  std::string dotted = path;  // the tensor's own name, for messages
+  for (char& c : dotted)
+    if (c == '/') c = '.';
   CUDL_CHECK(t.device().is_cpu() && t.is_contiguous(), path_, ": dataset '", path,
              "': internal error, expected a contiguous CPU tensor, got ", t.info());
   std::vector<std::string> parts = split_path(path);
@@ -218,10 +244,10 @@ void H5File::write_tensor(const std::string& path, const Tensor& t, bool as_floa
              "prefix of another name, or a duplicate)");
 
   std::vector<hsize_t> dims(t.shape().begin(), t.shape().end());
-  H5Handle space(checked(dims.empty() ? H5Screate(H5S_SCALAR)
-                                      : H5Screate_simple(static_cast<int>(dims.size()), dims.data(),
-                                                         nullptr),
-                         path_, "cannot create the dataspace of '" + path + "'"));
+  H5Handle space(
+      checked(dims.empty() ? H5Screate(H5S_SCALAR)
+                           : H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr),
+              path_, "cannot create the dataspace of '" + path + "'"));
   H5Handle half;
   hid_t file_type, mem_type;
   const void* data = t.data_ptr();
@@ -240,12 +266,12 @@ void H5File::write_tensor(const std::string& path, const Tensor& t, bool as_floa
     for (size_t i = 0; i < halves.size(); ++i) {
       halves[i] = float_to_half(src[i]);
       CUDL_CHECK(!std::isfinite(src[i]) || (halves[i] & 0x7c00u) != 0x7c00u, path_, ": tensor '",
-                 path, "': value ", src[i], " at element ", i,
+                 dotted, "': value ", src[i], " at element ", i,
                  " is outside float16's range (|x| <= 65504); store it as float32");
     }
     data = halves.data();
   } else {
-    CUDL_THROW(path_, ": tensor '", path, "' has dtype ", toString(t.dtype()),
+    CUDL_THROW(path_, ": tensor '", dotted, "' has dtype ", toString(t.dtype()),
                "; a weights file stores float32 or int64");
   }
   H5Handle dset(checked(H5Dcreate2(group.get(), leaf.c_str(), file_type, space.get(), H5P_DEFAULT,
@@ -253,13 +279,14 @@ void H5File::write_tensor(const std::string& path, const Tensor& t, bool as_floa
                         path_, "cannot create dataset '" + path + "'"));
   if (t.numel() > 0)
     check_rc(H5Dwrite(dset.get(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), path_,
-            "cannot write dataset '" + path + "'");
+             "cannot write dataset '" + path + "'");
 }
 
 Tensor H5File::read_tensor(const std::string& path) const {
   H5Handle dset(H5Dopen2(file_.get(), path.c_str(), H5P_DEFAULT));
   if (!dset.valid()) fail(path_, "cannot open dataset '" + path + "'");
-  H5Handle space(checked(H5Dget_space(dset.get()), path_, "cannot read the shape of '" + path + "'"));
+  H5Handle space(
+      checked(H5Dget_space(dset.get()), path_, "cannot read the shape of '" + path + "'"));
   Shape shape;
   H5S_class_t sclass = H5Sget_simple_extent_type(space.get());
   if (sclass == H5S_SIMPLE) {
@@ -294,8 +321,8 @@ Tensor H5File::read_tensor(const std::string& path) const {
     }
   } else if (tclass == H5T_INTEGER) {
     out = empty(shape, kInt64);
-    if (out.numel() > 0 && H5Dread(dset.get(), H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT,
-                                   out.data_ptr()) < 0)
+    if (out.numel() > 0 &&
+        H5Dread(dset.get(), H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data_ptr()) < 0)
       fail(path_, "cannot read dataset '" + path + "' as int64");
   } else {
     CUDL_THROW(path_, ": dataset '", path, "' is neither floating point nor integer (HDF5 type ",
@@ -349,10 +376,11 @@ bool H5File::has_attr(const std::string& name) const {
 
 void H5File::write_attr(const std::string& name, hid_t file_type, hid_t mem_type, hid_t space,
                         const void* data) {
-  H5Handle attr(checked(H5Acreate2(file_.get(), name.c_str(), file_type, space, H5P_DEFAULT,
-                                   H5P_DEFAULT),
-                        path_, "cannot create attribute '" + name + "'"));
-  check_rc(H5Awrite(attr.get(), mem_type, data), path_, "cannot write attribute '" + name + "'");
+  H5Handle attr(
+      checked(H5Acreate2(file_.get(), name.c_str(), file_type, space, H5P_DEFAULT, H5P_DEFAULT),
+              path_, "cannot create attribute '" + name + "'"));
+  if (H5Sget_simple_extent_npoints(space) > 0)  // an empty list has nothing to write
+    check_rc(H5Awrite(attr.get(), mem_type, data), path_, "cannot write attribute '" + name + "'");
 }
 
 namespace {
@@ -431,8 +459,10 @@ std::vector<std::string> H5File::read_strings_attr(const std::string& name) cons
     for (char* p : ptrs) out.emplace_back(p ? p : "");
     if (n > 0) H5Dvlen_reclaim(mtype.get(), space.get(), H5P_DEFAULT, ptrs.data());
   } else {
-    size_t width = H5Tget_size(ftype.get());
-    CUDL_CHECK(width > 0, path_, ": attribute '", name, "' has a zero-width string type");
+    // One more byte than stored: fixed-length strings may fill their width without a NUL
+    // (h5py writes numpy 'S' arrays null-padded), and the read adds the terminator.
+    size_t width = H5Tget_size(ftype.get()) + 1;
+    CUDL_CHECK(width > 1, path_, ": attribute '", name, "' has a zero-width string type");
     H5Handle mtype(checked(H5Tcopy(H5T_C_S1), path_, "cannot build the string type"));
     check_rc(H5Tset_size(mtype.get(), width), path_, "cannot build the string type");
     std::vector<char> buf(width * static_cast<size_t>(n));
@@ -455,8 +485,8 @@ std::string H5File::read_string_attr(const std::string& name) const {
   return v[0];
 }
 
-void H5File::read_numeric_attr(const std::string& name, hid_t mem_type, H5T_class_t want,
-                               void* out, size_t count) const {
+void H5File::read_numeric_attr(const std::string& name, hid_t mem_type, H5T_class_t want, void* out,
+                               size_t count) const {
   H5Handle attr = open_root_attr(name);
   H5Handle ftype(checked(H5Aget_type(attr.get()), path_, "cannot read attribute '" + name + "'"));
   H5T_class_t c = H5Tget_class(ftype.get());

@@ -27,7 +27,7 @@ class H5Handle {
 
   hid_t get() const { return id_; }
   bool valid() const { return id_ >= 0; }
-  void reset();  // closes (errors are logged, never thrown)
+  void reset();      // closes (errors are logged, never thrown)
   hid_t release() {  // gives up ownership without closing
     hid_t id = id_;
     id_ = -1;
@@ -49,7 +49,9 @@ std::string library_error();
 // they were written (the PyTorch state-dict order).
 class H5File {
  public:
-  static H5File create(const std::string& path);  // exclusive: the file must not exist
+  // Exclusive: the file must not exist. Errors name `shown_as` (default: `path`), e.g. the
+  // target of an atomic write rather than its temporary file.
+  static H5File create(const std::string& path, const std::string& shown_as = "");
   static H5File open_read(const std::string& path);
 
   const std::string& path() const { return path_; }

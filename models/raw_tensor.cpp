@@ -13,15 +13,19 @@ namespace cudl {
 size_t raw_element_size(RawType t) {
   switch (t) {
     case RawType::kF64:
-    case RawType::kI64: return 8;
+    case RawType::kI64:
+      return 8;
     case RawType::kF32:
-    case RawType::kI32: return 4;
+    case RawType::kI32:
+      return 4;
     case RawType::kF16:
     case RawType::kBF16:
-    case RawType::kI16: return 2;
+    case RawType::kI16:
+      return 2;
     case RawType::kI8:
     case RawType::kU8:
-    case RawType::kBool: return 1;
+    case RawType::kBool:
+      return 1;
   }
   return 1;
 }
@@ -32,16 +36,26 @@ bool raw_is_floating(RawType t) {
 
 const char* raw_type_name(RawType t) {
   switch (t) {
-    case RawType::kF32: return "float32";
-    case RawType::kF16: return "float16";
-    case RawType::kBF16: return "bfloat16";
-    case RawType::kF64: return "float64";
-    case RawType::kI64: return "int64";
-    case RawType::kI32: return "int32";
-    case RawType::kI16: return "int16";
-    case RawType::kI8: return "int8";
-    case RawType::kU8: return "uint8";
-    case RawType::kBool: return "bool";
+    case RawType::kF32:
+      return "float32";
+    case RawType::kF16:
+      return "float16";
+    case RawType::kBF16:
+      return "bfloat16";
+    case RawType::kF64:
+      return "float64";
+    case RawType::kI64:
+      return "int64";
+    case RawType::kI32:
+      return "int32";
+    case RawType::kI16:
+      return "int16";
+    case RawType::kI8:
+      return "int8";
+    case RawType::kU8:
+      return "uint8";
+    case RawType::kBool:
+      return "bool";
   }
   return "?";
 }
@@ -57,23 +71,35 @@ T load(const uint8_t* base, int64_t i) {
 
 float load_float(RawType t, const uint8_t* base, int64_t i) {
   switch (t) {
-    case RawType::kF32: return load<float>(base, i);
-    case RawType::kF16: return half_to_float(load<uint16_t>(base, i));
-    case RawType::kBF16: return bf16_to_float(load<uint16_t>(base, i));
-    case RawType::kF64: return static_cast<float>(load<double>(base, i));
-    default: return 0.0f;
+    case RawType::kF32:
+      return load<float>(base, i);
+    case RawType::kF16:
+      return half_to_float(load<uint16_t>(base, i));
+    case RawType::kBF16:
+      return bf16_to_float(load<uint16_t>(base, i));
+    case RawType::kF64:
+      return static_cast<float>(load<double>(base, i));
+    default:
+      return 0.0f;
   }
 }
 
 int64_t load_int(RawType t, const uint8_t* base, int64_t i) {
   switch (t) {
-    case RawType::kI64: return load<int64_t>(base, i);
-    case RawType::kI32: return load<int32_t>(base, i);
-    case RawType::kI16: return load<int16_t>(base, i);
-    case RawType::kI8: return load<int8_t>(base, i);
-    case RawType::kU8: return load<uint8_t>(base, i);
-    case RawType::kBool: return load<uint8_t>(base, i) != 0;
-    default: return 0;
+    case RawType::kI64:
+      return load<int64_t>(base, i);
+    case RawType::kI32:
+      return load<int32_t>(base, i);
+    case RawType::kI16:
+      return load<int16_t>(base, i);
+    case RawType::kI8:
+      return load<int8_t>(base, i);
+    case RawType::kU8:
+      return load<uint8_t>(base, i);
+    case RawType::kBool:
+      return load<uint8_t>(base, i) != 0;
+    default:
+      return 0;
   }
 }
 

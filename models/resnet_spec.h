@@ -31,7 +31,8 @@ namespace cudl {
 const std::vector<std::string>& resnet_architectures();
 
 // torchvision's resnetNN state dict with an fc of `num_classes` outputs.
-std::vector<TensorSpec> torchvision_resnet_spec(const std::string& arch, int64_t num_classes = 1000);
+std::vector<TensorSpec> torchvision_resnet_spec(const std::string& arch,
+                                                int64_t num_classes = 1000);
 
 // The notebook's model for a ResNet `arch` ("resnet18", ...) with `num_classes` outputs.
 std::vector<TensorSpec> fastai_resnet_spec(const std::string& arch, int64_t num_classes);

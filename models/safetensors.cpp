@@ -6,7 +6,6 @@
 // then the data; offsets are relative to the first byte after the header, and each tensor is
 // dense and row-major.
 #include <nlohmann/json.hpp>
-
 #include <set>
 
 #include "models/raw_tensor.h"
@@ -22,9 +21,9 @@ constexpr uint64_t kMaxHeader = 100ull << 20;
 
 RawType parse_dtype(const std::string& path, const std::string& name, const std::string& d) {
   static const std::pair<const char*, RawType> kTypes[] = {
-      {"F32", RawType::kF32}, {"F16", RawType::kF16}, {"BF16", RawType::kBF16},
-      {"F64", RawType::kF64}, {"I64", RawType::kI64}, {"I32", RawType::kI32},
-      {"I16", RawType::kI16}, {"I8", RawType::kI8},   {"U8", RawType::kU8},
+      {"F32", RawType::kF32},  {"F16", RawType::kF16}, {"BF16", RawType::kBF16},
+      {"F64", RawType::kF64},  {"I64", RawType::kI64}, {"I32", RawType::kI32},
+      {"I16", RawType::kI16},  {"I8", RawType::kI8},   {"U8", RawType::kU8},
       {"BOOL", RawType::kBool}};
   for (const auto& [n, t] : kTypes)
     if (d == n) return t;

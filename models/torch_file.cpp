@@ -20,7 +20,8 @@ namespace {
 using torch_pickle::Value;
 
 bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 // Printable, bounded form of a name taken from a file.
@@ -170,7 +171,8 @@ NamedTensors read_torch_zip(const std::string& path, std::string* note) {
     sd = nullptr;
     for (const char* key : {"state_dict", "model"}) {
       for (const auto& [k, v] : root->dict) {
-        if (!sd && k->kind == Value::Kind::kString && k->s == key && v->kind == Value::Kind::kDict) {
+        if (!sd && k->kind == Value::Kind::kString && k->s == key &&
+            v->kind == Value::Kind::kDict) {
           sd = v;
           if (note) *note = str("state dict read from the '", key, "' entry");
         }

@@ -14,16 +14,21 @@ struct StorageName {
   RawType type;
 };
 constexpr StorageName kStorages[] = {
-    {"FloatStorage", RawType::kF32}, {"HalfStorage", RawType::kF16},
+    {"FloatStorage", RawType::kF32},     {"HalfStorage", RawType::kF16},
     {"BFloat16Storage", RawType::kBF16}, {"DoubleStorage", RawType::kF64},
-    {"LongStorage", RawType::kI64}, {"IntStorage", RawType::kI32},
-    {"ShortStorage", RawType::kI16}, {"CharStorage", RawType::kI8},
-    {"ByteStorage", RawType::kU8}, {"BoolStorage", RawType::kBool},
+    {"LongStorage", RawType::kI64},      {"IntStorage", RawType::kI32},
+    {"ShortStorage", RawType::kI16},     {"CharStorage", RawType::kI8},
+    {"ByteStorage", RawType::kU8},       {"BoolStorage", RawType::kBool},
 };
 
 // The globals a state dict needs, and nothing that can run code.
-enum class Global { kOrderedDict, kRebuildTensorV2, kRebuildParameter, kRebuildParameterWithState,
-                    kStorage };
+enum class Global {
+  kOrderedDict,
+  kRebuildTensorV2,
+  kRebuildParameter,
+  kRebuildParameterWithState,
+  kStorage
+};
 
 const char* kAllowed =
     "collections.OrderedDict, torch._utils._rebuild_tensor_v2, torch._utils._rebuild_parameter, "
@@ -35,14 +40,50 @@ constexpr size_t kMaxObjects = 1'000'000;
 
 // Opcodes (pickletools names).
 enum Op : uint8_t {
-  MARK = '(', STOP = '.', POP = '0', POP_MARK = '1', DUP = '2', BININT = 'J', BININT1 = 'K',
-  BININT2 = 'M', NONE = 'N', BINPERSID = 'Q', REDUCE = 'R', BINUNICODE = 'X', EMPTY_LIST = ']',
-  APPEND = 'a', BUILD = 'b', GLOBAL = 'c', DICT = 'd', APPENDS = 'e', BINGET = 'h', LONG_BINGET = 'j',
-  LIST = 'l', BINPUT = 'q', LONG_BINPUT = 'r', SETITEM = 's', TUPLE = 't', SETITEMS = 'u',
-  EMPTY_DICT = '}', EMPTY_TUPLE = ')', BINFLOAT = 'G', BINBYTES = 'B', SHORT_BINBYTES = 'C',
-  PROTO = 0x80, TUPLE1 = 0x85, TUPLE2 = 0x86, TUPLE3 = 0x87, NEWTRUE = 0x88, NEWFALSE = 0x89,
-  LONG1 = 0x8a, SHORT_BINUNICODE = 0x8c, BINUNICODE8 = 0x8d, BINBYTES8 = 0x8e, STACK_GLOBAL = 0x93,
-  MEMOIZE = 0x94, FRAME = 0x95,
+  MARK = '(',
+  STOP = '.',
+  POP = '0',
+  POP_MARK = '1',
+  DUP = '2',
+  BININT = 'J',
+  BININT1 = 'K',
+  BININT2 = 'M',
+  NONE = 'N',
+  BINPERSID = 'Q',
+  REDUCE = 'R',
+  BINUNICODE = 'X',
+  EMPTY_LIST = ']',
+  APPEND = 'a',
+  BUILD = 'b',
+  GLOBAL = 'c',
+  DICT = 'd',
+  APPENDS = 'e',
+  BINGET = 'h',
+  LONG_BINGET = 'j',
+  LIST = 'l',
+  BINPUT = 'q',
+  LONG_BINPUT = 'r',
+  SETITEM = 's',
+  TUPLE = 't',
+  SETITEMS = 'u',
+  EMPTY_DICT = '}',
+  EMPTY_TUPLE = ')',
+  BINFLOAT = 'G',
+  BINBYTES = 'B',
+  SHORT_BINBYTES = 'C',
+  PROTO = 0x80,
+  TUPLE1 = 0x85,
+  TUPLE2 = 0x86,
+  TUPLE3 = 0x87,
+  NEWTRUE = 0x88,
+  NEWFALSE = 0x89,
+  LONG1 = 0x8a,
+  SHORT_BINUNICODE = 0x8c,
+  BINUNICODE8 = 0x8d,
+  BINBYTES8 = 0x8e,
+  STACK_GLOBAL = 0x93,
+  MEMOIZE = 0x94,
+  FRAME = 0x95,
 };
 
 class Machine {
@@ -195,7 +236,8 @@ class Machine {
   }
 
   Value* reduce(Value* callable, Value* args) {
-    if (!is(callable, Value::Kind::kGlobal)) bad("REDUCE applied to something that is not a global");
+    if (!is(callable, Value::Kind::kGlobal))
+      bad("REDUCE applied to something that is not a global");
     if (!is(args, Value::Kind::kTuple)) bad("REDUCE arguments are not a tuple");
     const std::vector<Value*>& a = args->items;
     switch (static_cast<Global>(callable->i)) {
@@ -206,8 +248,10 @@ class Machine {
         // (storage, storage_offset, size, stride, requires_grad, backward_hooks[, metadata])
         if (a.size() != 6 && a.size() != 7)
           bad(str("_rebuild_tensor_v2 called with ", a.size(), " arguments (6 or 7 expected)"));
-        if (!is(a[0], Value::Kind::kStorage)) bad("_rebuild_tensor_v2: the first argument is not a storage");
-        if (!is(a[1], Value::Kind::kInt)) bad("_rebuild_tensor_v2: the storage offset is not an integer");
+        if (!is(a[0], Value::Kind::kStorage))
+          bad("_rebuild_tensor_v2: the first argument is not a storage");
+        if (!is(a[1], Value::Kind::kInt))
+          bad("_rebuild_tensor_v2: the storage offset is not an integer");
         Value* t = make(Value::Kind::kTensor);
         t->storage = a[0];
         t->offset = a[1]->i;
@@ -225,7 +269,8 @@ class Machine {
           bad(str(callable->s, " called with unexpected arguments"));
         return a[0];
       case Global::kStorage:
-        bad(str("the storage type ", callable->s, " is called; PyTorch only names it in a "
+        bad(str("the storage type ", callable->s,
+                " is called; PyTorch only names it in a "
                 "persistent id"));
     }
     bad("unknown global");
@@ -268,12 +313,24 @@ class Machine {
         if (v > 5) bad(str("pickle protocol ", v, " (at most 5 is known)"));
         break;
       }
-      case FRAME: le(8); break;  // frames only group bytes; we hold them all already
-      case MARK: marks_.push_back(stack_.size()); break;
-      case POP: pop(); break;
-      case POP_MARK: pop_to_mark(); break;
-      case DUP: push(top()); break;
-      case NONE: push(make(Value::Kind::kNone)); break;
+      case FRAME:
+        le(8);
+        break;  // frames only group bytes; we hold them all already
+      case MARK:
+        marks_.push_back(stack_.size());
+        break;
+      case POP:
+        pop();
+        break;
+      case POP_MARK:
+        pop_to_mark();
+        break;
+      case DUP:
+        push(top());
+        break;
+      case NONE:
+        push(make(Value::Kind::kNone));
+        break;
       case NEWTRUE:
       case NEWFALSE: {
         Value* v = make(Value::Kind::kBool);
@@ -281,9 +338,15 @@ class Machine {
         push(v);
         break;
       }
-      case BININT: push(make_int(static_cast<int32_t>(le(4)))); break;
-      case BININT1: push(make_int(static_cast<int64_t>(le(1)))); break;
-      case BININT2: push(make_int(static_cast<int64_t>(le(2)))); break;
+      case BININT:
+        push(make_int(static_cast<int32_t>(le(4))));
+        break;
+      case BININT1:
+        push(make_int(static_cast<int64_t>(le(1))));
+        break;
+      case BININT2:
+        push(make_int(static_cast<int64_t>(le(2))));
+        break;
       case LONG1: {
         uint64_t n = le(1);
         if (n > 8) bad(str("an integer of ", n, " bytes (at most 8 supported)"));
@@ -301,14 +364,30 @@ class Machine {
         push(v);
         break;
       }
-      case SHORT_BINUNICODE: push(make_string(Value::Kind::kString, le(1))); break;
-      case BINUNICODE: push(make_string(Value::Kind::kString, le(4))); break;
-      case BINUNICODE8: push(make_string(Value::Kind::kString, le(8))); break;
-      case SHORT_BINBYTES: push(make_string(Value::Kind::kBytes, le(1))); break;
-      case BINBYTES: push(make_string(Value::Kind::kBytes, le(4))); break;
-      case BINBYTES8: push(make_string(Value::Kind::kBytes, le(8))); break;
-      case EMPTY_TUPLE: push(tuple({})); break;
-      case TUPLE: push(tuple(pop_to_mark())); break;
+      case SHORT_BINUNICODE:
+        push(make_string(Value::Kind::kString, le(1)));
+        break;
+      case BINUNICODE:
+        push(make_string(Value::Kind::kString, le(4)));
+        break;
+      case BINUNICODE8:
+        push(make_string(Value::Kind::kString, le(8)));
+        break;
+      case SHORT_BINBYTES:
+        push(make_string(Value::Kind::kBytes, le(1)));
+        break;
+      case BINBYTES:
+        push(make_string(Value::Kind::kBytes, le(4)));
+        break;
+      case BINBYTES8:
+        push(make_string(Value::Kind::kBytes, le(8)));
+        break;
+      case EMPTY_TUPLE:
+        push(tuple({}));
+        break;
+      case TUPLE:
+        push(tuple(pop_to_mark()));
+        break;
       case TUPLE1: {
         Value* a = pop();
         push(tuple({a}));
@@ -327,7 +406,9 @@ class Machine {
         push(tuple({a, b, c}));
         break;
       }
-      case EMPTY_LIST: push(make(Value::Kind::kList)); break;
+      case EMPTY_LIST:
+        push(make(Value::Kind::kList));
+        break;
       case LIST: {
         std::vector<Value*> items = pop_to_mark();
         Value* l = make(Value::Kind::kList);
@@ -345,7 +426,9 @@ class Machine {
         append_items(top(), items);
         break;
       }
-      case EMPTY_DICT: push(make(Value::Kind::kDict)); break;
+      case EMPTY_DICT:
+        push(make(Value::Kind::kDict));
+        break;
       case DICT: {
         std::vector<Value*> kv = pop_to_mark();
         Value* d = make(Value::Kind::kDict);
@@ -391,12 +474,24 @@ class Machine {
           bad(str("BUILD on a ", obj->kind_name(), " (only dicts and tensors are expected)"));
         break;
       }
-      case BINPERSID: push(persistent_load(pop())); break;
-      case BINPUT: memo_put(le(1)); break;
-      case LONG_BINPUT: memo_put(le(4)); break;
-      case MEMOIZE: memo_put(memo_.size()); break;
-      case BINGET: push(memo_get(le(1))); break;
-      case LONG_BINGET: push(memo_get(le(4))); break;
+      case BINPERSID:
+        push(persistent_load(pop()));
+        break;
+      case BINPUT:
+        memo_put(le(1));
+        break;
+      case LONG_BINPUT:
+        memo_put(le(4));
+        break;
+      case MEMOIZE:
+        memo_put(memo_.size());
+        break;
+      case BINGET:
+        push(memo_get(le(1)));
+        break;
+      case LONG_BINGET:
+        push(memo_get(le(4)));
+        break;
       default: {
         char hex[8];
         std::snprintf(hex, sizeof hex, "0x%02x", op);
@@ -426,18 +521,30 @@ const char* storage_type_name(RawType t) {
 
 const char* Value::kind_name() const {
   switch (kind) {
-    case Kind::kNone: return "None";
-    case Kind::kBool: return "bool";
-    case Kind::kInt: return "int";
-    case Kind::kFloat: return "float";
-    case Kind::kString: return "str";
-    case Kind::kBytes: return "bytes";
-    case Kind::kTuple: return "tuple";
-    case Kind::kList: return "list";
-    case Kind::kDict: return "dict";
-    case Kind::kGlobal: return "global";
-    case Kind::kStorage: return "storage";
-    case Kind::kTensor: return "tensor";
+    case Kind::kNone:
+      return "None";
+    case Kind::kBool:
+      return "bool";
+    case Kind::kInt:
+      return "int";
+    case Kind::kFloat:
+      return "float";
+    case Kind::kString:
+      return "str";
+    case Kind::kBytes:
+      return "bytes";
+    case Kind::kTuple:
+      return "tuple";
+    case Kind::kList:
+      return "list";
+    case Kind::kDict:
+      return "dict";
+    case Kind::kGlobal:
+      return "global";
+    case Kind::kStorage:
+      return "storage";
+    case Kind::kTensor:
+      return "tensor";
   }
   return "?";
 }

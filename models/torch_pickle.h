@@ -33,8 +33,20 @@ struct Value;
 // Objects live in an arena owned by the result, so nested or cyclic structures (which a
 // hostile pickle can build with the memo) are freed without recursion.
 struct Value {
-  enum class Kind { kNone, kBool, kInt, kFloat, kString, kBytes, kTuple, kList, kDict, kGlobal,
-                    kStorage, kTensor };
+  enum class Kind {
+    kNone,
+    kBool,
+    kInt,
+    kFloat,
+    kString,
+    kBytes,
+    kTuple,
+    kList,
+    kDict,
+    kGlobal,
+    kStorage,
+    kTensor
+  };
   Kind kind = Kind::kNone;
   bool b = false;
   int64_t i = 0;

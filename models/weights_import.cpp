@@ -40,8 +40,8 @@ bool is_bn_field(const std::string& s) {
 }
 
 // "convolution.weight" -> conv_name + ".weight"; "normalization.<field>" -> bn_name + "." + field.
-std::string conv_or_bn(const std::string& kind, const std::string& field, const std::string& conv_name,
-                       const std::string& bn_name) {
+std::string conv_or_bn(const std::string& kind, const std::string& field,
+                       const std::string& conv_name, const std::string& bn_name) {
   if (kind == "convolution" && field == "weight") return conv_name + ".weight";
   if (kind == "normalization" && is_bn_field(field)) return bn_name + "." + field;
   return "";
@@ -116,11 +116,16 @@ WeightsFileFormat detect_weights_format(const uint8_t* head, size_t n, uint64_t 
 
 const char* weights_format_name(WeightsFileFormat f) {
   switch (f) {
-    case WeightsFileFormat::kTorchZip: return "PyTorch torch.save zip archive";
-    case WeightsFileFormat::kSafetensors: return "safetensors";
-    case WeightsFileFormat::kCudlHdf5: return "HDF5 (cudl weights)";
-    case WeightsFileFormat::kTorchLegacy: return "legacy PyTorch (pre-1.6 torch.save)";
-    case WeightsFileFormat::kUnknown: return "unknown";
+    case WeightsFileFormat::kTorchZip:
+      return "PyTorch torch.save zip archive";
+    case WeightsFileFormat::kSafetensors:
+      return "safetensors";
+    case WeightsFileFormat::kCudlHdf5:
+      return "HDF5 (cudl weights layout)";
+    case WeightsFileFormat::kTorchLegacy:
+      return "legacy PyTorch (pre-1.6 torch.save)";
+    case WeightsFileFormat::kUnknown:
+      return "unknown";
   }
   return "unknown";
 }
@@ -142,17 +147,25 @@ ImportedWeights import_weights(const std::string& path) {
   out.format = detect_weights_format(head, n, static_cast<uint64_t>(st.st_size));
   NamedTensors raw;
   switch (out.format) {
-    case WeightsFileFormat::kTorchZip: raw = read_torch_zip(path, &out.note); break;
-    case WeightsFileFormat::kSafetensors: raw = read_safetensors(path); break;
-    case WeightsFileFormat::kCudlHdf5: raw = load_weights(path).tensors; break;
+    case WeightsFileFormat::kTorchZip:
+      raw = read_torch_zip(path, &out.note);
+      break;
+    case WeightsFileFormat::kSafetensors:
+      raw = read_safetensors(path);
+      break;
+    case WeightsFileFormat::kCudlHdf5:
+      raw = load_weights(path).tensors;
+      break;
     case WeightsFileFormat::kTorchLegacy:
-      CUDL_THROW(path, ": this is a legacy PyTorch file (the torch.save format before PyTorch "
-                       "1.6, a bare pickle stream), which is not read here. Re-save it with a "
-                       "newer PyTorch: torch.save(torch.load('old.pth', weights_only=True), "
-                       "'new.pth', _use_new_zipfile_serialization=True)");
+      CUDL_THROW(path,
+                 ": this is a legacy PyTorch file (the torch.save format before PyTorch "
+                 "1.6, a bare pickle stream), which is not read here. Re-save it with a "
+                 "newer PyTorch: torch.save(torch.load('old.pth', weights_only=True), "
+                 "'new.pth', _use_new_zipfile_serialization=True)");
     case WeightsFileFormat::kUnknown:
-      CUDL_THROW(path, ": not a recognised weights file (expected a PyTorch torch.save zip "
-                       "archive, a .safetensors file or a cudl HDF5 file; it starts with ",
+      CUDL_THROW(path,
+                 ": not a recognised weights file (expected a PyTorch torch.save zip "
+                 "archive, a .safetensors file or a cudl HDF5 file; it starts with ",
                  hex_bytes(head, std::min<size_t>(n, 8)), ")");
   }
 

@@ -49,9 +49,9 @@ struct ImportedWeights {
   NamedTensors tensors;                   // torchvision names when a known naming was mapped
   std::vector<std::string> stored_names;  // the names as stored in the file, parallel to tensors
   WeightsFileFormat format = WeightsFileFormat::kUnknown;
-  std::string naming;                     // "as stored" or "Hugging Face transformers ResNet ..."
-  std::string note;                       // where in the file the state dict was found, if not
-                                          // at the top
+  std::string naming;  // "as stored" or "Hugging Face transformers ResNet ..."
+  std::string note;    // where in the file the state dict was found, if not
+                       // at the top
 };
 
 // Detects the format from the content, reads the tensors and maps Hugging Face names. Every

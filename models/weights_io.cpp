@@ -5,11 +5,14 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <map>
 #include <set>
 
 #include "models/hdf5_util.h"
+#include "models/weights_import.h"
 
 namespace cudl {
 
@@ -121,7 +124,9 @@ NamedTensors read_tensors(const H5File& f, const std::string& group,
   return out;
 }
 
-std::string errno_text() { return std::strerror(errno); }
+std::string errno_text() {
+  return std::strerror(errno);
+}
 
 // Makes sure the file can be opened before HDF5 tries, so a missing file or a permission
 // problem gets the system's words instead of HDF5's.
@@ -131,10 +136,32 @@ void check_readable(const std::string& path) {
   ::close(fd);
 }
 
+// Points a user who passes a PyTorch or safetensors file straight to the converter.
+H5File open_hdf5(const std::string& path) {
+  try {
+    return H5File::open_read(path);
+  } catch (const Error&) {
+    uint8_t head[512];
+    size_t n = 0;
+    if (std::FILE* f = std::fopen(path.c_str(), "rb")) {
+      n = std::fread(head, 1, sizeof head, f);
+      std::fclose(f);
+    }
+    std::error_code ec;
+    uint64_t size = std::filesystem::file_size(path, ec);
+    WeightsFileFormat format = detect_weights_format(head, n, ec ? 0 : size);
+    if (format == WeightsFileFormat::kTorchZip || format == WeightsFileFormat::kSafetensors ||
+        format == WeightsFileFormat::kTorchLegacy)
+      CUDL_THROW(path, ": this is a ", weights_format_name(format),
+                 " file, not a cudl HDF5 weights file; convert it with weights_import");
+    throw;
+  }
+}
+
 // Opens a weights or checkpoint file and checks its format attributes.
 H5File open_checked(const std::string& path, std::string& format, int64_t& version) {
   check_readable(path);
-  H5File f = H5File::open_read(path);
+  H5File f = open_hdf5(path);
   format.clear();
   version = 0;
   if (f.has_attr(kAttrFormat)) {
@@ -194,7 +221,7 @@ void write_atomically(const std::string& path, const std::function<void(H5File&)
   } while (::access(tmp.c_str(), F_OK) == 0);
   TempFileGuard guard{tmp};
   {
-    H5File f = H5File::create(tmp);
+    H5File f = H5File::create(tmp, path);
     fill(f);
     if (write_hook()) write_hook()("written", tmp);
     f.close();  // HDF5 writes its last metadata here
@@ -283,7 +310,8 @@ NamedTensors match_weights(const NamedTensors& tensors, const std::vector<Tensor
   std::vector<std::string> found_order;
   for (const auto& [name, t] : tensors) {
     bool ignored = false;
-    for (const std::string& pattern : mapping.ignore) ignored = ignored || name_matches(pattern, name);
+    for (const std::string& pattern : mapping.ignore)
+      ignored = ignored || name_matches(pattern, name);
     if (ignored) continue;
     std::string mapped = name;
     if (!mapping.strip_prefix.empty()) {
@@ -306,10 +334,9 @@ NamedTensors match_weights(const NamedTensors& tensors, const std::vector<Tensor
   for (const TensorSpec& spec : expected) {
     expected_names.insert(spec.name);
     auto it = found.find(spec.name);
-    std::string in_file =
-        it != found.end() && it->second.original != spec.name
-            ? str(" (in the file: ", it->second.original, ")")
-            : "";
+    std::string in_file = it != found.end() && it->second.original != spec.name
+                              ? str(" (in the file: ", it->second.original, ")")
+                              : "";
     if (it == found.end()) {
       if (mapping.required_prefix.empty() || starts_with(spec.name, mapping.required_prefix))
         missing.push_back(str(spec.name, " ", describe(spec)));
@@ -323,8 +350,8 @@ NamedTensors match_weights(const NamedTensors& tensors, const std::vector<Tensor
       ok = false;
     }
     if (t.dtype() != spec.dtype) {
-      wrong_dtype.push_back(str(spec.name, in_file, ": expected ", toString(spec.dtype),
-                                ", found ", toString(t.dtype())));
+      wrong_dtype.push_back(str(spec.name, in_file, ": expected ", toString(spec.dtype), ", found ",
+                                toString(t.dtype())));
       ok = false;
     }
     if (ok) out.emplace_back(spec.name, t);
@@ -333,15 +360,16 @@ NamedTensors match_weights(const NamedTensors& tensors, const std::vector<Tensor
     if (expected_names.count(name)) continue;
     const Found& f = found.at(name);
     std::string shown = f.original == name ? name : str(name, " (in the file: ", f.original, ")");
-    unexpected.push_back(str(shown, " ", toString(f.tensor.dtype()), " ",
-                             shape_str(f.tensor.shape())));
+    unexpected.push_back(
+        str(shown, " ", toString(f.tensor.dtype()), " ", shape_str(f.tensor.shape())));
   }
 
   size_t problems = missing.size() + unexpected.size() + wrong_shape.size() + wrong_dtype.size();
   if (problems == 0) return out;
-  std::string msg = str(what, " does not match: ", problems, problems == 1 ? " problem" : " problems",
-                        " (", missing.size(), " missing, ", unexpected.size(), " unexpected, ",
-                        wrong_shape.size(), " wrong shape, ", wrong_dtype.size(), " wrong dtype)");
+  std::string msg =
+      str(what, " does not match: ", problems, problems == 1 ? " problem" : " problems", " (",
+          missing.size(), " missing, ", unexpected.size(), " unexpected, ", wrong_shape.size(),
+          " wrong shape, ", wrong_dtype.size(), " wrong dtype)");
   for (const auto& s : missing) msg += "\n  missing: " + s;
   for (const auto& s : unexpected) msg += "\n  unexpected: " + s;
   for (const auto& s : wrong_shape) msg += "\n  wrong shape: " + s;

@@ -56,7 +56,7 @@ struct SaveOptions {
 struct WeightsFile {
   NamedTensors tensors;  // CPU tensors, float32 or int64, in the file's order
   WeightsMeta meta;
-  std::string format;    // kWeightsFormat, kCheckpointFormat, or "" for a plain HDF5 file
+  std::string format;  // kWeightsFormat, kCheckpointFormat, or "" for a plain HDF5 file
   int64_t format_version = 0;
 };
 
@@ -112,8 +112,8 @@ struct Checkpoint {
   NamedTensors model;      // the model's state dict (same names as a weights file)
   NamedTensors optimizer;  // optimiser state, e.g. "exp_avg.layer1.0.conv1.weight", "step"
   WeightsMeta meta;
-  int64_t epoch = 0;        // epochs completed
-  uint64_t rng_seed = 0;    // Generator state: seed and Philox offset
+  int64_t epoch = 0;      // epochs completed
+  uint64_t rng_seed = 0;  // Generator state: seed and Philox offset
   uint64_t rng_offset = 0;
 };
 

@@ -2,9 +2,9 @@
 
 #include <zlib.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
-#include <algorithm>
 #include <cstring>
 #include <limits>
 
@@ -37,12 +37,16 @@ constexpr size_t kEndSize = 22, kCentralSize = 46, kLocalSize = 30;
 constexpr size_t kZip64EndSize = 56, kZip64LocatorSize = 20;
 
 // Little-endian reads at a position the caller has bounds-checked.
-uint16_t u16(const uint8_t* p) { return static_cast<uint16_t>(p[0] | (p[1] << 8)); }
+uint16_t u16(const uint8_t* p) {
+  return static_cast<uint16_t>(p[0] | (p[1] << 8));
+}
 uint32_t u32(const uint8_t* p) {
   return static_cast<uint32_t>(p[0]) | (static_cast<uint32_t>(p[1]) << 8) |
          (static_cast<uint32_t>(p[2]) << 16) | (static_cast<uint32_t>(p[3]) << 24);
 }
-uint64_t u64(const uint8_t* p) { return u32(p) | (static_cast<uint64_t>(u32(p + 4)) << 32); }
+uint64_t u64(const uint8_t* p) {
+  return u32(p) | (static_cast<uint64_t>(u32(p + 4)) << 32);
+}
 
 // True when [offset, offset + length) lies inside a file of `size` bytes (no overflow).
 bool fits(uint64_t offset, uint64_t length, uint64_t size) {
@@ -137,8 +141,8 @@ ZipArchive::ZipArchive(std::string file, const uint8_t* data, size_t size)
     CUDL_CHECK(method == 0, file_, ": zip entry '", entry.name, "' is compressed (method ", method,
                "); torch.save stores entries uncompressed, so this archive was repacked by "
                "another tool: load it in PyTorch and save it again with torch.save");
-    CUDL_CHECK(csize == usize, file_, ": zip entry '", entry.name, "' is stored but its sizes differ (",
-               csize, " vs ", usize, "; corrupt)");
+    CUDL_CHECK(csize == usize, file_, ": zip entry '", entry.name,
+               "' is stored but its sizes differ (", csize, " vs ", usize, "; corrupt)");
     CUDL_CHECK(fits(local, kLocalSize, size_), file_, ": zip entry '", entry.name,
                "' points past the end of the file (local header at offset ", local, ", file size ",
                size_, ")");

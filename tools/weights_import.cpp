@@ -5,8 +5,9 @@
 // Exit codes: 0 ok, 1 the input could not be converted (unreadable, corrupt, hostile, wrong
 // shapes for --arch), 2 usage error. Nothing is written unless every check passed, and the
 // output appears atomically (never half-written).
-#include <CLI/CLI.hpp>
+#include "models/weights_import.h"
 
+#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -14,7 +15,6 @@
 #include <vector>
 
 #include "models/resnet_spec.h"
-#include "models/weights_import.h"
 #include "models/weights_io.h"
 
 namespace {
@@ -50,8 +50,10 @@ void print_list(const std::string& input, const ImportedWeights& w) {
   for (const auto& [name, t] : w.tensors) width = std::max(width, name.size());
   for (size_t i = 0; i < w.tensors.size(); ++i) {
     const auto& [name, t] = w.tensors[i];
-    std::string line = "  " + name + std::string(width - name.size() + 2, ' ') +
-                       toString(t.dtype()) + "  " + shape_str(t.shape());
+    std::string dtype = toString(t.dtype());
+    std::string line = "  " + name + std::string(width - name.size() + 2, ' ') + dtype +
+                       std::string(9 - std::min<size_t>(dtype.size(), 8), ' ') +
+                       shape_str(t.shape());
     if (w.stored_names[i] != name) line += "  <- " + w.stored_names[i];
     std::printf("%s\n", line.c_str());
   }
@@ -147,9 +149,9 @@ int main(int argc, char** argv) {
       std::vector<TensorSpec> spec;
       for (const TensorSpec& s : torchvision_resnet_spec(arch, num_classes))
         if (!excluded(excludes, s.name)) spec.push_back(s);
-      tensors = match_weights(tensors, spec, {},
-                              str("'", input, "' checked against --arch ", arch, " with ",
-                                  num_classes, " classes"));
+      tensors = match_weights(
+          tensors, spec, {},
+          str("'", input, "' checked against --arch ", arch, " with ", num_classes, " classes"));
       std::printf("%s: all %zu tensors match %s\n", input.c_str(), tensors.size(), arch.c_str());
     }
     if (!write) return 0;
