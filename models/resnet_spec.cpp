@@ -15,7 +15,8 @@ ResNetConfig config(const std::string& arch) {
   if (arch == "resnet50") return {true, {3, 4, 6, 3}};
   std::string known;
   for (const auto& a : resnet_architectures()) known += (known.empty() ? "" : ", ") + a;
-  CUDL_THROW("unknown architecture '", arch, "' (known: ", known, ")");
+  CUDL_THROW("unknown architecture '", arch, "' (known: ", known,
+             ", and the notebook models fastai_ + one of these)");
 }
 
 void add_bn(std::vector<TensorSpec>& out, const std::string& prefix, int64_t c) {

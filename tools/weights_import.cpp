@@ -8,9 +8,9 @@
 #include "models/weights_import.h"
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
-#include <iostream>
 #include <string>
 #include <vector>
 
@@ -114,7 +114,8 @@ int main(int argc, char** argv) {
                  "is added if missing)");
   app.add_option("--exclude", excludes,
                  "Leave out tensors whose (torchvision) name matches this pattern ('*' matches "
-                 "any characters), e.g. 'fc.*'; may be repeated. --arch then skips them too.");
+                 "any characters), e.g. 'fc.*'; may be repeated. --arch then skips them too.")
+      ->allow_extra_args(false);  // one pattern per --exclude, so INPUT may follow it
 
   try {
     app.parse(argc, argv);

@@ -362,9 +362,9 @@ TEST(WeightsImportTool, ListShowsFormatNamingAndTensorsWithoutWriting) {
 
 TEST(WeightsImportTool, PrefixExcludeAndFp16) {
   ScratchDir dir;
-  RunResult r = tool(shell_quote(ref_file("resnet18.pth")) +
-                     " --arch resnet18 --prefix body --exclude 'fc.*' --fp16 -o " +
-                     shell_quote(dir / "b.h5"));
+  // --exclude before INPUT: each --exclude takes exactly one pattern.
+  RunResult r = tool("--exclude 'fc.*' " + shell_quote(ref_file("resnet18.pth")) +
+                     " --arch resnet18 --prefix body --fp16 -o " + shell_quote(dir / "b.h5"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   WeightsFile f = load_weights(dir / "b.h5");
   EXPECT_FALSE(f.meta.architecture) << "a prefixed, partial file is not a resnet18 file";
