@@ -58,6 +58,10 @@ const std::shared_ptr<Module>& Sequential::operator[](size_t i) const {
   return modules_[i];
 }
 
+std::shared_ptr<Sequential> sequential(std::initializer_list<std::shared_ptr<Module>> modules) {
+  return std::make_shared<Sequential>(std::vector<std::shared_ptr<Module>>(modules));
+}
+
 Tensor Sequential::forward(const Tensor& x) {
   Tensor h = x;
   for (const auto& m : modules_) h = m->forward(h);

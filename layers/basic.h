@@ -63,4 +63,8 @@ class Sequential : public Module {
   std::vector<std::shared_ptr<Module>> modules_;
 };
 
+// A shared Sequential from a braced list (std::make_shared cannot take one):
+//   auto body = sequential({conv, bn, std::make_shared<ReLU>()});
+std::shared_ptr<Sequential> sequential(std::initializer_list<std::shared_ptr<Module>> modules);
+
 }  // namespace cudl
