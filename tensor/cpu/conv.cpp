@@ -1,4 +1,11 @@
-// CPU conv2d: im2col + BLAS GEMM (OpenBLAS, multi-threaded), im2col/col2im with parallel_for.
+// CPU conv2d: im2col + BLAS GEMM (OpenBLAS, multi-threaded).
+//
+// The unfold/fold loops run on the calling thread, deliberately: OpenBLAS (the pthread build)
+// has its own thread pool, and alternating an OpenMP region with a BLAS call for every group
+// of samples made the two pools fight for the cores (the OpenMP workers spin after their
+// region while the BLAS threads wait). Measured on the 2-core CI machine under load, the
+// serial unfold was 1.5-4x faster per convolution than the parallel one; the GEMMs, which are
+// most of the work, still use every core.
 //
 // Columns: row r = (c*kH + a)*kW + b of the column matrix holds, for every output position of
 // every sample in the current group of samples, the input value the kernel tap (c, a, b) sees
@@ -12,7 +19,6 @@
 #include <vector>
 
 #include "tensor/ops/conv_kernels.h"
-#include "tensor/parallel.h"
 #include "tensor/tensor.h"
 
 namespace cudl::cpu {
@@ -65,10 +71,9 @@ ValidRange valid_range(int64_t off, int64_t s, int64_t n, int64_t out) {
 template <class T>
 void im2col(const ConvGeometry& g, const T* x, int64_t n0, int64_t ns, T* col) {
   const int64_t kk = g.kh * g.kw, rows = g.c * kk, ohw = g.oh * g.ow, ld = ns * ohw;
-  parallel_for(0, rows * ns, 4, [&](int64_t begin, int64_t end) {
-    for (int64_t t = begin; t < end; ++t) {
-      const int64_t r = t / ns, s = t % ns;
-      const int64_t c = r / kk, a = (r / g.kw) % g.kh, b = r % g.kw;
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t c = r / kk, a = (r / g.kw) % g.kh, b = r % g.kw;
+    for (int64_t s = 0; s < ns; ++s) {
       const T* plane = x + ((n0 + s) * g.c + c) * g.h * g.w;
       T* out = col + r * ld + s * ohw;
       const int64_t off_w = b * g.dw - g.pw;
@@ -90,18 +95,16 @@ void im2col(const ConvGeometry& g, const T* x, int64_t n0, int64_t ns, T* col) {
         std::fill(orow + vr.hi, orow + g.ow, T(0));
       }
     }
-  });
+  }
 }
 
 // dx[n0 + s] = the columns folded back (overlapping taps add up), for samples [n0, n0 + ns).
-// Each task owns one (sample, channel) plane, so there are no races; taps are added in a fixed
-// order, so the result does not depend on the thread count.
+// Taps are added in a fixed order (a, b), so the result is reproducible.
 template <class T>
 void col2im(const ConvGeometry& g, const T* col, int64_t n0, int64_t ns, T* dx) {
   const int64_t ohw = g.oh * g.ow, ld = ns * ohw;
-  parallel_for(0, ns * g.c, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t t = begin; t < end; ++t) {
-      const int64_t s = t / g.c, c = t % g.c;
+  for (int64_t s = 0; s < ns; ++s) {
+    for (int64_t c = 0; c < g.c; ++c) {
       T* plane = dx + ((n0 + s) * g.c + c) * g.h * g.w;
       std::fill(plane, plane + g.h * g.w, T(0));
       for (int64_t a = 0; a < g.kh; ++a) {
@@ -119,7 +122,7 @@ void col2im(const ConvGeometry& g, const T* col, int64_t n0, int64_t ns, T* dx) 
         }
       }
     }
-  });
+  }
 }
 
 template <class T>
@@ -148,9 +151,7 @@ void forward_impl(const ConvGeometry& g, const T* x, const T* w, const T* bias, 
     T* out = ns == 1 ? y + n0 * g.o * ohw : tmp;
     T beta = T(0);
     if (ns == 1 && bias) {
-      parallel_for(0, g.o, 16, [&](int64_t b, int64_t e) {
-        for (int64_t o = b; o < e; ++o) std::fill(out + o * ohw, out + (o + 1) * ohw, bias[o]);
-      });
+      for (int64_t o = 0; o < g.o; ++o) std::fill(out + o * ohw, out + (o + 1) * ohw, bias[o]);
       beta = T(1);
     }
     for (int64_t grp = 0; grp < g.groups; ++grp) {
@@ -159,15 +160,14 @@ void forward_impl(const ConvGeometry& g, const T* x, const T* w, const T* bias, 
     }
     if (ns > 1) {
       // tmp (O, ns, OH*OW) -> y[n0 + s] (O, OH*OW), adding the bias.
-      parallel_for(0, ns * g.o, 16, [&](int64_t b, int64_t e) {
-        for (int64_t t = b; t < e; ++t) {
-          const int64_t s = t / g.o, o = t % g.o;
+      for (int64_t s = 0; s < ns; ++s) {
+        for (int64_t o = 0; o < g.o; ++o) {
           const T* src = tmp + o * ld + s * ohw;
           T* dst = y + ((n0 + s) * g.o + o) * ohw;
           const T add = bias ? bias[o] : T(0);
           for (int64_t p = 0; p < ohw; ++p) dst[p] = src[p] + add;
         }
-      });
+      }
     }
   }
 }
@@ -177,16 +177,14 @@ void backward_impl(const ConvGeometry& g, const T* x, const T* w, const T* dy, T
                    T* db) {
   const int64_t ohw = g.oh * g.ow, og = g.o / g.groups, krows = (g.c / g.groups) * g.kh * g.kw;
   if (db) {
-    parallel_for(0, g.o, 1, [&](int64_t b, int64_t e) {
-      for (int64_t o = b; o < e; ++o) {
-        double acc = 0.0;
-        for (int64_t n = 0; n < g.n; ++n) {
-          const T* p = dy + (n * g.o + o) * ohw;
-          for (int64_t i = 0; i < ohw; ++i) acc += static_cast<double>(p[i]);
-        }
-        db[o] = static_cast<T>(acc);
+    for (int64_t o = 0; o < g.o; ++o) {
+      double acc = 0.0;
+      for (int64_t n = 0; n < g.n; ++n) {
+        const T* p = dy + (n * g.o + o) * ohw;
+        for (int64_t i = 0; i < ohw; ++i) acc += static_cast<double>(p[i]);
       }
-    });
+      db[o] = static_cast<T>(acc);
+    }
   }
   if (!dx && !dw) return;
   const int64_t ns_max = samples_per_gemm(g);
@@ -201,13 +199,12 @@ void backward_impl(const ConvGeometry& g, const T* x, const T* w, const T* dy, T
     // dy of the group as (O, ns*OH*OW).
     const T* dyc = dy + n0 * g.o * ohw;
     if (ns > 1) {
-      parallel_for(0, ns * g.o, 16, [&](int64_t b, int64_t e) {
-        for (int64_t t = b; t < e; ++t) {
-          const int64_t s = t / g.o, o = t % g.o;
+      for (int64_t s = 0; s < ns; ++s) {
+        for (int64_t o = 0; o < g.o; ++o) {
           const T* src = dy + ((n0 + s) * g.o + o) * ohw;
           std::copy(src, src + ohw, tmp + o * ld + s * ohw);
         }
-      });
+      }
       dyc = tmp;
     }
     if (dw) {
