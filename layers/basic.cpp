@@ -15,14 +15,17 @@ Dropout::Dropout(double p, Generator* gen) : Module("Dropout"), p_(p), gen_(gen)
   CUDL_CHECK(p >= 0.0 && p <= 1.0, "Dropout: probability must be in [0, 1], got ", p);
 }
 
-std::string Dropout::extra_repr() const { return "p=" + repr::py_float(p_) + ", inplace=False"; }
+std::string Dropout::extra_repr() const {
+  return "p=" + repr::py_float(p_) + ", inplace=False";
+}
 
 Tensor Dropout::forward(const Tensor& x) {
   CUDL_MODULE_CHECK(x.defined(), "got an undefined input");
   return run_op([&] { return dropout(x, p_, is_training(), gen_); });
 }
 
-Flatten::Flatten(int start_dim, int end_dim) : Module("Flatten"), start_(start_dim), end_(end_dim) {}
+Flatten::Flatten(int start_dim, int end_dim)
+    : Module("Flatten"), start_(start_dim), end_(end_dim) {}
 
 std::string Flatten::extra_repr() const {
   return "start_dim=" + std::to_string(start_) + ", end_dim=" + std::to_string(end_);

@@ -60,8 +60,8 @@ Tensor BatchNorm::forward(const Tensor& x) {
 
 BatchNorm1d::BatchNorm1d(int64_t num_features, const BatchNormOptions& options)
     : BatchNorm("BatchNorm1d", num_features, options, {2, 3},
-                "(N, " + std::to_string(num_features) + ") or (N, " +
-                    std::to_string(num_features) + ", L)") {}
+                "(N, " + std::to_string(num_features) + ") or (N, " + std::to_string(num_features) +
+                    ", L)") {}
 
 BatchNorm2d::BatchNorm2d(int64_t num_features, const BatchNormOptions& options)
     : BatchNorm("BatchNorm2d", num_features, options, {4},

@@ -21,10 +21,22 @@ struct BatchNormOptions {
   bool affine_ = true;
   bool track_running_stats_ = true;
 
-  BatchNormOptions& eps(double v) { eps_ = v; return *this; }
-  BatchNormOptions& momentum(double v) { momentum_ = v; return *this; }
-  BatchNormOptions& affine(bool v) { affine_ = v; return *this; }
-  BatchNormOptions& track_running_stats(bool v) { track_running_stats_ = v; return *this; }
+  BatchNormOptions& eps(double v) {
+    eps_ = v;
+    return *this;
+  }
+  BatchNormOptions& momentum(double v) {
+    momentum_ = v;
+    return *this;
+  }
+  BatchNormOptions& affine(bool v) {
+    affine_ = v;
+    return *this;
+  }
+  BatchNormOptions& track_running_stats(bool v) {
+    track_running_stats_ = v;
+    return *this;
+  }
 };
 
 // The shared implementation; use BatchNorm1d or BatchNorm2d.
@@ -38,7 +50,7 @@ class BatchNorm : public Module {
   int64_t num_features() const { return num_features_; }
   const BatchNormOptions& options() const { return options_; }
 
-  Tensor weight, bias;                                     // (C,), undefined without affine
+  Tensor weight, bias;                                    // (C,), undefined without affine
   Tensor running_mean, running_var, num_batches_tracked;  // undefined without tracking
 
  protected:

@@ -20,8 +20,8 @@ Conv2d::Conv2d(int64_t in_channels, int64_t out_channels, Size2 kernel_size,
              out_channels, ", kernel ", repr::tuple(kernel_size));
   CUDL_CHECK(g >= 1 && in_channels % g == 0 && out_channels % g == 0, "Conv2d: groups=", g,
              " must divide in_channels=", in_channels, " and out_channels=", out_channels);
-  weight = register_parameter(
-      "weight", empty({out_channels, in_channels / g, kernel_size.h, kernel_size.w}));
+  weight = register_parameter("weight",
+                              empty({out_channels, in_channels / g, kernel_size.h, kernel_size.w}));
   if (options.bias_) bias = register_parameter("bias", empty({out_channels}));
   reset_parameters(options.generator_);
 }

@@ -19,12 +19,30 @@ struct Conv2dOptions {
   bool bias_ = true;
   Generator* generator_ = nullptr;  // for the initialisation; the default generator when null
 
-  Conv2dOptions& stride(Size2 v) { stride_ = v; return *this; }
-  Conv2dOptions& padding(Size2 v) { padding_ = v; return *this; }
-  Conv2dOptions& dilation(Size2 v) { dilation_ = v; return *this; }
-  Conv2dOptions& groups(int64_t v) { groups_ = v; return *this; }
-  Conv2dOptions& bias(bool v) { bias_ = v; return *this; }
-  Conv2dOptions& generator(Generator* g) { generator_ = g; return *this; }
+  Conv2dOptions& stride(Size2 v) {
+    stride_ = v;
+    return *this;
+  }
+  Conv2dOptions& padding(Size2 v) {
+    padding_ = v;
+    return *this;
+  }
+  Conv2dOptions& dilation(Size2 v) {
+    dilation_ = v;
+    return *this;
+  }
+  Conv2dOptions& groups(int64_t v) {
+    groups_ = v;
+    return *this;
+  }
+  Conv2dOptions& bias(bool v) {
+    bias_ = v;
+    return *this;
+  }
+  Conv2dOptions& generator(Generator* g) {
+    generator_ = g;
+    return *this;
+  }
 };
 
 class Conv2d : public Module {

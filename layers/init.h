@@ -33,7 +33,11 @@ Tensor& kaiming_normal_(Tensor& t, double a = 0.0, FanMode mode = FanMode::kFanI
 Tensor& uniform_(Tensor& t, double low, double high, Generator* gen = nullptr);
 Tensor& normal_(Tensor& t, double mean, double std, Generator* gen = nullptr);
 Tensor& constant_(Tensor& t, double value);
-inline Tensor& zeros_(Tensor& t) { return constant_(t, 0.0); }
-inline Tensor& ones_(Tensor& t) { return constant_(t, 1.0); }
+inline Tensor& zeros_(Tensor& t) {
+  return constant_(t, 0.0);
+}
+inline Tensor& ones_(Tensor& t) {
+  return constant_(t, 1.0);
+}
 
 }  // namespace cudl::init

@@ -75,9 +75,13 @@ void replace_data(Tensor& t, const Tensor& src, F&& move_grad) {
 
 Module::Module(std::string type_name) : type_name_(std::move(type_name)) {}
 
-std::string Module::repr() const { return type_name_ + "(" + extra_repr() + ")"; }
+std::string Module::repr() const {
+  return type_name_ + "(" + extra_repr() + ")";
+}
 
-std::string Module::where() const { return name_.empty() ? repr() : name_ + " (" + repr() + ")"; }
+std::string Module::where() const {
+  return name_.empty() ? repr() : name_ + " (" + repr() + ")";
+}
 
 std::string Module::to_string() const {
   if (children_.empty()) return repr();
@@ -95,8 +99,8 @@ std::string Module::to_string() const {
 // registration
 
 void Module::check_new_name(const std::string& name, const char* what) const {
-  CUDL_CHECK(!name.empty() && name.find('.') == std::string::npos, where(), ": ", what,
-             " name '", name, "' must be non-empty and contain no '.'");
+  CUDL_CHECK(!name.empty() && name.find('.') == std::string::npos, where(), ": ", what, " name '",
+             name, "' must be non-empty and contain no '.'");
   auto taken = [&](const auto& list) {
     return std::any_of(list.begin(), list.end(), [&](const auto& e) { return e.name == name; });
   };
@@ -141,7 +145,8 @@ void Module::set_name(const std::string& name) {
 
 void Module::collect_named(const std::string& prefix, bool params, bool recurse,
                            std::vector<std::pair<std::string, Tensor>>& out) const {
-  for (const Entry& e : params ? params_ : buffers_) out.emplace_back(join(prefix, e.name), e.tensor);
+  for (const Entry& e : params ? params_ : buffers_)
+    out.emplace_back(join(prefix, e.name), e.tensor);
   if (!recurse) return;
   for (const auto& [child_name, child] : children_)
     child->collect_named(join(prefix, child_name), params, true, out);
@@ -188,7 +193,11 @@ std::vector<std::pair<std::string, std::shared_ptr<Module>>> Module::named_modul
         out.emplace_back(prefix, m);
         for (const auto& [child_name, child] : m->children_) visit(join(prefix, child_name), child);
       };
-  visit("", shared_from_this());
+  std::shared_ptr<Module> self = weak_from_this().lock();
+  CUDL_CHECK(self, where(),
+             ": named_modules() needs the module to be held by a std::shared_ptr "
+             "(create it with std::make_shared)");
+  visit("", self);
   return out;
 }
 
@@ -203,7 +212,8 @@ void Module::apply(const std::function<void(Module&)>& f) {
 void Module::collect_state(const std::string& prefix, StateDict& out) const {
   for (const Entry& e : params_) out.insert(join(prefix, e.name), e.tensor.detach());
   for (const Entry& e : buffers_) out.insert(join(prefix, e.name), e.tensor.detach());
-  for (const auto& [child_name, child] : children_) child->collect_state(join(prefix, child_name), out);
+  for (const auto& [child_name, child] : children_)
+    child->collect_state(join(prefix, child_name), out);
 }
 
 StateDict Module::state_dict() const {
@@ -220,7 +230,9 @@ LoadResult Module::load_state_dict(const StateDict& dict, bool strict) {
     const Tensor* src = dict.find(key);
     if (!src) {
       result.missing_keys.push_back(key);
-      if (strict) problems.push_back("missing key '" + key + "' (expected shape " + shape_str(t.shape()) + ")");
+      if (strict)
+        problems.push_back("missing key '" + key + "' (expected shape " + shape_str(t.shape()) +
+                           ")");
     } else if (!src->defined()) {
       problems.push_back("key '" + key + "' holds an undefined tensor");
     } else if (src->shape() != t.shape()) {
@@ -231,13 +243,14 @@ LoadResult Module::load_state_dict(const StateDict& dict, bool strict) {
   for (const auto& [key, t] : dict) {
     if (!mine.contains(key)) {
       result.unexpected_keys.push_back(key);
-      if (strict) problems.push_back("unexpected key '" + key + "' (shape " + shape_str(t.shape()) + ")");
+      if (strict)
+        problems.push_back("unexpected key '" + key + "' (shape " + shape_str(t.shape()) + ")");
     }
   }
   if (!problems.empty()) {
-    std::string msg = str("load_state_dict into ", name_.empty() ? type_name_ : where(), ": ",
-                          problems.size(), problems.size() == 1 ? " problem" : " problems",
-                          " (nothing was loaded):");
+    std::string msg =
+        str("load_state_dict into ", name_.empty() ? type_name_ : where(), ": ", problems.size(),
+            problems.size() == 1 ? " problem" : " problems", " (nothing was loaded):");
     for (const std::string& p : problems) msg += "\n  " + p;
     CUDL_THROW(msg);
   }
@@ -311,8 +324,8 @@ int Module::set_requires_grad_by_prefix(const std::string& prefix, bool on, cons
     ++n;
   }
   CUDL_CHECK(n > 0 || named_parameters().empty(), what, "('", prefix, "') on ",
-             name_.empty() ? type_name_ : where(),
-             ": no parameter is named that or starts with '", prefix, ".'");
+             name_.empty() ? type_name_ : where(), ": no parameter is named that or starts with '",
+             prefix, ".'");
   return n;
 }
 
@@ -330,15 +343,17 @@ void Module::check_input(const Tensor& x, std::vector<int64_t> ranks, int64_t ch
                          const std::string& expected) const {
   CUDL_MODULE_CHECK(x.defined(), "expected input ", expected, ", got an undefined tensor");
   const bool rank_ok = std::find(ranks.begin(), ranks.end(), x.dim()) != ranks.end();
-  CUDL_MODULE_CHECK(rank_ok && (channels < 0 || x.size(1) == channels), "expected input ",
-                    expected, ", got ", shape_str(x.shape()));
+  CUDL_MODULE_CHECK(rank_ok && (channels < 0 || x.size(1) == channels), "expected input ", expected,
+                    ", got ", shape_str(x.shape()));
   check_placement(x, expected);
 }
 
 void Module::check_placement(const Tensor& x, const std::string& expected) const {
   const Tensor* ref = nullptr;
-  if (!params_.empty()) ref = &params_.front().tensor;
-  else if (!buffers_.empty()) ref = &buffers_.front().tensor;
+  if (!params_.empty())
+    ref = &params_.front().tensor;
+  else if (!buffers_.empty())
+    ref = &buffers_.front().tensor;
   if (ref) {
     CUDL_MODULE_CHECK(x.device() == ref->device(), "expected input ", expected, " on ",
                       ref->device().str(), ", got ", shape_str(x.shape()), " on ", x.device().str(),
@@ -347,8 +362,8 @@ void Module::check_placement(const Tensor& x, const std::string& expected) const
                       expected, ", got ", toString(x.dtype()), " ", shape_str(x.shape()));
   }
   if (!isFloating(x.dtype())) {
-    fail(__FILE__, __LINE__, "expected a floating input ", expected, ", got ",
-         toString(x.dtype()), " ", shape_str(x.shape()));
+    fail(__FILE__, __LINE__, "expected a floating input ", expected, ", got ", toString(x.dtype()),
+         " ", shape_str(x.shape()));
   }
 }
 

@@ -103,7 +103,8 @@ class Module : public std::enable_shared_from_this<Module> {
   std::vector<std::pair<std::string, Tensor>> named_buffers(bool recurse = true) const;
   std::vector<std::shared_ptr<Module>> children() const;
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> named_children() const;
-  // This module (name "") and every descendant with its name relative to this module.
+  // This module (name "") and every descendant with its name relative to this module. The
+  // module must be owned by a std::shared_ptr (as every module in a model is).
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> named_modules();
   // Calls f on this module and every descendant, pre-order.
   void apply(const std::function<void(Module&)>& f);

@@ -9,7 +9,9 @@
 
 namespace cudl::repr {
 
-inline std::string py_bool(bool b) { return b ? "True" : "False"; }
+inline std::string py_bool(bool b) {
+  return b ? "True" : "False";
+}
 
 // Shortest text that reads back as v, like Python's repr(float): 0.1, 1e-05, 0.25, 1.0.
 inline std::string py_float(double v) {
@@ -28,6 +30,8 @@ inline std::string tuple(Size2 s) {
   return "(" + std::to_string(s.h) + ", " + std::to_string(s.w) + ")";
 }
 // 3 when both sides agree, (3, 2) otherwise (how PyTorch prints pooling arguments given as int).
-inline std::string int_or_tuple(Size2 s) { return s.h == s.w ? std::to_string(s.h) : tuple(s); }
+inline std::string int_or_tuple(Size2 s) {
+  return s.h == s.w ? std::to_string(s.h) : tuple(s);
+}
 
 }  // namespace cudl::repr

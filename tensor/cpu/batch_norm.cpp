@@ -55,7 +55,8 @@ void forward_train_impl(int64_t n, int64_t c, int64_t s, const T* x, const T* w,
       for (int64_t i = 0; i < n; ++i) {
         const T* p = x + (i * c + ch) * s;
         T* q = y + (i * c + ch) * s;
-        for (int64_t k = 0; k < s; ++k) q[k] = static_cast<T>(static_cast<double>(p[k]) * alpha + beta);
+        for (int64_t k = 0; k < s; ++k)
+          q[k] = static_cast<T>(static_cast<double>(p[k]) * alpha + beta);
       }
     }
   });
@@ -67,11 +68,13 @@ void forward_eval_impl(int64_t n, int64_t c, int64_t s, const T* x, const T* w, 
   parallel_for(0, n * c, channel_grain(1, s), [&](int64_t begin, int64_t end) {
     for (int64_t t = begin; t < end; ++t) {
       const int64_t ch = t % c;
-      const double alpha = static_cast<double>(w[ch]) / std::sqrt(static_cast<double>(rv[ch]) + eps);
+      const double alpha =
+          static_cast<double>(w[ch]) / std::sqrt(static_cast<double>(rv[ch]) + eps);
       const double beta = static_cast<double>(b[ch]) - static_cast<double>(rm[ch]) * alpha;
       const T* p = x + t * s;
       T* q = y + t * s;
-      for (int64_t k = 0; k < s; ++k) q[k] = static_cast<T>(static_cast<double>(p[k]) * alpha + beta);
+      for (int64_t k = 0; k < s; ++k)
+        q[k] = static_cast<T>(static_cast<double>(p[k]) * alpha + beta);
     }
   });
 }
@@ -151,6 +154,8 @@ void batch_norm_backward_train(DType dtype, int64_t n, int64_t c, int64_t s, con
   });
 }
 
-void increment_counter(int64_t* counter) { ++*counter; }
+void increment_counter(int64_t* counter) {
+  ++*counter;
+}
 
 }  // namespace cudl::cpu

@@ -29,7 +29,9 @@ cudnnHandle_t handle_on(cudaStream_t stream) {
   return h;
 }
 
-__global__ void increment_kernel(int64_t* counter) { *counter += 1; }
+__global__ void increment_kernel(int64_t* counter) {
+  *counter += 1;
+}
 
 }  // namespace
 
@@ -52,15 +54,15 @@ void batch_norm_forward_eval(cudaStream_t stream, DType dtype, int64_t n, int64_
   cudnnHandle_t h = handle_on(stream);
   BnDescriptors d(dtype, n, c, s);
   const CudnnScalars k(dtype);
-  CUDL_CUDNN_CHECK(cudnnBatchNormalizationForwardInference(h, kMode, k.one(), k.zero(), d.x, x,
-                                                           d.x, y, d.param, weight, bias,
-                                                           running_mean, running_var, eps));
+  CUDL_CUDNN_CHECK(cudnnBatchNormalizationForwardInference(h, kMode, k.one(), k.zero(), d.x, x, d.x,
+                                                           y, d.param, weight, bias, running_mean,
+                                                           running_var, eps));
 }
 
 void batch_norm_backward_train(cudaStream_t stream, DType dtype, int64_t n, int64_t c, int64_t s,
                                const void* x, const void* dy, const void* weight,
-                               const void* save_mean, const void* save_invstd, double eps,
-                               void* dx, void* dweight, void* dbias) {
+                               const void* save_mean, const void* save_invstd, double eps, void* dx,
+                               void* dweight, void* dbias) {
   cudnnHandle_t h = handle_on(stream);
   BnDescriptors d(dtype, n, c, s);
   const CudnnScalars k(dtype);

@@ -13,8 +13,8 @@
 #include <tuple>
 #include <vector>
 
-#include "tensor/cuda/cudnn_descriptors.h"
 #include "tensor/cuda/context.h"
+#include "tensor/cuda/cudnn_descriptors.h"
 #include "tensor/ops/conv_kernels.h"
 #include "tensor/tensor.h"
 
@@ -135,7 +135,9 @@ Tensor workspace(size_t bytes, int device) {
                TensorOptions(kUInt8).device(Device::cuda(device)));
 }
 
-void* ws_ptr(const Tensor& ws, size_t bytes) { return bytes ? ws.data_ptr() : nullptr; }
+void* ws_ptr(const Tensor& ws, size_t bytes) {
+  return bytes ? ws.data_ptr() : nullptr;
+}
 
 int current_device() {
   int d = 0;
@@ -169,8 +171,8 @@ void choose_forward(cudnnHandle_t h, ConvPlan& p, int device, bool benchmark, co
   }
 }
 
-void choose_backward_data(cudnnHandle_t h, ConvPlan& p, int device, bool benchmark,
-                          const void* w, const void* dy, void* dx) {
+void choose_backward_data(cudnnHandle_t h, ConvPlan& p, int device, bool benchmark, const void* w,
+                          const void* dy, void* dx) {
   int max_count = 0;
   CUDL_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithmMaxCount(h, &max_count));
   std::vector<cudnnConvolutionBwdDataAlgoPerf_t> perf(max_count);
@@ -190,14 +192,14 @@ void choose_backward_data(cudnnHandle_t h, ConvPlan& p, int device, bool benchma
   }
 }
 
-void choose_backward_filter(cudnnHandle_t h, ConvPlan& p, int device, bool benchmark,
-                            const void* x, const void* dy, void* dw) {
+void choose_backward_filter(cudnnHandle_t h, ConvPlan& p, int device, bool benchmark, const void* x,
+                            const void* dy, void* dw) {
   int max_count = 0;
   CUDL_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(h, &max_count));
   std::vector<cudnnConvolutionBwdFilterAlgoPerf_t> perf(max_count);
   int returned = 0;
-  CUDL_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, p.x, p.y, p.conv, p.w,
-                                                                 max_count, &returned, perf.data()));
+  CUDL_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(
+      h, p.x, p.y, p.conv, p.w, max_count, &returned, perf.data()));
   if (benchmark) {
     const size_t limit = benchmark_workspace(perf, returned);
     Tensor ws = workspace(limit, device);

@@ -43,9 +43,12 @@ using ConvolutionDescriptor =
 
 inline cudnnDataType_t cudnn_dtype(DType t) {
   switch (t) {
-    case kFloat32: return CUDNN_DATA_FLOAT;
-    case kFloat64: return CUDNN_DATA_DOUBLE;
-    default: CUDL_THROW("cuDNN: dtype ", toString(t), " not supported (float32 or float64)");
+    case kFloat32:
+      return CUDNN_DATA_FLOAT;
+    case kFloat64:
+      return CUDNN_DATA_DOUBLE;
+    default:
+      CUDL_THROW("cuDNN: dtype ", toString(t), " not supported (float32 or float64)");
   }
 }
 

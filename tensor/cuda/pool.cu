@@ -56,8 +56,8 @@ void max_pool2d_forward(cudaStream_t stream, DType dtype, const PoolGeometry& g,
   const int64_t n = g.planes * g.oh * g.ow;
   if (n == 0) return;
   CUDL_DISPATCH_FLOATING(dtype, "max_pool2d", [&] {
-    max_pool_forward_kernel<<<grid_for(n), kBlock, 0, stream>>>(
-        g, static_cast<const scalar_t*>(x), static_cast<scalar_t*>(y), argmax);
+    max_pool_forward_kernel<<<grid_for(n), kBlock, 0, stream>>>(g, static_cast<const scalar_t*>(x),
+                                                                static_cast<scalar_t*>(y), argmax);
     CUDL_KERNEL_CHECK();
   });
 }

@@ -10,7 +10,8 @@ namespace cudl {
 
 namespace {
 
-void check_channel_vector(const Tensor& x, const Tensor& t, const char* what, bool need_contiguous) {
+void check_channel_vector(const Tensor& x, const Tensor& t, const char* what,
+                          bool need_contiguous) {
   if (!t.defined()) return;
   const int64_t c = x.size(1);
   CUDL_CHECK(t.dim() == 1 && t.size(0) == c, "batch_norm: ", what, " of shape (", c,
@@ -54,8 +55,9 @@ Tensor batch_norm(const Tensor& x_in, const Tensor& weight, const Tensor& bias,
   const int64_t n = x_in.size(0), c = x_in.size(1);
   const int64_t s = c == 0 || n == 0 ? 0 : x_in.numel() / (n * c);
   if (training) {
-    CUDL_CHECK(n * s > 1, "batch_norm: expected more than 1 value per channel when training, got "
-                          "input of shape ",
+    CUDL_CHECK(n * s > 1,
+               "batch_norm: expected more than 1 value per channel when training, got "
+               "input of shape ",
                shape_str(x_in.shape()));
   }
   const Device dev = x_in.device();
@@ -78,17 +80,17 @@ Tensor batch_norm(const Tensor& x_in, const Tensor& weight, const Tensor& bias,
                      running_var.defined() ? running_var.data_ptr() : nullptr, momentum, eps);
     }
     if (needs_grad({x_in, weight, bias})) {
-      set_grad_fn(y, "BatchNormBackward", {x_in, weight, bias},
-                  [x, w, save_mean, save_invstd, n, c, s, eps, gx, gw, gb](const Tensor& dy_in) {
-                    Tensor dy = dy_in.contiguous();
-                    Tensor dx = empty_like(x), dw = empty_like(w), db = empty_like(w);
-                    CUDL_ON_DEVICE(x.device(), batch_norm_backward_train, x.dtype(), n, c, s,
-                                   x.data_ptr(), dy.data_ptr(), w.data_ptr(),
-                                   save_mean.data_ptr(), save_invstd.data_ptr(), eps,
-                                   dx.data_ptr(), dw.data_ptr(), db.data_ptr());
-                    return std::vector<Tensor>{gx ? dx : Tensor(), gw ? dw : Tensor(),
-                                               gb ? db : Tensor()};
-                  });
+      set_grad_fn(
+          y, "BatchNormBackward", {x_in, weight, bias},
+          [x, w, save_mean, save_invstd, n, c, s, eps, gx, gw, gb](const Tensor& dy_in) {
+            Tensor dy = dy_in.contiguous();
+            Tensor dx = empty_like(x), dw = empty_like(w), db = empty_like(w);
+            CUDL_ON_DEVICE(x.device(), batch_norm_backward_train, x.dtype(), n, c, s, x.data_ptr(),
+                           dy.data_ptr(), w.data_ptr(), save_mean.data_ptr(),
+                           save_invstd.data_ptr(), eps, dx.data_ptr(), dw.data_ptr(),
+                           db.data_ptr());
+            return std::vector<Tensor>{gx ? dx : Tensor(), gw ? dw : Tensor(), gb ? db : Tensor()};
+          });
     }
     return y;
   }
@@ -107,7 +109,8 @@ Tensor batch_norm(const Tensor& x_in, const Tensor& weight, const Tensor& bias,
                   Tensor invstd = rdiv(1.0, sqrt(rv + eps)).reshape(bshape);
                   Tensor dx, dw, db;
                   if (gx) dx = dy * (w.reshape(bshape) * invstd);
-                  if (gw) dw = sum_but_channel(dy * ((x - rm.reshape(bshape)) * invstd)).reshape({-1});
+                  if (gw)
+                    dw = sum_but_channel(dy * ((x - rm.reshape(bshape)) * invstd)).reshape({-1});
                   if (gb) db = sum_but_channel(dy).reshape({-1});
                   return std::vector<Tensor>{dx, dw, db};
                 });

@@ -15,21 +15,20 @@
 
 namespace cudl {
 
-#define CUDL_BATCH_NORM_KERNELS(STREAM_ARG)                                                     \
-  void batch_norm_forward_train(STREAM_ARG DType dtype, int64_t n, int64_t c, int64_t s,        \
-                                const void* x, const void* weight, const void* bias, void* y,   \
-                                void* save_mean, void* save_invstd, void* running_mean,         \
-                                void* running_var, double momentum, double eps);                \
-  void batch_norm_forward_eval(STREAM_ARG DType dtype, int64_t n, int64_t c, int64_t s,         \
-                               const void* x, const void* weight, const void* bias,             \
-                               const void* running_mean, const void* running_var, double eps,   \
-                               void* y);                                                         \
-  /* Training-mode gradients; dx, dweight and dbias are all written. */                         \
-  void batch_norm_backward_train(STREAM_ARG DType dtype, int64_t n, int64_t c, int64_t s,       \
-                                 const void* x, const void* dy, const void* weight,             \
-                                 const void* save_mean, const void* save_invstd, double eps,    \
-                                 void* dx, void* dweight, void* dbias);                         \
-  /* *counter += 1 (one int64). */                                                              \
+#define CUDL_BATCH_NORM_KERNELS(STREAM_ARG)                                                       \
+  void batch_norm_forward_train(STREAM_ARG DType dtype, int64_t n, int64_t c, int64_t s,          \
+                                const void* x, const void* weight, const void* bias, void* y,     \
+                                void* save_mean, void* save_invstd, void* running_mean,           \
+                                void* running_var, double momentum, double eps);                  \
+  void batch_norm_forward_eval(                                                                   \
+      STREAM_ARG DType dtype, int64_t n, int64_t c, int64_t s, const void* x, const void* weight, \
+      const void* bias, const void* running_mean, const void* running_var, double eps, void* y);  \
+  /* Training-mode gradients; dx, dweight and dbias are all written. */                           \
+  void batch_norm_backward_train(STREAM_ARG DType dtype, int64_t n, int64_t c, int64_t s,         \
+                                 const void* x, const void* dy, const void* weight,               \
+                                 const void* save_mean, const void* save_invstd, double eps,      \
+                                 void* dx, void* dweight, void* dbias);                           \
+  /* *counter += 1 (one int64). */                                                                \
   void increment_counter(STREAM_ARG int64_t* counter);
 
 namespace cpu {

@@ -13,10 +13,18 @@ std::atomic<bool> g_benchmark{false};
 std::atomic<bool> g_allow_tf32{false};
 }  // namespace
 
-void set_conv_benchmark(bool on) { g_benchmark = on; }
-bool conv_benchmark() { return g_benchmark; }
-void set_conv_allow_tf32(bool on) { g_allow_tf32 = on; }
-bool conv_allow_tf32() { return g_allow_tf32; }
+void set_conv_benchmark(bool on) {
+  g_benchmark = on;
+}
+bool conv_benchmark() {
+  return g_benchmark;
+}
+void set_conv_allow_tf32(bool on) {
+  g_allow_tf32 = on;
+}
+bool conv_allow_tf32() {
+  return g_allow_tf32;
+}
 
 ConvGeometry conv2d_geometry(const Tensor& x, const Tensor& weight, const Tensor& bias,
                              Size2 stride, Size2 padding, Size2 dilation, int64_t groups) {
@@ -32,8 +40,8 @@ ConvGeometry conv2d_geometry(const Tensor& x, const Tensor& weight, const Tensor
              stride.w, ")");
   CUDL_CHECK(padding.h >= 0 && padding.w >= 0, "conv2d: padding must be >= 0, got (", padding.h,
              ", ", padding.w, ")");
-  CUDL_CHECK(dilation.h >= 1 && dilation.w >= 1, "conv2d: dilation must be >= 1, got (",
-             dilation.h, ", ", dilation.w, ")");
+  CUDL_CHECK(dilation.h >= 1 && dilation.w >= 1, "conv2d: dilation must be >= 1, got (", dilation.h,
+             ", ", dilation.w, ")");
   ConvGeometry g;
   g.n = x.size(0);
   g.c = x.size(1);
@@ -63,8 +71,8 @@ ConvGeometry conv2d_geometry(const Tensor& x, const Tensor& weight, const Tensor
   g.oh = window_out_size(g.h, g.kh, g.sh, g.ph, g.dh);
   g.ow = window_out_size(g.w, g.kw, g.sw, g.pw, g.dw);
   CUDL_CHECK(g.oh > 0 && g.ow > 0, "conv2d: input ", shape_str(x.shape()), " padded by (", g.ph,
-             ", ", g.pw, ") is smaller than the dilated kernel (",
-             g.dh * (g.kh - 1) + 1, ", ", g.dw * (g.kw - 1) + 1, ")");
+             ", ", g.pw, ") is smaller than the dilated kernel (", g.dh * (g.kh - 1) + 1, ", ",
+             g.dw * (g.kw - 1) + 1, ")");
   return g;
 }
 

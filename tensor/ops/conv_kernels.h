@@ -14,12 +14,11 @@
 
 namespace cudl {
 
-#define CUDL_CONV_KERNELS(STREAM_ARG)                                                        \
-  void conv2d_forward(STREAM_ARG DType dtype, const ConvGeometry& g, const void* x,          \
-                      const void* w, const void* bias, void* y, bool benchmark,              \
-                      bool allow_tf32);                                                      \
-  void conv2d_backward(STREAM_ARG DType dtype, const ConvGeometry& g, const void* x,         \
-                       const void* w, const void* dy, void* dx, void* dw, void* db,          \
+#define CUDL_CONV_KERNELS(STREAM_ARG)                                                              \
+  void conv2d_forward(STREAM_ARG DType dtype, const ConvGeometry& g, const void* x, const void* w, \
+                      const void* bias, void* y, bool benchmark, bool allow_tf32);                 \
+  void conv2d_backward(STREAM_ARG DType dtype, const ConvGeometry& g, const void* x,               \
+                       const void* w, const void* dy, void* dx, void* dw, void* db,                \
                        bool benchmark, bool allow_tf32);
 
 namespace cpu {

@@ -12,8 +12,8 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   CUDL_CHECK(weight.dim() == 2, "linear: expected a 2-D weight (out, in), got ",
              shape_str(weight.shape()));
   CUDL_CHECK(x.dim() >= 1 && x.size(-1) == weight.size(1), "linear: weight ",
-             shape_str(weight.shape()), " expects input of shape (..., ", weight.size(1),
-             "), got ", shape_str(x.shape()));
+             shape_str(weight.shape()), " expects input of shape (..., ", weight.size(1), "), got ",
+             shape_str(x.shape()));
   check_same_device_dtype("linear (input and weight)", x, weight);
   CUDL_CHECK(isFloating(x.dtype()), "linear: ", toString(x.dtype()),
              " input (float32 or float64 expected)");

@@ -18,15 +18,15 @@ void check_4d(const Tensor& x, const char* op) {
 
 Tensor max_pool2d(const Tensor& x_in, Size2 kernel, Size2 stride, Size2 padding, Size2 dilation) {
   check_4d(x_in, "max_pool2d");
-  CUDL_CHECK(kernel.h >= 1 && kernel.w >= 1 && stride.h >= 1 && stride.w >= 1 &&
-                 dilation.h >= 1 && dilation.w >= 1,
+  CUDL_CHECK(kernel.h >= 1 && kernel.w >= 1 && stride.h >= 1 && stride.w >= 1 && dilation.h >= 1 &&
+                 dilation.w >= 1,
              "max_pool2d: kernel, stride and dilation must be >= 1, got kernel (", kernel.h, ", ",
              kernel.w, "), stride (", stride.h, ", ", stride.w, "), dilation (", dilation.h, ", ",
              dilation.w, ")");
-  CUDL_CHECK(padding.h >= 0 && padding.w >= 0 && padding.h * 2 <= kernel.h &&
-                 padding.w * 2 <= kernel.w,
-             "max_pool2d: padding must be between 0 and half the kernel size, got padding (",
-             padding.h, ", ", padding.w, ") for kernel (", kernel.h, ", ", kernel.w, ")");
+  CUDL_CHECK(
+      padding.h >= 0 && padding.w >= 0 && padding.h * 2 <= kernel.h && padding.w * 2 <= kernel.w,
+      "max_pool2d: padding must be between 0 and half the kernel size, got padding (", padding.h,
+      ", ", padding.w, ") for kernel (", kernel.h, ", ", kernel.w, ")");
   PoolGeometry g;
   g.planes = x_in.size(0) * x_in.size(1);
   g.h = x_in.size(2);
@@ -53,15 +53,16 @@ Tensor max_pool2d(const Tensor& x_in, Size2 kernel, Size2 stride, Size2 padding,
                    argmax.data<int64_t>());
   }
   if (needs_grad({x_in})) {
-    set_grad_fn(y, "MaxPool2dBackward", {x_in}, [g, argmax, in_shape = x.shape()](const Tensor& dy_in) {
-      Tensor dy = dy_in.contiguous();
-      Tensor dx = empty(in_shape, TensorOptions(dy.dtype()).device(dy.device()));
-      if (dx.numel() > 0) {
-        CUDL_ON_DEVICE(dy.device(), max_pool2d_backward, dy.dtype(), g, dy.data_ptr(),
-                       argmax.data<int64_t>(), dx.data_ptr());
-      }
-      return std::vector<Tensor>{dx};
-    });
+    set_grad_fn(y, "MaxPool2dBackward", {x_in},
+                [g, argmax, in_shape = x.shape()](const Tensor& dy_in) {
+                  Tensor dy = dy_in.contiguous();
+                  Tensor dx = empty(in_shape, TensorOptions(dy.dtype()).device(dy.device()));
+                  if (dx.numel() > 0) {
+                    CUDL_ON_DEVICE(dy.device(), max_pool2d_backward, dy.dtype(), g, dy.data_ptr(),
+                                   argmax.data<int64_t>(), dx.data_ptr());
+                  }
+                  return std::vector<Tensor>{dx};
+                });
   }
   return y;
 }

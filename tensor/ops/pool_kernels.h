@@ -91,18 +91,18 @@ CUDL_HOST_DEVICE_INLINE void max_plane(const T* plane, int64_t hw, T* out, int64
 
 }  // namespace pool
 
-#define CUDL_POOL_KERNELS(STREAM_ARG)                                                            \
-  /* x (planes, h, w) -> y, argmax (planes, oh, ow) */                                           \
-  void max_pool2d_forward(STREAM_ARG DType dtype, const PoolGeometry& g, const void* x, void* y, \
-                          int64_t* argmax);                                                      \
-  /* dy, argmax (planes, oh, ow) -> dx (planes, h, w), every element written */                  \
-  void max_pool2d_backward(STREAM_ARG DType dtype, const PoolGeometry& g, const void* dy,        \
-                           const int64_t* argmax, void* dx);                                     \
-  /* x (planes, hw) -> y, argmax (planes) */                                                     \
+#define CUDL_POOL_KERNELS(STREAM_ARG)                                                             \
+  /* x (planes, h, w) -> y, argmax (planes, oh, ow) */                                            \
+  void max_pool2d_forward(STREAM_ARG DType dtype, const PoolGeometry& g, const void* x, void* y,  \
+                          int64_t* argmax);                                                       \
+  /* dy, argmax (planes, oh, ow) -> dx (planes, h, w), every element written */                   \
+  void max_pool2d_backward(STREAM_ARG DType dtype, const PoolGeometry& g, const void* dy,         \
+                           const int64_t* argmax, void* dx);                                      \
+  /* x (planes, hw) -> y, argmax (planes) */                                                      \
   void global_max_pool_forward(STREAM_ARG DType dtype, int64_t planes, int64_t hw, const void* x, \
-                               void* y, int64_t* argmax);                                        \
-  /* dy, argmax (planes) -> dx (planes, hw), every element written */                            \
-  void global_max_pool_backward(STREAM_ARG DType dtype, int64_t planes, int64_t hw,              \
+                               void* y, int64_t* argmax);                                         \
+  /* dy, argmax (planes) -> dx (planes, hw), every element written */                             \
+  void global_max_pool_backward(STREAM_ARG DType dtype, int64_t planes, int64_t hw,               \
                                 const void* dy, const int64_t* argmax, void* dx);
 
 namespace cpu {

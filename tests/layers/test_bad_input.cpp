@@ -39,33 +39,47 @@ std::shared_ptr<Sequential> model() {
 
 TEST(BadInput, WrongChannelCountNamesTheLayer) {
   auto m = model();
-  EXPECT_EQ(error_of([&] { (*m)(rand({2, 32, 56, 56})); }),
+  EXPECT_EQ(error_of([&] {
+              (*m)(rand({2, 32, 56, 56}));
+            }),
             "layer1.0.conv1 (Conv2d(64, 64, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1), "
             "bias=False)): expected input (N, 64, H, W), got (2, 32, 56, 56)");
   // The same layer outside a model names itself by its repr only.
   Conv2d conv(3, 8, 3);
-  EXPECT_EQ(error_of([&] { conv(rand({1, 4, 8, 8})); }),
+  EXPECT_EQ(error_of([&] {
+              conv(rand({1, 4, 8, 8}));
+            }),
             "Conv2d(3, 8, kernel_size=(3, 3), stride=(1, 1)): expected input (N, 3, H, W), got "
             "(1, 4, 8, 8)");
   BatchNorm2d bn(64);
-  EXPECT_EQ(error_of([&] { bn(rand({2, 32, 4, 4})); }),
+  EXPECT_EQ(error_of([&] {
+              bn(rand({2, 32, 4, 4}));
+            }),
             "BatchNorm2d(64, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True): "
             "expected input (N, 64, H, W), got (2, 32, 4, 4)");
 }
 
 TEST(BadInput, WrongRank) {
   auto m = model();
-  EXPECT_EQ(error_of([&] { (*m)(rand({64, 56, 56})); }),
+  EXPECT_EQ(error_of([&] {
+              (*m)(rand({64, 56, 56}));
+            }),
             "layer1.0.conv1 (Conv2d(64, 64, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1), "
             "bias=False)): expected input (N, 64, H, W), got (64, 56, 56)");
   BatchNorm1d bn(128);
-  EXPECT_EQ(error_of([&] { bn(rand({2, 128, 1, 1})); }),
+  EXPECT_EQ(error_of([&] {
+              bn(rand({2, 128, 1, 1}));
+            }),
             "BatchNorm1d(128, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True): "
             "expected input (N, 128) or (N, 128, L), got (2, 128, 1, 1)");
-  EXPECT_EQ(error_of([] { MaxPool2d(3, 2, 1)(rand({4, 10, 10})); }),
+  EXPECT_EQ(error_of([] {
+              MaxPool2d(3, 2, 1)(rand({4, 10, 10}));
+            }),
             "MaxPool2d(kernel_size=3, stride=2, padding=1, dilation=1, ceil_mode=False): "
             "expected input (N, C, H, W), got (4, 10, 10)");
-  EXPECT_EQ(error_of([] { AdaptiveConcatPool2d()(rand({2, 512})); }),
+  EXPECT_EQ(error_of([] {
+              AdaptiveConcatPool2d()(rand({2, 512}));
+            }),
             "AdaptiveConcatPool2d(): expected input (N, C, H, W), got (2, 512)");
 }
 
@@ -76,17 +90,23 @@ TEST(BadInput, WrongFeatureCountInTheHead) {
   auto head = std::dynamic_pointer_cast<Sequential>((*m)[1]);
   ASSERT_TRUE(head);
   m->eval();
-  EXPECT_EQ(error_of([&] { (*(*head)[3])(rand({2, 100})); }),
+  EXPECT_EQ(error_of([&] {
+              (*(*head)[3])(rand({2, 100}));
+            }),
             "head.3 (Linear(in_features=128, out_features=4, bias=True)): expected input "
             "(*, 128), got (2, 100)");
-  EXPECT_EQ(error_of([&] { (*head)(rand({2, 32, 3, 3})); }),
+  EXPECT_EQ(error_of([&] {
+              (*head)(rand({2, 32, 3, 3}));
+            }),
             "head.2 (BatchNorm1d(128, eps=1e-05, momentum=0.1, affine=True, "
             "track_running_stats=True)): expected input (N, 128) or (N, 128, L), got (2, 64)");
 }
 
 TEST(BadInput, WrongDtype) {
   auto m = model();
-  EXPECT_EQ(error_of([&] { (*m)(rand({2, 64, 8, 8}, kFloat64)); }),
+  EXPECT_EQ(error_of([&] {
+              (*m)(rand({2, 64, 8, 8}, kFloat64));
+            }),
             "layer1.0.conv1 (Conv2d(64, 64, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1), "
             "bias=False)): expected float32 input (N, 64, H, W), got float64 (2, 64, 8, 8)");
 }
@@ -95,11 +115,15 @@ TEST(BadInput, ErrorsFoundInsideTheOpStillNameTheLayer) {
   auto m = model();
   // A 7x7 kernel cannot slide over a 2x2 image without padding.
   Conv2d big(3, 4, 7);
-  EXPECT_EQ(error_of([&] { big(rand({1, 3, 2, 2})); }),
+  EXPECT_EQ(error_of([&] {
+              big(rand({1, 3, 2, 2}));
+            }),
             "Conv2d(3, 4, kernel_size=(7, 7), stride=(1, 1)): conv2d: input (1, 3, 2, 2) padded by "
             "(0, 0) is smaller than the dilated kernel (7, 7)");
   // Training BatchNorm needs more than one value per channel.
-  EXPECT_EQ(error_of([&] { (*m)(rand({1, 64, 1, 1})); }),
+  EXPECT_EQ(error_of([&] {
+              (*m)(rand({1, 64, 1, 1}));
+            }),
             "layer1.0.bn1 (BatchNorm2d(64, eps=1e-05, momentum=0.1, affine=True, "
             "track_running_stats=True)): batch_norm: expected more than 1 value per channel when "
             "training, got input of shape (1, 64, 1, 1)");
@@ -108,8 +132,8 @@ TEST(BadInput, ErrorsFoundInsideTheOpStillNameTheLayer) {
 TEST(BadInput, ConstructorArguments) {
   EXPECT_THROW(Conv2d(3, 8, 0), Error);
   EXPECT_THROW(Conv2d(3, 8, 3, Conv2dOptions().groups(2)), Error);  // 3 % 2 != 0
-  EXPECT_THROW(MaxPool2d(3, 2, 2), Error);                            // padding > kernel / 2
-  EXPECT_THROW(AdaptiveAvgPool2d(7), Error);                          // only output size 1
+  EXPECT_THROW(MaxPool2d(3, 2, 2), Error);                          // padding > kernel / 2
+  EXPECT_THROW(AdaptiveAvgPool2d(7), Error);                        // only output size 1
   EXPECT_THROW(BatchNorm2d(0), Error);
   EXPECT_THROW(Linear(0, 4), Error);
   EXPECT_THROW(BatchNorm1d(4, BatchNormOptions().momentum(2.0)), Error);

@@ -75,9 +75,10 @@ TEST(LayersCuda, Conv2dMatchesCpu) {
   compare_devices(conv({2, 1}, {1, 2}, {2, 1}, 2),
                   {rnd({3, 4, 11, 9}, 9), rnd({6, 2, 2, 3}, 10), rnd({6}, 11)}, 1e-4,
                   "groups, dilation, bias");
-  compare_devices(conv(1, 1), {rnd({2, 3, 9, 9}, 12, kFloat64), rnd({4, 3, 3, 3}, 13, kFloat64),
-                               rnd({4}, 14, kFloat64)},
-                  1e-10, "float64");
+  compare_devices(
+      conv(1, 1),
+      {rnd({2, 3, 9, 9}, 12, kFloat64), rnd({4, 3, 3, 3}, 13, kFloat64), rnd({4}, 14, kFloat64)},
+      1e-10, "float64");
   // Benchmarked algorithms (cudnnFind*Ex) compute the same convolution.
   set_conv_benchmark(true);
   compare_devices(conv(1, 1), {rnd({4, 32, 16, 16}, 15), rnd({32, 32, 3, 3}, 16)}, 1e-4,
@@ -127,10 +128,13 @@ TEST(LayersCuda, PoolingMatchesCpu) {
                   0.0, "max_pool2d 3x3 s2 p1");
   Tensor tied = relu(rnd({2, 8, 19, 19}, 31));  // ties at zero in most windows
   compare_devices([](auto& v) { return max_pool2d(v[0], 3, 2, 1); }, {tied}, 0.0, "ties");
-  compare_devices([](auto& v) { return max_pool2d(v[0], {2, 3}, {1, 2}, {1, 1}, {2, 1}); },
-                  {rnd({2, 3, 9, 10}, 32)}, 0.0, "dilated, non-square");
-  compare_devices([](auto& v) { return global_max_pool2d(v[0]); }, {rnd({2, 512, 10, 10}, 33)},
-                  0.0, "global max");
+  compare_devices(
+      [](auto& v) {
+        return max_pool2d(v[0], {2, 3}, {1, 2}, {1, 1}, {2, 1});
+      },
+      {rnd({2, 3, 9, 10}, 32)}, 0.0, "dilated, non-square");
+  compare_devices([](auto& v) { return global_max_pool2d(v[0]); }, {rnd({2, 512, 10, 10}, 33)}, 0.0,
+                  "global max");
   compare_devices([](auto& v) { return global_avg_pool2d(v[0]); }, {rnd({2, 512, 10, 10}, 34)},
                   1e-6, "global avg");
   AdaptiveConcatPool2d concat;
@@ -157,11 +161,12 @@ TEST(LayersCuda, DropoutDrawsTheSameMaskOnBothDevices) {
 }
 
 std::shared_ptr<Sequential> small_model() {
-  return sequential({std::make_shared<Conv2d>(3, 8, 3, Conv2dOptions().stride(2).padding(1).bias(false)),
-                     std::make_shared<BatchNorm2d>(8), std::make_shared<ReLU>(),
-                     std::make_shared<MaxPool2d>(3, 2, 1), std::make_shared<AdaptiveConcatPool2d>(),
-                     std::make_shared<Flatten>(), std::make_shared<BatchNorm1d>(16),
-                     std::make_shared<Dropout>(0.0), std::make_shared<Linear>(16, 4)});
+  return sequential(
+      {std::make_shared<Conv2d>(3, 8, 3, Conv2dOptions().stride(2).padding(1).bias(false)),
+       std::make_shared<BatchNorm2d>(8), std::make_shared<ReLU>(),
+       std::make_shared<MaxPool2d>(3, 2, 1), std::make_shared<AdaptiveConcatPool2d>(),
+       std::make_shared<Flatten>(), std::make_shared<BatchNorm1d>(16),
+       std::make_shared<Dropout>(0.0), std::make_shared<Linear>(16, 4)});
 }
 
 TEST(LayersCuda, ModuleToCudaKeepsIdentityAndMatchesCpu) {
@@ -195,8 +200,9 @@ TEST(LayersCuda, ModuleToCudaKeepsIdentityAndMatchesCpu) {
 TEST(LayersCuda, WrongDeviceNamesTheLayer) {
   CUDL_REQUIRE_CUDA_OR_SKIP();
   auto model = std::make_shared<Sequential>();
-  model->push_back("layer1", sequential({std::make_shared<Conv2d>(
-                                 64, 64, 3, Conv2dOptions().padding(1).bias(false))}));
+  model->push_back(
+      "layer1",
+      sequential({std::make_shared<Conv2d>(64, 64, 3, Conv2dOptions().padding(1).bias(false))}));
   try {
     (*model)(rnd({2, 64, 56, 56}, 51).to(kGpu));
     FAIL() << "a CUDA input to a CPU model was accepted";
@@ -210,11 +216,12 @@ TEST(LayersCuda, WrongDeviceNamesTheLayer) {
 
 TEST(LayersCuda, NoAllocationChurnAfterWarmUp) {
   CUDL_REQUIRE_CUDA_OR_SKIP();
-  auto model = sequential({std::make_shared<Conv2d>(3, 16, 3, Conv2dOptions().padding(1).bias(false)),
-                           std::make_shared<BatchNorm2d>(16), std::make_shared<ReLU>(),
-                           std::make_shared<Conv2d>(16, 16, 3, Conv2dOptions().stride(2).padding(1)),
-                           std::make_shared<BatchNorm2d>(16), std::make_shared<ReLU>(),
-                           std::make_shared<MaxPool2d>(3, 2, 1)});
+  auto model =
+      sequential({std::make_shared<Conv2d>(3, 16, 3, Conv2dOptions().padding(1).bias(false)),
+                  std::make_shared<BatchNorm2d>(16), std::make_shared<ReLU>(),
+                  std::make_shared<Conv2d>(16, 16, 3, Conv2dOptions().stride(2).padding(1)),
+                  std::make_shared<BatchNorm2d>(16), std::make_shared<ReLU>(),
+                  std::make_shared<MaxPool2d>(3, 2, 1)});
   model->to(kGpu);
   Tensor x = rnd({8, 3, 64, 64}, 52).to(kGpu);
   auto step = [&] {

@@ -27,7 +27,9 @@ TEST(Gradcheck, Conv2dPaddedWithBias) {
 
 TEST(Gradcheck, Conv2dStrideDilationAsymmetric) {
   EXPECT_TRUE(gradcheck(
-      [](auto& v) { return conv2d(v[0], v[1], Tensor(), {2, 1}, {1, 2}, {2, 1}); },
+      [](auto& v) {
+        return conv2d(v[0], v[1], Tensor(), {2, 1}, {1, 2}, {2, 1});
+      },
       {rand64({2, 2, 7, 6}, 4), rand64({3, 2, 2, 3}, 5)}));
   // 7x7 stride 2 padding 3 as ResNet's stem, on a tiny image.
   EXPECT_TRUE(gradcheck([](auto& v) { return conv2d(v[0], v[1], Tensor(), 2, 3); },
@@ -62,12 +64,12 @@ TEST(Gradcheck, BatchNormTraining) {
   EXPECT_TRUE(gradcheck([&](auto& v) { return batch_norm(v[0], v[1], v[2], rm, rv, true); },
                         {rand64({4, 3, 2, 3}, 21), rand64({3}, 22, 0.5, 1.5), rand64({3}, 23)}));
   // BatchNorm1d shapes (N, C) and (N, C, L), and without running statistics.
-  EXPECT_TRUE(gradcheck(
-      [](auto& v) { return batch_norm(v[0], v[1], v[2], Tensor(), Tensor(), true); },
-      {rand64({5, 4}, 24), rand64({4}, 25, 0.5, 1.5), rand64({4}, 26)}));
-  EXPECT_TRUE(gradcheck(
-      [](auto& v) { return batch_norm(v[0], v[1], v[2], Tensor(), Tensor(), true); },
-      {rand64({3, 2, 4}, 27), rand64({2}, 28, 0.5, 1.5), rand64({2}, 29)}));
+  EXPECT_TRUE(
+      gradcheck([](auto& v) { return batch_norm(v[0], v[1], v[2], Tensor(), Tensor(), true); },
+                {rand64({5, 4}, 24), rand64({4}, 25, 0.5, 1.5), rand64({4}, 26)}));
+  EXPECT_TRUE(
+      gradcheck([](auto& v) { return batch_norm(v[0], v[1], v[2], Tensor(), Tensor(), true); },
+                {rand64({3, 2, 4}, 27), rand64({2}, 28, 0.5, 1.5), rand64({2}, 29)}));
 }
 
 TEST(Gradcheck, BatchNormEval) {
@@ -77,16 +79,21 @@ TEST(Gradcheck, BatchNormEval) {
 }
 
 TEST(Gradcheck, MaxPool2d) {
-  EXPECT_TRUE(gradcheck([](auto& v) { return max_pool2d(v[0], 3, 2, 1); },
-                        {rand64({2, 2, 7, 6}, 35)}));
+  EXPECT_TRUE(
+      gradcheck([](auto& v) { return max_pool2d(v[0], 3, 2, 1); }, {rand64({2, 2, 7, 6}, 35)}));
   // Overlapping windows with stride 1, non-square kernel and dilation.
-  EXPECT_TRUE(gradcheck([](auto& v) { return max_pool2d(v[0], {2, 3}, {1, 2}, {1, 1}, {2, 1}); },
-                        {rand64({1, 2, 6, 7}, 36)}));
+  EXPECT_TRUE(gradcheck(
+      [](auto& v) {
+        return max_pool2d(v[0], {2, 3}, {1, 2}, {1, 1}, {2, 1});
+      },
+      {rand64({1, 2, 6, 7}, 36)}));
 }
 
 TEST(Gradcheck, GlobalPools) {
-  EXPECT_TRUE(gradcheck([](auto& v) { return global_max_pool2d(v[0]); }, {rand64({2, 3, 4, 5}, 37)}));
-  EXPECT_TRUE(gradcheck([](auto& v) { return global_avg_pool2d(v[0]); }, {rand64({2, 3, 4, 5}, 38)}));
+  EXPECT_TRUE(
+      gradcheck([](auto& v) { return global_max_pool2d(v[0]); }, {rand64({2, 3, 4, 5}, 37)}));
+  EXPECT_TRUE(
+      gradcheck([](auto& v) { return global_avg_pool2d(v[0]); }, {rand64({2, 3, 4, 5}, 38)}));
 }
 
 TEST(Gradcheck, Linear) {

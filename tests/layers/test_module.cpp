@@ -20,21 +20,22 @@ struct Block : Module {
   std::shared_ptr<BatchNorm2d> bn1, bn2;
   std::shared_ptr<Sequential> downsample;
   Block(int64_t in, int64_t out, int64_t stride) : Module("BasicBlock") {
-    conv1 = register_module("conv1", std::make_shared<Conv2d>(
-                                         in, out, 3, Conv2dOptions().stride(stride).padding(1).bias(false)));
+    conv1 = register_module(
+        "conv1", std::make_shared<Conv2d>(in, out, 3,
+                                          Conv2dOptions().stride(stride).padding(1).bias(false)));
     bn1 = register_module("bn1", std::make_shared<BatchNorm2d>(out));
     conv2 = register_module(
         "conv2", std::make_shared<Conv2d>(out, out, 3, Conv2dOptions().padding(1).bias(false)));
     bn2 = register_module("bn2", std::make_shared<BatchNorm2d>(out));
     if (stride != 1 || in != out) {
       downsample = register_module(
-          "downsample",
-          sequential({std::make_shared<Conv2d>(in, out, 1, Conv2dOptions().stride(stride).bias(false)),
-                      std::make_shared<BatchNorm2d>(out)}));
+          "downsample", sequential({std::make_shared<Conv2d>(
+                                        in, out, 1, Conv2dOptions().stride(stride).bias(false)),
+                                    std::make_shared<BatchNorm2d>(out)}));
     }
   }
   Tensor forward(const Tensor& x) override {
-    Tensor h = relu((*bn1)(( *conv1)(x)));
+    Tensor h = relu((*bn1)((*conv1)(x)));
     h = (*bn2)((*conv2)(h));
     return relu(h + (downsample ? (*downsample)(x) : x));
   }
@@ -46,8 +47,9 @@ struct TinyNet : Module {
   std::shared_ptr<Sequential> layer1;
   std::shared_ptr<Linear> fc;
   TinyNet() : Module("TinyNet") {
-    conv1 = register_module("conv1", std::make_shared<Conv2d>(
-                                         3, 4, 3, Conv2dOptions().stride(2).padding(1).bias(false)));
+    conv1 = register_module(
+        "conv1",
+        std::make_shared<Conv2d>(3, 4, 3, Conv2dOptions().stride(2).padding(1).bias(false)));
     bn1 = register_module("bn1", std::make_shared<BatchNorm2d>(4));
     auto b0 = std::make_shared<Block>(4, 8, 2);
     auto b1 = std::make_shared<Block>(8, 8, 1);
@@ -68,15 +70,26 @@ std::vector<std::string> names_of(const std::vector<std::pair<std::string, Tenso
 
 TEST(Module, DottedNamesInRegistrationOrder) {
   auto net = std::make_shared<TinyNet>();
-  const std::vector<std::string> expected = {
-      "conv1.weight", "bn1.weight", "bn1.bias",
-      "layer1.0.conv1.weight", "layer1.0.bn1.weight", "layer1.0.bn1.bias",
-      "layer1.0.conv2.weight", "layer1.0.bn2.weight", "layer1.0.bn2.bias",
-      "layer1.0.downsample.0.weight", "layer1.0.downsample.1.weight",
-      "layer1.0.downsample.1.bias",
-      "layer1.1.conv1.weight", "layer1.1.bn1.weight", "layer1.1.bn1.bias",
-      "layer1.1.conv2.weight", "layer1.1.bn2.weight", "layer1.1.bn2.bias",
-      "fc.weight", "fc.bias"};
+  const std::vector<std::string> expected = {"conv1.weight",
+                                             "bn1.weight",
+                                             "bn1.bias",
+                                             "layer1.0.conv1.weight",
+                                             "layer1.0.bn1.weight",
+                                             "layer1.0.bn1.bias",
+                                             "layer1.0.conv2.weight",
+                                             "layer1.0.bn2.weight",
+                                             "layer1.0.bn2.bias",
+                                             "layer1.0.downsample.0.weight",
+                                             "layer1.0.downsample.1.weight",
+                                             "layer1.0.downsample.1.bias",
+                                             "layer1.1.conv1.weight",
+                                             "layer1.1.bn1.weight",
+                                             "layer1.1.bn1.bias",
+                                             "layer1.1.conv2.weight",
+                                             "layer1.1.bn2.weight",
+                                             "layer1.1.bn2.bias",
+                                             "fc.weight",
+                                             "fc.bias"};
   EXPECT_EQ(names_of(net->named_parameters()), expected);
   // parameters() are the layers' own tensors, in the same order.
   auto params = net->parameters();
@@ -95,10 +108,10 @@ TEST(Module, DottedNamesInRegistrationOrder) {
   EXPECT_EQ(buffers.front(), "bn1.running_mean");
   EXPECT_EQ(buffers[2], "bn1.num_batches_tracked");
   auto keys = net->state_dict().keys();
-  const std::vector<std::string> head = {"conv1.weight",        "bn1.weight",
-                                         "bn1.bias",            "bn1.running_mean",
-                                         "bn1.running_var",     "bn1.num_batches_tracked",
-                                         "layer1.0.conv1.weight"};
+  const std::vector<std::string> head = {
+      "conv1.weight",         "bn1.weight",      "bn1.bias",
+      "bn1.running_mean",     "bn1.running_var", "bn1.num_batches_tracked",
+      "layer1.0.conv1.weight"};
   EXPECT_EQ(std::vector<std::string>(keys.begin(), keys.begin() + 7), head);
   EXPECT_EQ(keys.size(), expected.size() + 6 * 3);  // 6 BatchNorms with 3 buffers each
   std::vector<std::string> module_names;
@@ -133,7 +146,8 @@ TEST(Module, StateDictRoundTripAndSharing) {
   EXPECT_FALSE(all_close(a->conv1->weight, b->conv1->weight, 0, 0));
   LoadResult r = b->load_state_dict(a->state_dict());
   EXPECT_TRUE(r.missing_keys.empty() && r.unexpected_keys.empty());
-  for (auto& [key, t] : a->state_dict()) EXPECT_TRUE(all_close(b->state_dict().at(key), t, 0, 0)) << key;
+  for (auto& [key, t] : a->state_dict())
+    EXPECT_TRUE(all_close(b->state_dict().at(key), t, 0, 0)) << key;
   // Loading copies: b's tensors are still its own.
   EXPECT_FALSE(b->conv1->weight.storage() == a->conv1->weight.storage());
   // state_dict() entries are views of the live data.
@@ -246,7 +260,9 @@ TEST(Module, ReprMatchesPyTorch) {
             "groups=2)");
   EXPECT_EQ(BatchNorm2d(64).repr(),
             "BatchNorm2d(64, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True)");
-  EXPECT_EQ(BatchNorm1d(1024, BatchNormOptions().eps(1e-3).momentum(0.01).affine(false).track_running_stats(false))
+  EXPECT_EQ(BatchNorm1d(
+                1024, BatchNormOptions().eps(1e-3).momentum(0.01).affine(false).track_running_stats(
+                          false))
                 .repr(),
             "BatchNorm1d(1024, eps=0.001, momentum=0.01, affine=False, track_running_stats=False)");
   EXPECT_EQ(MaxPool2d(3, 2, 1).repr(),
@@ -260,24 +276,26 @@ TEST(Module, ReprMatchesPyTorch) {
   EXPECT_EQ(ReLU().repr(), "ReLU()");
   EXPECT_EQ(AdaptiveAvgPool2d().repr(), "AdaptiveAvgPool2d(output_size=1)");
   EXPECT_EQ(AdaptiveMaxPool2d().repr(), "AdaptiveMaxPool2d(output_size=1)");
-  Sequential model{std::make_shared<Conv2d>(3, 8, 7, Conv2dOptions().stride(2).padding(3).bias(false)),
-                   sequential({std::make_shared<BatchNorm2d>(8), std::make_shared<ReLU>()}),
-                   std::make_shared<AdaptiveConcatPool2d>(), std::make_shared<Flatten>(),
-                   std::make_shared<Linear>(16, 4)};
-  EXPECT_EQ(model.to_string(),
-            "Sequential(\n"
-            "  (0): Conv2d(3, 8, kernel_size=(7, 7), stride=(2, 2), padding=(3, 3), bias=False)\n"
-            "  (1): Sequential(\n"
-            "    (0): BatchNorm2d(8, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True)\n"
-            "    (1): ReLU()\n"
-            "  )\n"
-            "  (2): AdaptiveConcatPool2d(\n"
-            "    (ap): AdaptiveAvgPool2d(output_size=1)\n"
-            "    (mp): AdaptiveMaxPool2d(output_size=1)\n"
-            "  )\n"
-            "  (3): Flatten(start_dim=1, end_dim=-1)\n"
-            "  (4): Linear(in_features=16, out_features=4, bias=True)\n"
-            ")");
+  Sequential model{
+      std::make_shared<Conv2d>(3, 8, 7, Conv2dOptions().stride(2).padding(3).bias(false)),
+      sequential({std::make_shared<BatchNorm2d>(8), std::make_shared<ReLU>()}),
+      std::make_shared<AdaptiveConcatPool2d>(), std::make_shared<Flatten>(),
+      std::make_shared<Linear>(16, 4)};
+  EXPECT_EQ(
+      model.to_string(),
+      "Sequential(\n"
+      "  (0): Conv2d(3, 8, kernel_size=(7, 7), stride=(2, 2), padding=(3, 3), bias=False)\n"
+      "  (1): Sequential(\n"
+      "    (0): BatchNorm2d(8, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True)\n"
+      "    (1): ReLU()\n"
+      "  )\n"
+      "  (2): AdaptiveConcatPool2d(\n"
+      "    (ap): AdaptiveAvgPool2d(output_size=1)\n"
+      "    (mp): AdaptiveMaxPool2d(output_size=1)\n"
+      "  )\n"
+      "  (3): Flatten(start_dim=1, end_dim=-1)\n"
+      "  (4): Linear(in_features=16, out_features=4, bias=True)\n"
+      ")");
   EXPECT_EQ(model.repr(), "Sequential()");
 }
 
@@ -313,7 +331,8 @@ TEST(Layers, InitialisationFollowsPyTorchDefaults) {
   // kaiming_normal_ (fan_out, relu), as torchvision's ResNet init: std sqrt(2 / fan_out).
   Tensor w = empty({64, 32, 3, 3});
   init::kaiming_normal_(w, 0.0, init::FanMode::kFanOut, "relu", &g);
-  EXPECT_NEAR(std::sqrt(mean(w * w).item()), std::sqrt(2.0 / (64 * 9)), 0.02 * std::sqrt(2.0 / (64 * 9)));
+  EXPECT_NEAR(std::sqrt(mean(w * w).item()), std::sqrt(2.0 / (64 * 9)),
+              0.02 * std::sqrt(2.0 / (64 * 9)));
   BatchNorm2d bn(8);
   EXPECT_EQ(bn.weight.to_vector<float>(), std::vector<float>(8, 1.0f));
   EXPECT_EQ(bn.bias.to_vector<float>(), std::vector<float>(8, 0.0f));

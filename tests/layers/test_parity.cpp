@@ -86,13 +86,14 @@ void compare(LayerReport& report, const std::string& case_name, const std::strin
   const double own = pytorch_error(case_name, file);
   const double bound = exact ? 0.0 : std::max(10.0 * own, floor_bound);
   report.worst = std::max(report.worst, rel);
-  std::printf("[parity]   %-15s %-30s worst rel err %9.3g   (PyTorch fp32 vs fp64 %9.3g, bound %9.3g)\n",
-              case_name.c_str(), what.c_str(), rel, own, bound);
+  std::printf(
+      "[parity]   %-15s %-30s worst rel err %9.3g   (PyTorch fp32 vs fp64 %9.3g, bound %9.3g)\n",
+      case_name.c_str(), what.c_str(), rel, own, bound);
   ::testing::Test::RecordProperty(case_name + "." + what, std::to_string(rel));
   if (!(rel <= bound)) {
-    ADD_FAILURE() << case_name << " " << what << ": worst relative error " << rel << " > " << bound
-                  << "; "
-                  << testing::all_close(actual, expected, bound * floor_of(expected), bound).message();
+    ADD_FAILURE()
+        << case_name << " " << what << ": worst relative error " << rel << " > " << bound << "; "
+        << testing::all_close(actual, expected, bound * floor_of(expected), bound).message();
   }
 }
 
@@ -126,7 +127,8 @@ void run_case(LayerReport& report, const std::string& c, Module& m, bool train, 
   SCOPED_TRACE(c);
   EXPECT_EQ(m.state_dict().keys(), reference_keys(c)) << "state-dict names and order";
   StateDict sd;
-  for (const std::string& key : m.state_dict().keys()) sd.insert(key, load_reference(c, "sd_" + key));
+  for (const std::string& key : m.state_dict().keys())
+    sd.insert(key, load_reference(c, "sd_" + key));
   m.load_state_dict(sd);
   m.train(train);
   m.zero_grad();
@@ -257,7 +259,8 @@ TEST(Parity, Dropout) {
   drop.train();
   Tensor out = drop(x);
   out.backward(gout);
-  const auto xv = x.to_vector<float>(), ov = out.to_vector<float>(), rv = ref_out.to_vector<float>();
+  const auto xv = x.to_vector<float>(), ov = out.to_vector<float>(),
+             rv = ref_out.to_vector<float>();
   const auto gv = gout.to_vector<float>(), dv = x.grad().to_vector<float>(),
              rg = ref_grad.to_vector<float>();
   const float scale = static_cast<float>(1.0 / 0.75);
@@ -273,15 +276,16 @@ TEST(Parity, Dropout) {
     if (k && rk) {
       ++both;
       worst = std::max(worst, static_cast<double>(std::fabs(ov[i] - rv[i]) / std::fabs(rv[i])));
-      worst = std::max(
-          worst, static_cast<double>(std::fabs(dv[i] - rg[i]) / std::max(std::fabs(rg[i]), 1e-30f)));
+      worst = std::max(worst, static_cast<double>(std::fabs(dv[i] - rg[i]) /
+                                                  std::max(std::fabs(rg[i]), 1e-30f)));
     }
   }
   r.worst = std::max(r.worst, worst);
-  std::printf("[parity]   dropout         kept %lld vs PyTorch %lld of %zu; on %lld elements kept by "
-              "both, worst rel err of output and gradient %.3g (bound 0)\n",
-              static_cast<long long>(kept), static_cast<long long>(ref_kept), xv.size(),
-              static_cast<long long>(both), worst);
+  std::printf(
+      "[parity]   dropout         kept %lld vs PyTorch %lld of %zu; on %lld elements kept by "
+      "both, worst rel err of output and gradient %.3g (bound 0)\n",
+      static_cast<long long>(kept), static_cast<long long>(ref_kept), xv.size(),
+      static_cast<long long>(both), worst);
   EXPECT_EQ(worst, 0.0) << "kept elements must be x * float(1 / (1 - p)) exactly, as PyTorch's";
   // 16384 Bernoulli(0.75) draws: std 55; 6 sigma either side.
   const double n = static_cast<double>(xv.size());
