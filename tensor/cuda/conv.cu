@@ -1,0 +1,262 @@
+// CUDA conv2d through cuDNN (legacy convolution API, still offered by cuDNN 9).
+//
+// One plan per (device, dtype, geometry, math mode, benchmark flag): the tensor, filter and
+// convolution descriptors, and for each direction (forward, backward-data, backward-filter)
+// the algorithm and its workspace size, chosen the first time that direction runs for the
+// shape. Heuristics (cudnnGet*_v7) by default; with benchmark on, cudnnFind*Ex times the
+// candidates on the real buffers. Workspaces are kUInt8 tensors from the caching allocator,
+// released when the call returns (safe: all work is ordered on cudl's one stream per device).
+#include <cstring>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <tuple>
+#include <vector>
+
+#include "tensor/cuda/context.h"
+#include "tensor/cuda/cudnn_descriptors.h"
+#include "tensor/ops/conv_kernels.h"
+#include "tensor/tensor.h"
+
+namespace cudl::cuda {
+
+namespace {
+
+// Largest workspace an algorithm may ask for. cuDNN's fastest choices for ResNet shapes need
+// far less; the cap keeps one odd algorithm from taking gigabytes.
+constexpr size_t kMaxWorkspace = size_t(512) << 20;
+
+template <class Algo>
+struct Choice {
+  bool chosen = false;
+  Algo algo{};
+  size_t workspace = 0;
+  cudnnMathType_t math = CUDNN_DEFAULT_MATH;
+};
+
+struct ConvPlan {
+  TensorDescriptor x, y, bias;
+  FilterDescriptor w;
+  ConvolutionDescriptor conv;
+  cudnnMathType_t math = CUDNN_DEFAULT_MATH;  // what the descriptor was created with
+  Choice<cudnnConvolutionFwdAlgo_t> fwd;
+  Choice<cudnnConvolutionBwdDataAlgo_t> bwd_data;
+  Choice<cudnnConvolutionBwdFilterAlgo_t> bwd_filter;
+};
+
+using PlanKey = std::tuple<int, int, bool, bool, std::vector<int64_t>>;
+
+PlanKey make_key(int device, DType dtype, const ConvGeometry& g, bool tf32, bool benchmark) {
+  return PlanKey{device, static_cast<int>(dtype), tf32, benchmark,
+                 std::vector<int64_t>{g.n, g.c, g.h, g.w, g.o, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw,
+                                      g.dh, g.dw, g.groups}};
+}
+
+std::mutex& plan_mutex() {
+  static std::mutex m;
+  return m;
+}
+
+// Deliberately never destroyed: descriptors may be needed by static tensors freed at exit.
+std::map<PlanKey, std::unique_ptr<ConvPlan>>& plans() {
+  static auto* p = new std::map<PlanKey, std::unique_ptr<ConvPlan>>();
+  return *p;
+}
+
+ConvPlan& get_plan(int device, DType dtype, const ConvGeometry& g, bool tf32, bool benchmark) {
+  auto& cache = plans();
+  PlanKey key = make_key(device, dtype, g, tf32, benchmark);
+  auto it = cache.find(key);
+  if (it != cache.end()) return *it->second;
+  auto p = std::make_unique<ConvPlan>();
+  const cudnnDataType_t dt = cudnn_dtype(dtype);
+  set_nchw(p->x, dtype, g.n, g.c, g.h, g.w);
+  set_nchw(p->y, dtype, g.n, g.o, g.oh, g.ow);
+  set_nchw(p->bias, dtype, 1, g.o, 1, 1);
+  CUDL_CUDNN_CHECK(cudnnSetFilter4dDescriptor(p->w, dt, CUDNN_TENSOR_NCHW, cudnn_int(g.o, "O"),
+                                              cudnn_int(g.c / g.groups, "C/groups"),
+                                              cudnn_int(g.kh, "kH"), cudnn_int(g.kw, "kW")));
+  CUDL_CUDNN_CHECK(cudnnSetConvolution2dDescriptor(
+      p->conv, cudnn_int(g.ph, "pad"), cudnn_int(g.pw, "pad"), cudnn_int(g.sh, "stride"),
+      cudnn_int(g.sw, "stride"), cudnn_int(g.dh, "dilation"), cudnn_int(g.dw, "dilation"),
+      CUDNN_CROSS_CORRELATION, dt));
+  CUDL_CUDNN_CHECK(cudnnSetConvolutionGroupCount(p->conv, cudnn_int(g.groups, "groups")));
+  // FMA math keeps float32 exact fp32 (no TF32 tensor cores); DEFAULT lets cuDNN use TF32.
+  p->math = (dtype == kFloat32 && !tf32) ? CUDNN_FMA_MATH : CUDNN_DEFAULT_MATH;
+  CUDL_CUDNN_CHECK(cudnnSetConvolutionMathType(p->conv, p->math));
+  int n = 0, c = 0, h = 0, w = 0;
+  CUDL_CUDNN_CHECK(cudnnGetConvolution2dForwardOutputDim(p->conv, p->x, p->w, &n, &c, &h, &w));
+  CUDL_CHECK(n == g.n && c == g.o && h == g.oh && w == g.ow, "cuDNN computes a conv2d output of (",
+             n, ", ", c, ", ", h, ", ", w, "), cudl expected (", g.n, ", ", g.o, ", ", g.oh, ", ",
+             g.ow, ")");
+  return *cache.emplace(std::move(key), std::move(p)).first->second;
+}
+
+// Accepts a candidate that ran, fits the workspace cap and respects the math mode (no tensor-op
+// math when TF32 is off).
+template <class Perf>
+bool acceptable(const Perf& p, const ConvPlan& plan, size_t limit) {
+  if (p.status != CUDNN_STATUS_SUCCESS || p.memory > limit) return false;
+  if (plan.math == CUDNN_FMA_MATH)
+    return p.mathType == CUDNN_FMA_MATH || p.mathType == CUDNN_DEFAULT_MATH;
+  return true;
+}
+
+template <class Algo, class Perf>
+Choice<Algo> pick(const std::vector<Perf>& perf, int returned, const ConvPlan& plan, size_t limit,
+                  const char* direction) {
+  for (int i = 0; i < returned; ++i) {
+    if (acceptable(perf[i], plan, limit)) {
+      Choice<Algo> c;
+      c.chosen = true;
+      c.algo = perf[i].algo;
+      c.workspace = perf[i].memory;
+      c.math = plan.math == CUDNN_FMA_MATH ? CUDNN_FMA_MATH : perf[i].mathType;
+      return c;
+    }
+  }
+  CUDL_THROW("cuDNN offers no usable ", direction, " algorithm for this conv2d (", returned,
+             " candidates, workspace limit ", limit, " bytes)");
+}
+
+// The largest workspace among the heuristic candidates under the cap: what a benchmark needs
+// to give every reasonable candidate a chance.
+template <class Perf>
+size_t benchmark_workspace(const std::vector<Perf>& perf, int returned) {
+  size_t ws = 0;
+  for (int i = 0; i < returned; ++i)
+    if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].memory <= kMaxWorkspace)
+      ws = std::max(ws, perf[i].memory);
+  return ws;
+}
+
+Tensor workspace(size_t bytes, int device) {
+  return empty({static_cast<int64_t>(bytes > 0 ? bytes : 1)},
+               TensorOptions(kUInt8).device(Device::cuda(device)));
+}
+
+void* ws_ptr(const Tensor& ws, size_t bytes) {
+  return bytes ? ws.data_ptr() : nullptr;
+}
+
+int current_device() {
+  int d = 0;
+  CUDL_CUDA_CHECK(cudaGetDevice(&d));
+  return d;
+}
+
+cudnnHandle_t handle_on(cudaStream_t stream, int device) {
+  cudnnHandle_t h = cudnn_handle(device);
+  CUDL_CUDNN_CHECK(cudnnSetStream(h, stream));
+  return h;
+}
+
+void choose_forward(cudnnHandle_t h, ConvPlan& p, int device, bool benchmark, const void* x,
+                    const void* w, void* y) {
+  int max_count = 0;
+  CUDL_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithmMaxCount(h, &max_count));
+  std::vector<cudnnConvolutionFwdAlgoPerf_t> perf(max_count);
+  int returned = 0;
+  CUDL_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(h, p.x, p.w, p.conv, p.y, max_count,
+                                                          &returned, perf.data()));
+  if (benchmark) {
+    const size_t limit = benchmark_workspace(perf, returned);
+    Tensor ws = workspace(limit, device);
+    CUDL_CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithmEx(h, p.x, x, p.w, w, p.conv, p.y, y,
+                                                            max_count, &returned, perf.data(),
+                                                            ws_ptr(ws, limit), limit));
+    p.fwd = pick<cudnnConvolutionFwdAlgo_t>(perf, returned, p, limit, "forward");
+  } else {
+    p.fwd = pick<cudnnConvolutionFwdAlgo_t>(perf, returned, p, kMaxWorkspace, "forward");
+  }
+}
+
+void choose_backward_data(cudnnHandle_t h, ConvPlan& p, int device, bool benchmark, const void* w,
+                          const void* dy, void* dx) {
+  int max_count = 0;
+  CUDL_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithmMaxCount(h, &max_count));
+  std::vector<cudnnConvolutionBwdDataAlgoPerf_t> perf(max_count);
+  int returned = 0;
+  CUDL_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, p.w, p.y, p.conv, p.x, max_count,
+                                                               &returned, perf.data()));
+  if (benchmark) {
+    const size_t limit = benchmark_workspace(perf, returned);
+    Tensor ws = workspace(limit, device);
+    CUDL_CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithmEx(
+        h, p.w, w, p.y, dy, p.conv, p.x, dx, max_count, &returned, perf.data(), ws_ptr(ws, limit),
+        limit));
+    p.bwd_data = pick<cudnnConvolutionBwdDataAlgo_t>(perf, returned, p, limit, "backward-data");
+  } else {
+    p.bwd_data =
+        pick<cudnnConvolutionBwdDataAlgo_t>(perf, returned, p, kMaxWorkspace, "backward-data");
+  }
+}
+
+void choose_backward_filter(cudnnHandle_t h, ConvPlan& p, int device, bool benchmark, const void* x,
+                            const void* dy, void* dw) {
+  int max_count = 0;
+  CUDL_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(h, &max_count));
+  std::vector<cudnnConvolutionBwdFilterAlgoPerf_t> perf(max_count);
+  int returned = 0;
+  CUDL_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(
+      h, p.x, p.y, p.conv, p.w, max_count, &returned, perf.data()));
+  if (benchmark) {
+    const size_t limit = benchmark_workspace(perf, returned);
+    Tensor ws = workspace(limit, device);
+    CUDL_CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithmEx(
+        h, p.x, x, p.y, dy, p.conv, p.w, dw, max_count, &returned, perf.data(), ws_ptr(ws, limit),
+        limit));
+    p.bwd_filter =
+        pick<cudnnConvolutionBwdFilterAlgo_t>(perf, returned, p, limit, "backward-filter");
+  } else {
+    p.bwd_filter =
+        pick<cudnnConvolutionBwdFilterAlgo_t>(perf, returned, p, kMaxWorkspace, "backward-filter");
+  }
+}
+
+}  // namespace
+
+void conv2d_forward(cudaStream_t stream, DType dtype, const ConvGeometry& g, const void* x,
+                    const void* w, const void* bias, void* y, bool benchmark, bool allow_tf32) {
+  const int device = current_device();
+  std::lock_guard<std::mutex> lock(plan_mutex());
+  cudnnHandle_t h = handle_on(stream, device);
+  ConvPlan& p = get_plan(device, dtype, g, allow_tf32, benchmark);
+  if (!p.fwd.chosen) choose_forward(h, p, device, benchmark, x, w, y);
+  CUDL_CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, p.fwd.math));
+  const CudnnScalars s(dtype);
+  Tensor ws = workspace(p.fwd.workspace, device);
+  CUDL_CUDNN_CHECK(cudnnConvolutionForward(h, s.one(), p.x, x, p.w, w, p.conv, p.fwd.algo,
+                                           ws_ptr(ws, p.fwd.workspace), p.fwd.workspace, s.zero(),
+                                           p.y, y));
+  if (bias) CUDL_CUDNN_CHECK(cudnnAddTensor(h, s.one(), p.bias, bias, s.one(), p.y, y));
+}
+
+void conv2d_backward(cudaStream_t stream, DType dtype, const ConvGeometry& g, const void* x,
+                     const void* w, const void* dy, void* dx, void* dw, void* db, bool benchmark,
+                     bool allow_tf32) {
+  const int device = current_device();
+  std::lock_guard<std::mutex> lock(plan_mutex());
+  cudnnHandle_t h = handle_on(stream, device);
+  ConvPlan& p = get_plan(device, dtype, g, allow_tf32, benchmark);
+  const CudnnScalars s(dtype);
+  if (dx) {
+    if (!p.bwd_data.chosen) choose_backward_data(h, p, device, benchmark, w, dy, dx);
+    CUDL_CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, p.bwd_data.math));
+    Tensor ws = workspace(p.bwd_data.workspace, device);
+    CUDL_CUDNN_CHECK(cudnnConvolutionBackwardData(h, s.one(), p.w, w, p.y, dy, p.conv,
+                                                  p.bwd_data.algo, ws_ptr(ws, p.bwd_data.workspace),
+                                                  p.bwd_data.workspace, s.zero(), p.x, dx));
+  }
+  if (dw) {
+    if (!p.bwd_filter.chosen) choose_backward_filter(h, p, device, benchmark, x, dy, dw);
+    CUDL_CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, p.bwd_filter.math));
+    Tensor ws = workspace(p.bwd_filter.workspace, device);
+    CUDL_CUDNN_CHECK(cudnnConvolutionBackwardFilter(
+        h, s.one(), p.x, x, p.y, dy, p.conv, p.bwd_filter.algo, ws_ptr(ws, p.bwd_filter.workspace),
+        p.bwd_filter.workspace, s.zero(), p.w, dw));
+  }
+  if (db) CUDL_CUDNN_CHECK(cudnnConvolutionBackwardBias(h, s.one(), p.y, dy, s.zero(), p.bias, db));
+}
+
+}  // namespace cudl::cuda

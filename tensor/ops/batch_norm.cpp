@@ -1,0 +1,127 @@
+#include "tensor/ops/batch_norm.h"
+
+#include "tensor/autograd.h"
+#include "tensor/ops/batch_norm_kernels.h"
+#include "tensor/ops/elementwise.h"
+#include "tensor/ops/kernels.h"
+#include "tensor/ops/reduce.h"
+
+namespace cudl {
+
+namespace {
+
+void check_channel_vector(const Tensor& x, const Tensor& t, const char* what,
+                          bool need_contiguous) {
+  if (!t.defined()) return;
+  const int64_t c = x.size(1);
+  CUDL_CHECK(t.dim() == 1 && t.size(0) == c, "batch_norm: ", what, " of shape (", c,
+             ",) expected for an input of shape ", shape_str(x.shape()), ", got ",
+             shape_str(t.shape()));
+  CUDL_CHECK(t.device() == x.device(), "batch_norm: ", what, " is on ", t.device().str(),
+             " but the input is on ", x.device().str());
+  CUDL_CHECK(t.dtype() == x.dtype(), "batch_norm: ", what, " is ", toString(t.dtype()),
+             " but the input is ", toString(x.dtype()));
+  CUDL_CHECK(!need_contiguous || t.is_contiguous(), "batch_norm: ", what,
+             " must be contiguous (it is updated in place)");
+}
+
+// Sum over every dim but the channel dim, kept as (1, C, 1, ...).
+Tensor sum_but_channel(const Tensor& t) {
+  std::vector<int> dims;
+  for (int d = 0; d < t.dim(); ++d)
+    if (d != 1) dims.push_back(d);
+  return sum(t, dims, true);
+}
+
+}  // namespace
+
+Tensor batch_norm(const Tensor& x_in, const Tensor& weight, const Tensor& bias,
+                  const Tensor& running_mean, const Tensor& running_var, bool training,
+                  double momentum, double eps) {
+  CUDL_CHECK(x_in.defined(), "batch_norm: undefined input");
+  CUDL_CHECK(x_in.dim() >= 2, "batch_norm: expected an input of shape (N, C, ...), got ",
+             shape_str(x_in.shape()));
+  CUDL_CHECK(isFloating(x_in.dtype()), "batch_norm: ", toString(x_in.dtype()),
+             " input (float32 or float64 expected)");
+  CUDL_CHECK(eps >= 0.0, "batch_norm: eps must be >= 0, got ", eps);
+  check_channel_vector(x_in, weight, "weight", false);
+  check_channel_vector(x_in, bias, "bias", false);
+  check_channel_vector(x_in, running_mean, "running_mean", true);
+  check_channel_vector(x_in, running_var, "running_var", true);
+  CUDL_CHECK(running_mean.defined() == running_var.defined(),
+             "batch_norm: running_mean and running_var must both be given or both be undefined");
+  CUDL_CHECK(training || running_mean.defined(),
+             "batch_norm: eval mode needs running_mean and running_var");
+  const int64_t n = x_in.size(0), c = x_in.size(1);
+  const int64_t s = c == 0 || n == 0 ? 0 : x_in.numel() / (n * c);
+  if (training) {
+    CUDL_CHECK(n * s > 1,
+               "batch_norm: expected more than 1 value per channel when training, got "
+               "input of shape ",
+               shape_str(x_in.shape()));
+  }
+  const Device dev = x_in.device();
+  const TensorOptions o = TensorOptions(x_in.dtype()).device(dev);
+  Tensor x = x_in.detach().contiguous();
+  Tensor w = weight.defined() ? weight.detach().contiguous() : ones({c}, o);
+  Tensor b = bias.defined() ? bias.detach().contiguous() : zeros({c}, o);
+  Tensor y = empty(x.shape(), o);
+  const bool gx = x_in.requires_grad();
+  const bool gw = weight.defined() && weight.requires_grad();
+  const bool gb = bias.defined() && bias.requires_grad();
+
+  if (training) {
+    Tensor save_mean = empty({c}, o), save_invstd = empty({c}, o);
+    {
+      NoGradGuard ng;  // running statistics are updated outside autograd
+      CUDL_ON_DEVICE(dev, batch_norm_forward_train, x.dtype(), n, c, s, x.data_ptr(), w.data_ptr(),
+                     b.data_ptr(), y.data_ptr(), save_mean.data_ptr(), save_invstd.data_ptr(),
+                     running_mean.defined() ? running_mean.data_ptr() : nullptr,
+                     running_var.defined() ? running_var.data_ptr() : nullptr, momentum, eps);
+    }
+    if (needs_grad({x_in, weight, bias})) {
+      set_grad_fn(
+          y, "BatchNormBackward", {x_in, weight, bias},
+          [x, w, save_mean, save_invstd, n, c, s, eps, gx, gw, gb](const Tensor& dy_in) {
+            Tensor dy = dy_in.contiguous();
+            Tensor dx = empty_like(x), dw = empty_like(w), db = empty_like(w);
+            CUDL_ON_DEVICE(x.device(), batch_norm_backward_train, x.dtype(), n, c, s, x.data_ptr(),
+                           dy.data_ptr(), w.data_ptr(), save_mean.data_ptr(),
+                           save_invstd.data_ptr(), eps, dx.data_ptr(), dw.data_ptr(),
+                           db.data_ptr());
+            return std::vector<Tensor>{gx ? dx : Tensor(), gw ? dw : Tensor(), gb ? db : Tensor()};
+          });
+    }
+    return y;
+  }
+
+  CUDL_ON_DEVICE(dev, batch_norm_forward_eval, x.dtype(), n, c, s, x.data_ptr(), w.data_ptr(),
+                 b.data_ptr(), running_mean.data_ptr(), running_var.data_ptr(), eps, y.data_ptr());
+  if (needs_grad({x_in, weight, bias})) {
+    // Copies of the statistics: a later training step may update the buffers in place before
+    // this backward runs.
+    Tensor rm = running_mean.detach().clone(), rv = running_var.detach().clone();
+    set_grad_fn(y, "BatchNormEvalBackward", {x_in, weight, bias},
+                [x = gw ? x : Tensor(), w, rm, rv, eps, gx, gw, gb](const Tensor& dy) {
+                  NoGradGuard ng;
+                  Shape bshape(dy.dim(), 1);
+                  bshape[1] = w.size(0);
+                  Tensor invstd = rdiv(1.0, sqrt(rv + eps)).reshape(bshape);
+                  Tensor dx, dw, db;
+                  if (gx) dx = dy * (w.reshape(bshape) * invstd);
+                  if (gw)
+                    dw = sum_but_channel(dy * ((x - rm.reshape(bshape)) * invstd)).reshape({-1});
+                  if (gb) db = sum_but_channel(dy).reshape({-1});
+                  return std::vector<Tensor>{dx, dw, db};
+                });
+  }
+  return y;
+}
+
+void increment_counter_(Tensor& counter) {
+  CUDL_CHECK(counter.defined() && counter.dtype() == kInt64 && counter.numel() == 1,
+             "increment_counter_: expected a one-element int64 tensor, got ", counter.info());
+  CUDL_ON_DEVICE(counter.device(), increment_counter, counter.data<int64_t>());
+}
+
+}  // namespace cudl

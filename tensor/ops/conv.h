@@ -1,0 +1,44 @@
+// 2-D convolution (cross-correlation, as in PyTorch) with autograd.
+//
+//   x (N, C, H, W), weight (O, C/groups, kH, kW), bias (O,) or undefined -> y (N, O, OH, OW)
+//   y[n, o, i, j] = bias[o] + sum_{c in group(o), a, b}
+//                     weight[o, c, a, b] * x[n, c, i*sH - pH + a*dH, j*sW - pW + b*dW]
+//   (x is zero outside the image; OH, OW from window_out_size in conv_geometry.h)
+//   dx = transposed convolution of dy with weight; dweight[o, c, a, b] = sum_{n, i, j}
+//   dy[n, o, i, j] * x[n, c, ...]; dbias[o] = sum_{n, i, j} dy[n, o, i, j].
+//
+// CUDA: cuDNN forward, backward-data and backward-filter. Descriptors and the algorithm of
+// each direction are chosen once per shape and cached; the workspace comes from the caching
+// allocator. With conv_benchmark(true) the algorithms are timed by cudnnFind*Ex (as
+// torch.backends.cudnn.benchmark); otherwise cuDNN's heuristics pick them. float32 runs in
+// full fp32 precision unless conv_allow_tf32(true), matching cudl's cuBLAS policy.
+//
+// CPU: im2col + the BLAS GEMM. A few samples at a time are unfolded into one column buffer
+// (C*kH*kW, samples*OH*OW) so the GEMM is wide enough even for small late-stage feature maps;
+// the buffer is a temporary of the op (no memory kept between calls). The backward pass
+// unfolds x again rather than keeping the columns, so the graph holds only x and the weight.
+#pragma once
+
+#include "tensor/ops/conv_geometry.h"
+#include "tensor/tensor.h"
+
+namespace cudl {
+
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(),
+              Size2 stride = 1, Size2 padding = 0, Size2 dilation = 1, int64_t groups = 1);
+
+// Checks the arguments of conv2d and returns the geometry. Throws one message naming the
+// mismatched tensor, what was expected and what was found.
+ConvGeometry conv2d_geometry(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                             Size2 stride, Size2 padding, Size2 dilation, int64_t groups);
+
+// cuDNN algorithm selection: benchmark each new shape (true) or use heuristics (false, the
+// default). Changing it affects shapes seen afterwards.
+void set_conv_benchmark(bool on);
+bool conv_benchmark();
+// Allow TensorFloat-32 in cuDNN float32 convolutions (faster, ~1e-3 relative error). Off by
+// default.
+void set_conv_allow_tf32(bool on);
+bool conv_allow_tf32();
+
+}  // namespace cudl
