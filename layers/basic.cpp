@@ -67,7 +67,7 @@ std::shared_ptr<Sequential> sequential(std::initializer_list<std::shared_ptr<Mod
 
 Tensor Sequential::forward(const Tensor& x) {
   Tensor h = x;
-  for (const auto& m : modules_) h = m->forward(h);
+  for (const auto& m : modules_) h = (*m)(h);
   return h;
 }
 

@@ -367,4 +367,20 @@ void Module::check_placement(const Tensor& x, const std::string& expected) const
   }
 }
 
+namespace {
+thread_local ForwardHook* g_forward_hook = nullptr;
+}  // namespace
+
+Tensor Module::operator()(const Tensor& x) {
+  Tensor out = forward(x);
+  if (g_forward_hook) (*g_forward_hook)(*this, x, out);
+  return out;
+}
+
+ForwardHookGuard::ForwardHookGuard(ForwardHook hook) : previous_(g_forward_hook), hook_(std::move(hook)) {
+  g_forward_hook = &hook_;
+}
+
+ForwardHookGuard::~ForwardHookGuard() { g_forward_hook = previous_; }
+
 }  // namespace cudl

@@ -71,7 +71,9 @@ class Module : public std::enable_shared_from_this<Module> {
 
   // The computation. Layers check their input and raise errors naming themselves (where()).
   virtual Tensor forward(const Tensor& x) = 0;
-  Tensor operator()(const Tensor& x) { return forward(x); }
+  // forward() plus the forward hook, when one is installed (ForwardHookGuard). Modules call
+  // their children through this, so a hook sees every module of a model in execution order.
+  Tensor operator()(const Tensor& x);
 
   // ---- identity ----
   const std::string& type_name() const { return type_name_; }
@@ -173,6 +175,21 @@ class Module : public std::enable_shared_from_this<Module> {
   std::vector<Entry> params_;
   std::vector<Entry> buffers_;
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
+};
+
+// Observes every Module::operator() call on this thread while the guard lives (one at a time):
+// used by models::summary() to record output shapes in execution order.
+using ForwardHook = std::function<void(const Module& m, const Tensor& input, const Tensor& output)>;
+class ForwardHookGuard {
+ public:
+  explicit ForwardHookGuard(ForwardHook hook);
+  ~ForwardHookGuard();
+  ForwardHookGuard(const ForwardHookGuard&) = delete;
+  ForwardHookGuard& operator=(const ForwardHookGuard&) = delete;
+
+ private:
+  ForwardHook* previous_;
+  ForwardHook hook_;
 };
 
 // Throws "<module.where()>: ..." with this file and line.

@@ -66,7 +66,7 @@ AdaptiveConcatPool2d::AdaptiveConcatPool2d(int64_t output_size) : Module("Adapti
 
 Tensor AdaptiveConcatPool2d::forward(const Tensor& x) {
   check_input(x, {4}, -1, kAnyImage);
-  return cat({mp->forward(x), ap->forward(x)}, 1);
+  return cat({(*mp)(x), (*ap)(x)}, 1);
 }
 
 }  // namespace cudl
