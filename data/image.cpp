@@ -187,18 +187,33 @@ Image decode_jpeg(const uint8_t* data, size_t size, const std::string& name, con
   s->image = Image(h, w);
   s->image.full_height = static_cast<int>(c->image_height);
   s->image.full_width = static_cast<int>(c->image_width);
+  int first = 0, last = h;
+  if (o.rows_needed && s->orientation == 1) {
+    const std::pair<int, int> r = o.rows_needed(h, w, s->image.full_height, s->image.full_width);
+    first = std::min(std::max(r.first, 0), h);
+    last = std::min(std::max(r.second, first), h);
+  }
   jpeg_start_decompress(c);
   constexpr int kRows = 16;
   if (cmyk) s->cmyk_rows.resize(static_cast<size_t>(kRows) * w * 4);
-  while (c->output_scanline < c->output_height) {
+  if (first > 0) jpeg_skip_scanlines(c, static_cast<JDIMENSION>(first));
+  while (static_cast<int>(c->output_scanline) < last) {
     const int y = static_cast<int>(c->output_scanline);
-    const int n = std::min(kRows, h - y);
+    const int n = std::min(kRows, last - y);
     JSAMPROW rows[kRows];
     for (int i = 0; i < n; ++i)
       rows[i] = cmyk ? s->cmyk_rows.data() + static_cast<size_t>(i) * w * 4 : s->image.row(y + i);
     const int got = static_cast<int>(jpeg_read_scanlines(c, rows, static_cast<JDIMENSION>(n)));
     if (cmyk)
       for (int i = 0; i < got; ++i) cmyk_row_to_rgb(rows[i], s->image.row(y + i), w);
+  }
+  if (last < h) {
+    // Skip to the last row and decode it (into scratch): skipping straight to the end would stop
+    // reading the file, and a truncated or corrupt tail would go unnoticed.
+    if (last < h - 1) jpeg_skip_scanlines(c, static_cast<JDIMENSION>(h - 1 - last));
+    s->cmyk_rows.resize(static_cast<size_t>(w) * 4);
+    JSAMPROW row = s->cmyk_rows.data();
+    jpeg_read_scanlines(c, &row, 1);
   }
   jpeg_finish_decompress(c);
   Image out = std::move(s->image);
@@ -276,6 +291,15 @@ PngState* png_open(PngState* s, const uint8_t* data, size_t size) {
 }
 
 Image decode_png(const uint8_t* data, size_t size, const std::string& name, const DecodeOptions& o) {
+  // The IHDR chunk must come first (bytes 8..32): check the size before libpng sees the file, so
+  // a zero or enormous size gets our message.
+  if (size >= 24 && std::memcmp(data + 12, "IHDR", 4) == 0) {
+    auto be32 = [&](size_t at) {
+      return static_cast<int64_t>(uint32_t(data[at]) << 24 | uint32_t(data[at + 1]) << 16 |
+                                  uint32_t(data[at + 2]) << 8 | uint32_t(data[at + 3]));
+    };
+    check_pixels(name, "PNG", be32(20), be32(16), o);
+  }
   auto st = std::make_unique<PngState>();
   PngState* s = st.get();
   png_open(s, data, size);

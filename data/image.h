@@ -28,7 +28,9 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace cudl::data {
@@ -70,6 +72,12 @@ struct DecodeOptions {
   // synchronisation) as errors. PIL loads such files with grey or garbage blocks; a training set
   // should not.
   bool strict = true;
+  // Optional: the rows [first, last) of the decoded image that the caller will read, given the
+  // decoded size (height, width) and the file's (full_height, full_width). A JPEG's other rows
+  // are skipped with jpeg_skip_scanlines (still entropy-decoded, so truncation and corruption are
+  // still found, but without IDCT, upsampling and colour conversion) and left as zeros. Ignored
+  // for PNG and when an EXIF orientation is applied.
+  std::function<std::pair<int, int>(int height, int width, int full_height, int full_width)> rows_needed;
 };
 
 // Header facts without decoding the pixels.

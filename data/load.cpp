@@ -7,13 +7,6 @@
 namespace cudl::data {
 
 namespace {
-DecodeOptions decode_options(const LoadOptions& o) {
-  CUDL_CHECK(o.size > 0, "LoadOptions::size must be positive, got ", o.size);
-  DecodeOptions d = o.decode;
-  d.shorter_side = o.size;
-  return d;
-}
-
 // The window of the resized image (length `big`) kept around a centred crop of `size`.
 void keep_window(int big, int size, bool uncropped, int* start, int* length, int* crop) {
   const int c = centre_crop_offset(big, size);
@@ -27,18 +20,35 @@ void keep_window(int big, int size, bool uncropped, int* start, int* length, int
   *start = std::min(std::max(0, c - (*length - size) / 2), big - *length);
   *crop = c - *start;
 }
+
+// The plan for an image decoded at (h, w) from a file of (full_h, full_w); fills the kept size
+// and crop offsets of `meta`.
+ResizePlan plan_for(const LoadOptions& o, int h, int w, int full_h, int full_w, ResizedImage* meta) {
+  const Size2 r = resized_size(full_h, full_w, o.size);
+  int wy, wx;
+  keep_window(r.height, o.size, o.keep_uncropped, &wy, &meta->height, &meta->crop_y);
+  keep_window(r.width, o.size, o.keep_uncropped, &wx, &meta->width, &meta->crop_x);
+  return plan_resize(h, w, r.height, r.width, wy, wx, meta->height, meta->width, o.antialias);
+}
+
+DecodeOptions decode_options(const LoadOptions& o) {
+  CUDL_CHECK(o.size > 0, "LoadOptions::size must be positive, got ", o.size);
+  DecodeOptions d = o.decode;
+  d.shorter_side = o.size;
+  // Only the rows the resampling reads are decoded in full.
+  d.rows_needed = [o](int h, int w, int full_h, int full_w) {
+    ResizedImage meta;
+    return source_rows(plan_for(o, h, w, full_h, full_w, &meta));
+  };
+  return d;
+}
 }  // namespace
 
 ResizedImage resize_decoded(const Image& img, const LoadOptions& o) {
   const int full_h = img.full_height > 0 ? img.full_height : img.height;
   const int full_w = img.full_width > 0 ? img.full_width : img.width;
-  const Size2 r = resized_size(full_h, full_w, o.size);
   ResizedImage out;
-  int wy, wx;
-  keep_window(r.height, o.size, o.keep_uncropped, &wy, &out.height, &out.crop_y);
-  keep_window(r.width, o.size, o.keep_uncropped, &wx, &out.width, &out.crop_x);
-  const ResizePlan plan = plan_resize(img.height, img.width, r.height, r.width, wy, wx, out.height,
-                                      out.width, o.antialias);
+  const ResizePlan plan = plan_for(o, img.height, img.width, full_h, full_w, &out);
   out.pixels.resize(static_cast<size_t>(out.height) * out.width * 3);
   resize_u8(plan, img.pixels.data(), static_cast<size_t>(img.width) * 3, out.pixels.data());
   return out;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "tensor/error.h"
@@ -63,7 +64,7 @@ ResizePlan plan_recipe(int full_h, int full_w, int in_h, int in_w, int size, boo
 namespace {
 
 // Corner-aligned bilinear taps along one axis for output coordinates [begin, begin + count),
-// computed in float32 exactly as PyTorch's CPU kernel does.
+// computed exactly as PyTorch's CPU kernel does.
 struct Taps {
   std::vector<int> i0, i1;  // source indices times 3 (interleaved RGB)
   std::vector<float> w0, w1;
@@ -84,10 +85,13 @@ Taps bilinear_taps(int in, int out, int begin, int count, int elems_per_index) {
       i0 = i1 = d;
       l1 = 0.f;
     } else {
-      const float src = scale * static_cast<float>(d);
+      // The scale is float32 but PyTorch 1.13's CPU kernel forms the source index and lambda in
+      // double (its accumulate type) before storing lambda as float; float32 products would be
+      // up to an ulp of the index (6e-5 at 500) off.
+      const double src = static_cast<double>(scale) * d;
       i0 = std::min(static_cast<int>(src), in - 1);
       i1 = i0 + (i0 < in - 1 ? 1 : 0);
-      l1 = std::min(std::max(src - static_cast<float>(i0), 0.f), 1.f);
+      l1 = static_cast<float>(std::min(std::max(src - i0, 0.0), 1.0));
     }
     t.i0[k] = i0 * elems_per_index;
     t.i1[k] = i1 * elems_per_index;
@@ -142,54 +146,65 @@ std::vector<float> area_pool(const ResizePlan& p, const In* src, size_t stride) 
   return out;
 }
 
+// Four floats as one vector (GCC/Clang vector extension: SSE on x86-64, NEON on ARM).
+typedef float Float4 __attribute__((vector_size(16)));
+
 // Bilinear from (h, w, 3) `src` to the plan's window; sink(row, values) gets each output row as
-// win_w * 3 interleaved floats.
+// win_w * 3 interleaved floats. Vertical first: the two source rows of an output row are blended
+// over the columns the window needs (a contiguous, vectorisable loop), then that one float row is
+// sampled horizontally. out = wx0 (wy0 a + wy1 c) + wx1 (wy0 b + wy1 d): PyTorch's value up to
+// the order of float additions.
 template <class In, class Sink>
 void bilinear(const ResizePlan& p, const In* src, size_t stride, int h, int w, Sink&& sink) {
   const Taps ty = bilinear_taps(h, p.out_h, p.win_y, p.win_h, 1);
   const Taps tx = bilinear_taps(w, p.out_w, p.win_x, p.win_w, 3);
   const int n = p.win_w * 3;
-  std::vector<float> buffers(static_cast<size_t>(3) * n);
-  float* slot[2] = {buffers.data(), buffers.data() + n};
-  float* out = buffers.data() + 2 * n;
-  int id[2] = {-1, -1};
-  const int* i0 = tx.i0.data();
-  const int* i1 = tx.i1.data();
+  // Source columns (in elements) that the window reads: taps are non-decreasing.
+  const int c0 = tx.i0.front(), c1 = tx.i1.back() + 3;
+  const int span = c1 - c0;
+  std::vector<int> j0(p.win_w), j1(p.win_w);
+  for (int x = 0; x < p.win_w; ++x) {
+    j0[x] = tx.i0[x] - c0;
+    j1[x] = tx.i1[x] - c0;
+  }
+  // One float of padding after each row: the 4-wide horizontal step reads and writes a lane past
+  // the last pixel.
+  std::vector<float> buffers(static_cast<size_t>(span) + n + 2, 0.f);
+  float* col = buffers.data();
+  float* out = col + span + 1;
   const float* w0 = tx.w0.data();
   const float* w1 = tx.w1.data();
-  auto horizontal = [&](int sy, float* dst) {
-    const In* row = src + static_cast<size_t>(sy) * stride;
-    for (int x = 0; x < p.win_w; ++x) {
-      const In* a = row + i0[x];
-      const In* b = row + i1[x];
-      const float u = w0[x], v = w1[x];
-      dst[3 * x] = u * static_cast<float>(a[0]) + v * static_cast<float>(b[0]);
-      dst[3 * x + 1] = u * static_cast<float>(a[1]) + v * static_cast<float>(b[1]);
-      dst[3 * x + 2] = u * static_cast<float>(a[2]) + v * static_cast<float>(b[2]);
-    }
-  };
-  // Returns source row sy interpolated horizontally, keeping row `keep` cached.
-  auto get = [&](int sy, int keep) -> const float* {
-    for (int k = 0; k < 2; ++k)
-      if (id[k] == sy) return slot[k];
-    const int k = id[0] == keep ? 1 : 0;
-    horizontal(sy, slot[k]);
-    id[k] = sy;
-    return slot[k];
-  };
   for (int r = 0; r < p.win_h; ++r) {
-    const int y0 = ty.i0[r], y1 = ty.i1[r];
+    const In* a = src + static_cast<size_t>(ty.i0[r]) * stride + c0;
+    const In* b = src + static_cast<size_t>(ty.i1[r]) * stride + c0;
     const float u = ty.w0[r], v = ty.w1[r];
-    const float* a = get(y0, y1);
     if (v == 0.f) {
-      sink(r, a);
-      continue;
+      for (int k = 0; k < span; ++k) col[k] = static_cast<float>(a[k]);
+    } else {
+      for (int k = 0; k < span; ++k) col[k] = u * static_cast<float>(a[k]) + v * static_cast<float>(b[k]);
     }
-    const float* b = get(y1, y0);
-    for (int k = 0; k < n; ++k) out[k] = u * a[k] + v * b[k];
+    // One RGB pixel per 4-wide vector operation (the fourth lane is overwritten by the next pixel).
+    for (int x = 0; x < p.win_w; ++x) {
+      Float4 pa, pb;
+      std::memcpy(&pa, col + j0[x], sizeof(pa));
+      std::memcpy(&pb, col + j1[x], sizeof(pb));
+      const Float4 v4 = pa * w0[x] + pb * w1[x];
+      std::memcpy(out + 3 * x, &v4, sizeof(v4));
+    }
     sink(r, static_cast<const float*>(out));
   }
 }
+
+}  // namespace
+
+std::pair<int, int> source_rows(const ResizePlan& p) {
+  const Taps ty = bilinear_taps(p.pool_h, p.out_h, p.win_y, p.win_h, 1);
+  const int first = ty.i0.front(), last = ty.i1.back() + 1;  // rows of the pre-pass output
+  if (!p.has_area_prepass()) return {first, last};
+  return {pool_start(first, p.pool_h, p.in_h), pool_end(last - 1, p.pool_h, p.in_h)};
+}
+
+namespace {
 
 template <class In, class Sink>
 void run_plan(const ResizePlan& p, const In* src, size_t stride, Sink&& sink) {

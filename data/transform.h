@@ -8,8 +8,9 @@
 //   the image is first area-averaged to (floor(H * (1/d)), floor(W * (1/d))), exactly PyTorch's
 //   F.interpolate(mode="area") = adaptive_avg_pool2d (windows [floor(i*in/out), ceil((i+1)*in/out))).
 //   Then bilinear with corner-aligned sampling, PyTorch's interpolate(align_corners=True):
-//   src = dst * float(in-1)/float(out-1) in float32, i0 = int(src), i1 = min(i0+1, in-1),
-//   lambda = src - i0; out = (1-ly)((1-lx) a + lx b) + ly((1-lx) c + lx d).
+//   scale = float32(in-1) / float32(out-1), src = double(scale) * dst, i0 = int(src),
+//   i1 = min(i0+1, in-1), lambda = float32(src - i0) (PyTorch 1.13's CPU arithmetic, to the bit);
+//   out = (1-ly)((1-lx) a + lx b) + ly((1-lx) c + lx d) in float32.
 // Crop: offset int((big - S + 1) * 0.5) on each side (0 on the shorter one).
 // Only the cropped window is computed, row by row (separable: each needed source row is
 // interpolated horizontally once into a float row, then two such rows are blended), so the cost
@@ -21,6 +22,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <utility>
 
 namespace cudl::data {
 
@@ -52,6 +54,9 @@ ResizePlan plan_resize(int in_h, int in_w, int out_h, int out_w, int win_y, int 
 // RECIPE's transform of an image whose file size is (full_h, full_w), decoded to (in_h, in_w):
 // shorter side -> size, centre crop size x size.
 ResizePlan plan_recipe(int full_h, int full_w, int in_h, int in_w, int size, bool antialias = true);
+
+// Rows [first, last) of the (in_h, in_w) input that running the plan reads.
+std::pair<int, int> source_rows(const ResizePlan& p);
 
 // Per-channel normalisation out = (v / 255 - mean[c]) / std[c] of 8-bit values v.
 struct Normalization {

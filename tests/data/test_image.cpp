@@ -207,6 +207,57 @@ TEST(Decode, DctScalingOnlyWhenTwiceTheNeededSizeAndDocumentedScale) {
   EXPECT_LT(sum / full.pixels.size(), 3.0);
 }
 
+// ---- decoding only the rows a crop needs --------------------------------------------------------
+
+TEST(Decode, RowWindowGivesTheSameRowsAndStillChecksTheWholeFile) {
+  const Image src = testing::test_image(100, 80, 3);
+  std::vector<std::vector<uint8_t>> files;
+  for (int sub : {420, 422, 444}) {
+    JpegEncodeOptions o;
+    o.subsampling = sub;
+    files.push_back(encode_jpeg(src, o));
+  }
+  JpegEncodeOptions o;
+  o.progressive = true;
+  files.push_back(encode_jpeg(src, o));
+  o.progressive = false;
+  o.greyscale = true;
+  files.push_back(encode_jpeg(src, o));
+  std::vector<uint8_t> cmyk(100 * 80 * 4);
+  for (size_t i = 0; i < cmyk.size(); ++i) cmyk[i] = static_cast<uint8_t>(i * 7 % 251);
+  files.push_back(cmyk_jpeg(cmyk, 100, 80, JCS_YCCK));
+  for (size_t f = 0; f < files.size(); ++f) {
+    const Image full = decode_image(files[f].data(), files[f].size(), "w.jpg");
+    for (auto [first, last] : {std::pair<int, int>{23, 61}, {0, 9}, {90, 100}, {17, 18}}) {
+      DecodeOptions d;
+      d.rows_needed = [=](int h, int w, int fh, int fw) {
+        EXPECT_EQ(h, 100);
+        EXPECT_EQ(fw, 80);
+        return std::pair<int, int>{first, last};
+      };
+      const Image part = decode_image(files[f].data(), files[f].size(), "w.jpg", d);
+      for (int y = first; y < last; ++y)
+        ASSERT_TRUE(std::equal(part.row(y), part.row(y) + 240, full.row(y)))
+            << "file " << f << ", window [" << first << ", " << last << "), row " << y;
+    }
+    // A truncated file is still refused when the window ends early.
+    std::vector<uint8_t> cut(files[f].begin(), files[f].begin() + files[f].size() * 3 / 4);
+    DecodeOptions d;
+    d.rows_needed = [](int, int, int, int) { return std::pair<int, int>{0, 10}; };
+    EXPECT_THAT(error_of([&] { decode_image(cut.data(), cut.size(), "cut.jpg", d); }),
+                HasSubstr("Premature end of JPEG file"))
+        << "file " << f;
+  }
+  // The dataset's loads (which decode only the crop's rows) equal a full decode then resize.
+  LoadOptions lo;
+  lo.size = 40;
+  lo.decode.dct_scaling = false;
+  const Image tall = testing::test_image(150, 60, 1);
+  const std::vector<uint8_t> j = encode_jpeg(tall, JpegEncodeOptions{});
+  EXPECT_EQ(load_resized(j.data(), j.size(), "tall.jpg", lo).pixels,
+            resize_decoded(decode_image(j.data(), j.size(), "tall.jpg"), lo).pixels);
+}
+
 // ---- EXIF orientation --------------------------------------------------------------------------
 
 std::vector<uint8_t> exif_block(int orientation, bool big_endian) {
