@@ -49,7 +49,8 @@ Result throughput(const std::vector<std::vector<uint8_t>>& jpegs, int threads, d
       pool.emplace_back([&, t] {
         std::vector<float> out(per_image);
         const double c0 = thread_cpu_seconds();
-        for (size_t i = static_cast<size_t>(t); !stop.load(std::memory_order_relaxed); i += threads) {
+        for (size_t i = static_cast<size_t>(t); !stop.load(std::memory_order_relaxed);
+             i += threads) {
           const auto& j = jpegs[i % jpegs.size()];
           load_normalised(j.data(), j.size(), "bench.jpg", out.data(), o);
           done.fetch_add(1, std::memory_order_relaxed);
@@ -81,10 +82,14 @@ int main(int argc, char** argv) {
   std::string out;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i];
-    if (k == "--images") images = std::atoi(argv[i + 1]);
-    else if (k == "--seconds") seconds = std::atof(argv[i + 1]);
-    else if (k == "--threads") threads = std::atoi(argv[i + 1]);
-    else if (k == "--out") out = argv[i + 1];
+    if (k == "--images")
+      images = std::atoi(argv[i + 1]);
+    else if (k == "--seconds")
+      seconds = std::atof(argv[i + 1]);
+    else if (k == "--threads")
+      threads = std::atoi(argv[i + 1]);
+    else if (k == "--out")
+      out = argv[i + 1];
     else {
       std::cerr << "bench_data_decode: unknown option " << k << "\n";
       return 2;
@@ -111,9 +116,13 @@ int main(int argc, char** argv) {
     }
     for (int t : {1, threads}) {
       const Result r = throughput(jpegs, t, seconds);
-      nlohmann::json j = {{"impl", "cudl"}, {"threads", t}, {"images", images},
-                          {"mean_jpeg_bytes", bytes / images}, {"size", "499x666 -> 300x300"},
-                          {"images_per_s", r.images_per_s}, {"cpu_ms_per_image", r.cpu_ms_per_image}};
+      nlohmann::json j = {{"impl", "cudl"},
+                          {"threads", t},
+                          {"images", images},
+                          {"mean_jpeg_bytes", bytes / images},
+                          {"size", "499x666 -> 300x300"},
+                          {"images_per_s", r.images_per_s},
+                          {"cpu_ms_per_image", r.cpu_ms_per_image}};
       std::cout << j.dump() << std::endl;
       if (threads == 1) break;
     }

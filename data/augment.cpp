@@ -54,8 +54,10 @@ AugmentDraw draw_augment(const ResizedImage& img, int size, const AugmentOptions
       if (w > 0 && h > 0 && w <= img.width && h <= img.height) {
         d.h = h;
         d.w = w;
-        d.y = std::min(img.height - h, static_cast<int>(u[2] * static_cast<float>(img.height - h + 1)));
-        d.x = std::min(img.width - w, static_cast<int>(u[3] * static_cast<float>(img.width - w + 1)));
+        d.y = std::min(img.height - h,
+                       static_cast<int>(u[2] * static_cast<float>(img.height - h + 1)));
+        d.x =
+            std::min(img.width - w, static_cast<int>(u[3] * static_cast<float>(img.width - w + 1)));
         break;
       }
     }

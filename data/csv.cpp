@@ -10,7 +10,9 @@
 namespace cudl::data {
 
 namespace {
-bool is_blank(char c) { return c == ' ' || c == '\t'; }
+bool is_blank(char c) {
+  return c == ' ' || c == '\t';
+}
 
 std::string trimmed(const std::string& s) {
   size_t b = 0, e = s.size();
@@ -99,7 +101,8 @@ CsvTable parse_csv(const std::string& text, const std::string& name, char delimi
   CsvTable t;
   t.header = std::move(records.front().fields);
   t.header_line = records.front().line;
-  t.rows.assign(std::make_move_iterator(records.begin() + 1), std::make_move_iterator(records.end()));
+  t.rows.assign(std::make_move_iterator(records.begin() + 1),
+                std::make_move_iterator(records.end()));
   return t;
 }
 

@@ -23,7 +23,7 @@ struct CsvRecord {
 struct CsvTable {
   std::vector<std::string> header;  // the first record
   int64_t header_line = 0;
-  std::vector<CsvRecord> rows;      // the records after the header
+  std::vector<CsvRecord> rows;  // the records after the header
 };
 
 // `name` (the file's path) starts every error message. Throws on an empty text (no header).

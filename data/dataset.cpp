@@ -32,7 +32,10 @@ std::string message_of(const std::exception_ptr& e) {
 
 ImageDataset::ImageDataset(std::shared_ptr<const LabelTable> table, std::vector<int64_t> rows,
                            const LoadOptions& options)
-    : table_(std::move(table)), rows_(std::move(rows)), options_(options), cache_(std::make_shared<Cache>()) {
+    : table_(std::move(table)),
+      rows_(std::move(rows)),
+      options_(options),
+      cache_(std::make_shared<Cache>()) {
   CUDL_CHECK(table_, "ImageDataset: no label table");
   CUDL_CHECK(options_.size > 0, "ImageDataset: image size must be positive, got ", options_.size);
   const auto n = static_cast<int64_t>(table_->items.size());
@@ -42,14 +45,18 @@ ImageDataset::ImageDataset(std::shared_ptr<const LabelTable> table, std::vector<
 }
 
 ImageDataset::ImageDataset(std::shared_ptr<const LabelTable> table, const LoadOptions& options)
-    : ImageDataset(table, [&] {
-        std::vector<int64_t> all(table ? table->items.size() : 0);
-        for (size_t i = 0; i < all.size(); ++i) all[i] = static_cast<int64_t>(i);
-        return all;
-      }(), options) {}
+    : ImageDataset(
+          table,
+          [&] {
+            std::vector<int64_t> all(table ? table->items.size() : 0);
+            for (size_t i = 0; i < all.size(); ++i) all[i] = static_cast<int64_t>(i);
+            return all;
+          }(),
+          options) {}
 
 void ImageDataset::check_index(int64_t i) const {
-  CUDL_CHECK(i >= 0 && i < size(), "ImageDataset: index ", i, " out of range for ", size(), " items");
+  CUDL_CHECK(i >= 0 && i < size(), "ImageDataset: index ", i, " out of range for ", size(),
+             " items");
 }
 
 const LabelledImage& ImageDataset::item(int64_t i) const {
@@ -91,7 +98,8 @@ void ImageDataset::multi_hot(int64_t i, float* out) const {
 int64_t ImageDataset::class_index(int64_t i) const {
   const LabelledImage& it = item(i);
   CUDL_CHECK(it.label_ids.size() == 1, table_->csv_path, ":", it.line, ": '", it.filename, "' has ",
-             it.label_ids.size(), " labels: a class index needs exactly one (multi-label data "
+             it.label_ids.size(),
+             " labels: a class index needs exactly one (multi-label data "
              "uses multi-hot targets)");
   return it.label_ids[0];
 }
@@ -109,7 +117,8 @@ int64_t ImageDataset::preload(int threads, bool skip_bad) {
       }
     }
   };
-  int nt = threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  int nt =
+      threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   nt = static_cast<int>(std::min<int64_t>(nt, std::max<int64_t>(n, 1)));
   std::vector<std::thread> pool;
   for (int t = 1; t < nt; ++t) pool.emplace_back(work);
@@ -156,15 +165,18 @@ int64_t ImageDataset::cache_bytes() const {
 }
 
 ImageData load_image_data(const ImageDataOptions& o) {
-  CUDL_CHECK(!o.csv_path.empty(), "load_image_data: no labels file given (ImageDataOptions::csv_path)");
+  CUDL_CHECK(!o.csv_path.empty(),
+             "load_image_data: no labels file given (ImageDataOptions::csv_path)");
   LabelsOptions lo = o.labels;
   if (o.split == SplitMode::kValidColumn && lo.valid_column.empty()) lo.valid_column = "is_valid";
   LabelTable train_table = read_labels(o.csv_path, o.image_dir, lo);
   std::optional<LabelTable> valid_table;
   if (o.split == SplitMode::kValidCsv) {
-    CUDL_CHECK(!o.valid_csv.empty(), "load_image_data: SplitMode::kValidCsv needs valid_csv (the "
+    CUDL_CHECK(!o.valid_csv.empty(),
+               "load_image_data: SplitMode::kValidCsv needs valid_csv (the "
                "validation labels file)");
-    valid_table = read_labels(o.valid_csv, o.valid_image_dir.empty() ? o.image_dir : o.valid_image_dir, lo);
+    valid_table =
+        read_labels(o.valid_csv, o.valid_image_dir.empty() ? o.image_dir : o.valid_image_dir, lo);
   }
   if (o.split == SplitMode::kValidColumn)
     CUDL_CHECK(train_table.has_valid_column, o.csv_path, ": no '", lo.valid_column,
@@ -201,7 +213,8 @@ ImageData load_image_data(const ImageDataOptions& o) {
       s = split_by_rand_pct(train_all->size(), o.valid_pct, o.seed);
     } else {
       std::vector<bool> flags(static_cast<size_t>(train_all->size()));
-      for (int64_t i = 0; i < train_all->size(); ++i) flags[static_cast<size_t>(i)] = train_all->item(i).valid == 1;
+      for (int64_t i = 0; i < train_all->size(); ++i)
+        flags[static_cast<size_t>(i)] = train_all->item(i).valid == 1;
       s = split_by_flags(flags);
     }
     out.train = std::make_shared<ImageDataset>(train_all->subset(s.train));

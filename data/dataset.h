@@ -81,10 +81,10 @@ struct ImageDataOptions {
   SplitMode split = SplitMode::kRandom;
   double valid_pct = 0.2;
   uint32_t seed = 10;
-  std::string valid_csv;        // kValidCsv; images in valid_image_dir (default image_dir)
+  std::string valid_csv;  // kValidCsv; images in valid_image_dir (default image_dir)
   std::string valid_image_dir;
-  bool preload = true;          // decode everything up front (bad images found before training)
-  int threads = 0;              // for preloading; 0: all cores
+  bool preload = true;  // decode everything up front (bad images found before training)
+  int threads = 0;      // for preloading; 0: all cores
 };
 
 struct ImageData {

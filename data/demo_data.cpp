@@ -24,11 +24,15 @@ constexpr float kPi = 3.14159265358979f;
 struct RGB {
   float r = 0, g = 0, b = 0;
 };
-RGB operator*(RGB c, float s) { return {c.r * s, c.g * s, c.b * s}; }
+RGB operator*(RGB c, float s) {
+  return {c.r * s, c.g * s, c.b * s};
+}
 RGB mix(RGB a, RGB b, float t) {
   return {a.r + (b.r - a.r) * t, a.g + (b.g - a.g) * t, a.b + (b.b - a.b) * t};
 }
-float clamp01(float v) { return v < 0.f ? 0.f : (v > 1.f ? 1.f : v); }
+float clamp01(float v) {
+  return v < 0.f ? 0.f : (v > 1.f ? 1.f : v);
+}
 
 // Random numbers of one image: NumPy's legacy generator seeded with [seed lo, seed hi, index].
 class Rng {
@@ -43,19 +47,27 @@ class Rng {
   }
   bool chance(float p) { return u() < p; }
   // HSV with the given ranges of saturation and value.
-  RGB colour(float s0, float s1, float v0, float v1) { return hsv(u(), uniform(s0, s1), uniform(v0, v1)); }
+  RGB colour(float s0, float s1, float v0, float v1) {
+    return hsv(u(), uniform(s0, s1), uniform(v0, v1));
+  }
   static RGB hsv(float h, float s, float v) {
     const float h6 = h * 6.f;
     const int i = static_cast<int>(h6) % 6;
     const float f = h6 - std::floor(h6);
     const float p = v * (1 - s), q = v * (1 - s * f), t = v * (1 - s * (1 - f));
     switch (i) {
-      case 0: return {v, t, p};
-      case 1: return {q, v, p};
-      case 2: return {p, v, t};
-      case 3: return {p, q, v};
-      case 4: return {t, p, v};
-      default: return {v, p, q};
+      case 0:
+        return {v, t, p};
+      case 1:
+        return {q, v, p};
+      case 2:
+        return {p, v, t};
+      case 3:
+        return {p, q, v};
+      case 4:
+        return {t, p, v};
+      default:
+        return {v, p, q};
     }
   }
   // Approximately normal (sum of three uniforms), mean 0, std 1.
@@ -131,15 +143,33 @@ struct Poly {
     }
     return d;
   }
-  float x0() const { float m = 1e9f; for (auto& p : v) m = std::min(m, p.first); return m; }
-  float x1() const { float m = -1e9f; for (auto& p : v) m = std::max(m, p.first); return m; }
-  float y0() const { float m = 1e9f; for (auto& p : v) m = std::min(m, p.second); return m; }
-  float y1() const { float m = -1e9f; for (auto& p : v) m = std::max(m, p.second); return m; }
+  float x0() const {
+    float m = 1e9f;
+    for (auto& p : v) m = std::min(m, p.first);
+    return m;
+  }
+  float x1() const {
+    float m = -1e9f;
+    for (auto& p : v) m = std::max(m, p.first);
+    return m;
+  }
+  float y0() const {
+    float m = 1e9f;
+    for (auto& p : v) m = std::min(m, p.second);
+    return m;
+  }
+  float y1() const {
+    float m = -1e9f;
+    for (auto& p : v) m = std::max(m, p.second);
+    return m;
+  }
 };
 
 template <class Colour>
 void draw_poly(Canvas& c, const Poly& p, Colour&& colour, float alpha = 1.f) {
-  draw(c, p.x0(), p.y0(), p.x1(), p.y1(), [&](float x, float y) { return p.sd(x, y); }, colour, alpha);
+  draw(
+      c, p.x0(), p.y0(), p.x1(), p.y1(), [&](float x, float y) { return p.sd(x, y); }, colour,
+      alpha);
 }
 
 // Brightness across a cylinder seen from the front, u in [0, 1] left to right: darker edges and
@@ -178,7 +208,9 @@ void background(Canvas& c, Rng& rng) {
       RGB v;
       const float proj = x * ca + y * sa;
       switch (kind) {
-        case 0: v = mix(c1, c2, clamp01(0.5f + proj / diag)); break;
+        case 0:
+          v = mix(c1, c2, clamp01(0.5f + proj / diag));
+          break;
         case 1: {
           const float s = 0.5f + 0.5f * std::sin(2 * kPi * proj / period);
           v = mix(c1, c2, clamp01((s - 0.5f) * 3.f + 0.5f));
@@ -186,7 +218,8 @@ void background(Canvas& c, Rng& rng) {
         }
         case 2: {
           const float gy = static_cast<float>(y) / c.h * gh, gx = static_cast<float>(x) / c.w * gw;
-          const int iy = std::min(gh - 1, static_cast<int>(gy)), ix = std::min(gw - 1, static_cast<int>(gx));
+          const int iy = std::min(gh - 1, static_cast<int>(gy)),
+                    ix = std::min(gw - 1, static_cast<int>(gx));
           const float fy = gy - iy, fx = gx - ix;
           auto g = [&](int a, int b) { return grid[static_cast<size_t>(a) * (gw + 1) + b]; };
           v = mix(mix(g(iy, ix), g(iy, ix + 1), fx), mix(g(iy + 1, ix), g(iy + 1, ix + 1), fx), fy);
@@ -195,8 +228,10 @@ void background(Canvas& c, Rng& rng) {
         default: {
           v = mix(c1, c1 * 0.7f, static_cast<float>(y) / c.h);
           for (float sy : shelves) {
-            if (y >= sy && y < sy + shelf_thick) v = shelf;
-            else if (y >= sy + shelf_thick && y < sy + 2 * shelf_thick) v = v * 0.8f;  // shadow
+            if (y >= sy && y < sy + shelf_thick)
+              v = shelf;
+            else if (y >= sy + shelf_thick && y < sy + 2 * shelf_thick)
+              v = v * 0.8f;  // shadow
           }
         }
       }
@@ -221,24 +256,32 @@ void distractors(Canvas& c, Rng& rng) {
   for (int i = rng.randint(0, 3); i > 0; --i) {
     const RGB col = rng.colour(0.1f, 0.8f, 0.2f, 0.9f);
     const float r = rng.uniform(0.04f, 0.1f) * c.h;
-    const float cx = rng.uniform(0, static_cast<float>(c.w)), cy = rng.uniform(0, static_cast<float>(c.h));
+    const float cx = rng.uniform(0, static_cast<float>(c.w)),
+                cy = rng.uniform(0, static_cast<float>(c.h));
     const float ax = r * rng.uniform(0.6f, 1.6f);
     const float alpha = rng.uniform(0.5f, 1.f);
     if (rng.chance(0.5f))
-      draw(c, cx - ax, cy - r, cx + ax, cy + r, [&](float x, float y) { return sd_ellipse(x, y, cx, cy, ax, r); },
-           [&](float, float) { return col; }, alpha);
+      draw(
+          c, cx - ax, cy - r, cx + ax, cy + r,
+          [&](float x, float y) { return sd_ellipse(x, y, cx, cy, ax, r); },
+          [&](float, float) { return col; }, alpha);
     else
-      draw(c, cx - ax, cy - r, cx + ax, cy + r,
-           [&](float x, float y) { return sd_box(x, y, cx, cy, ax, r, r * 0.3f); },
-           [&](float, float) { return col; }, alpha);
+      draw(
+          c, cx - ax, cy - r, cx + ax, cy + r,
+          [&](float x, float y) { return sd_box(x, y, cx, cy, ax, r, r * 0.3f); },
+          [&](float, float) { return col; }, alpha);
   }
 }
 
 // ---- the four kinds of objects, each in its box (x0, y0, w, h) --------------------------------
 
 void draw_can(Canvas& c, Rng& rng, float x0, float y0, float w, float h) {
-  const RGB base = pick(rng, {{0.80f, 0.08f, 0.10f}, {0.10f, 0.22f, 0.75f}, {0.72f, 0.73f, 0.76f},
-                              {0.10f, 0.55f, 0.22f}, {0.12f, 0.12f, 0.14f}, {0.90f, 0.45f, 0.05f}});
+  const RGB base = pick(rng, {{0.80f, 0.08f, 0.10f},
+                              {0.10f, 0.22f, 0.75f},
+                              {0.72f, 0.73f, 0.76f},
+                              {0.10f, 0.55f, 0.22f},
+                              {0.12f, 0.12f, 0.14f},
+                              {0.90f, 0.45f, 0.05f}});
   const RGB band = pick(rng, {{0.95f, 0.95f, 0.95f}, {0.95f, 0.85f, 0.15f}, {0.10f, 0.10f, 0.10f}});
   const float band_y = y0 + h * rng.uniform(0.35f, 0.5f), band_h = h * rng.uniform(0.1f, 0.2f);
   const float rim = 0.07f * h;
@@ -247,69 +290,100 @@ void draw_can(Canvas& c, Rng& rng, float x0, float y0, float w, float h) {
     const bool in_band = y > band_y && y < band_y + band_h;
     return (in_band ? band : col) * cylinder((x - x0) / w, 0.35f);
   };
-  draw(c, x0, y0 + rim, x0 + w, y0 + h - rim,
-       [&](float x, float y) { return sd_box(x, y, cx, y0 + h / 2, w / 2, h / 2 - rim, w * 0.06f); },
-       [&](float x, float y) { return shade(x, y, base); });
+  draw(
+      c, x0, y0 + rim, x0 + w, y0 + h - rim,
+      [&](float x, float y) { return sd_box(x, y, cx, y0 + h / 2, w / 2, h / 2 - rim, w * 0.06f); },
+      [&](float x, float y) { return shade(x, y, base); });
   const RGB metal{0.78f, 0.78f, 0.8f};
   // Top lid and bottom rim.
-  draw(c, x0, y0, x0 + w, y0 + 2 * rim, [&](float x, float y) { return sd_ellipse(x, y, cx, y0 + rim, w / 2, rim); },
-       [&](float x, float) { return metal * (0.8f + 0.3f * cylinder((x - x0) / w, 0.2f) * 0.5f); });
-  draw(c, x0, y0 + h - 2 * rim, x0 + w, y0 + h,
-       [&](float x, float y) { return sd_ellipse(x, y, cx, y0 + h - rim, w / 2, rim); },
-       [&](float x, float) { return metal * 0.6f * cylinder((x - x0) / w, 0.2f); });
+  draw(
+      c, x0, y0, x0 + w, y0 + 2 * rim,
+      [&](float x, float y) { return sd_ellipse(x, y, cx, y0 + rim, w / 2, rim); },
+      [&](float x, float) { return metal * (0.8f + 0.3f * cylinder((x - x0) / w, 0.2f) * 0.5f); });
+  draw(
+      c, x0, y0 + h - 2 * rim, x0 + w, y0 + h,
+      [&](float x, float y) { return sd_ellipse(x, y, cx, y0 + h - rim, w / 2, rim); },
+      [&](float x, float) { return metal * 0.6f * cylinder((x - x0) / w, 0.2f); });
 }
 
 void draw_carton(Canvas& c, Rng& rng, float x0, float y0, float w, float h) {
-  const RGB base = pick(rng, {{0.95f, 0.95f, 0.93f}, {0.98f, 0.90f, 0.35f}, {0.55f, 0.75f, 0.95f},
-                              {0.98f, 0.65f, 0.30f}, {0.85f, 0.95f, 0.80f}});
-  const RGB band = pick(rng, {{0.80f, 0.10f, 0.10f}, {0.10f, 0.30f, 0.80f}, {0.15f, 0.60f, 0.20f},
-                              {0.45f, 0.20f, 0.60f}});
+  const RGB base = pick(rng, {{0.95f, 0.95f, 0.93f},
+                              {0.98f, 0.90f, 0.35f},
+                              {0.55f, 0.75f, 0.95f},
+                              {0.98f, 0.65f, 0.30f},
+                              {0.85f, 0.95f, 0.80f}});
+  const RGB band = pick(
+      rng,
+      {{0.80f, 0.10f, 0.10f}, {0.10f, 0.30f, 0.80f}, {0.15f, 0.60f, 0.20f}, {0.45f, 0.20f, 0.60f}});
   const float roof = 0.2f * h, fin = 0.05f * h;
   const float side = x0 + w * 0.72f;  // the darker side face starts here
-  const float band_y = y0 + roof + (h - roof) * rng.uniform(0.2f, 0.45f), band_h = (h - roof) * 0.25f;
+  const float band_y = y0 + roof + (h - roof) * rng.uniform(0.2f, 0.45f),
+              band_h = (h - roof) * 0.25f;
   // Fin on top of the gable, then the gable, then the body.
-  draw(c, x0 + w * 0.1f, y0, x0 + w * 0.9f, y0 + fin + 2,
-       [&](float x, float y) { return sd_box(x, y, x0 + w / 2, y0 + fin / 2 + 1, w * 0.38f, fin / 2 + 1, 1); },
-       [&](float, float) { return base * 0.85f; });
-  Poly gable{{{x0, y0 + roof + 1}, {x0 + w * 0.1f, y0 + fin}, {x0 + w * 0.9f, y0 + fin}, {x0 + w, y0 + roof + 1}}};
+  draw(
+      c, x0 + w * 0.1f, y0, x0 + w * 0.9f, y0 + fin + 2,
+      [&](float x, float y) {
+        return sd_box(x, y, x0 + w / 2, y0 + fin / 2 + 1, w * 0.38f, fin / 2 + 1, 1);
+      },
+      [&](float, float) { return base * 0.85f; });
+  Poly gable{{{x0, y0 + roof + 1},
+              {x0 + w * 0.1f, y0 + fin},
+              {x0 + w * 0.9f, y0 + fin},
+              {x0 + w, y0 + roof + 1}}};
   draw_poly(c, gable, [&](float x, float) { return base * (x > side ? 0.7f : 0.92f); });
-  draw(c, x0, y0 + roof, x0 + w, y0 + h,
-       [&](float x, float y) { return sd_box(x, y, x0 + w / 2, y0 + (roof + h) / 2, w / 2, (h - roof) / 2, 1.5f); },
-       [&](float x, float y) {
-         RGB v = (y > band_y && y < band_y + band_h) ? band : base;
-         return v * (x > side ? 0.72f : 1.f);
-       });
+  draw(
+      c, x0, y0 + roof, x0 + w, y0 + h,
+      [&](float x, float y) {
+        return sd_box(x, y, x0 + w / 2, y0 + (roof + h) / 2, w / 2, (h - roof) / 2, 1.5f);
+      },
+      [&](float x, float y) {
+        RGB v = (y > band_y && y < band_y + band_h) ? band : base;
+        return v * (x > side ? 0.72f : 1.f);
+      });
 }
 
 void draw_milk(Canvas& c, Rng& rng, float x0, float y0, float w, float h) {
   const RGB body = RGB{0.96f, 0.96f, 0.94f} * rng.uniform(0.93f, 1.03f);
-  const RGB cap = pick(rng, {{0.85f, 0.10f, 0.10f}, {0.10f, 0.30f, 0.85f}, {0.15f, 0.65f, 0.20f},
-                             {0.90f, 0.75f, 0.10f}, {0.55f, 0.20f, 0.65f}});
+  const RGB cap = pick(rng, {{0.85f, 0.10f, 0.10f},
+                             {0.10f, 0.30f, 0.85f},
+                             {0.15f, 0.65f, 0.20f},
+                             {0.90f, 0.75f, 0.10f},
+                             {0.55f, 0.20f, 0.65f}});
   const bool has_label = rng.chance(0.6f);
-  const RGB label = pick(rng, {{0.15f, 0.35f, 0.80f}, {0.80f, 0.15f, 0.15f}, {0.20f, 0.60f, 0.25f}});
+  const RGB label =
+      pick(rng, {{0.15f, 0.35f, 0.80f}, {0.80f, 0.15f, 0.15f}, {0.20f, 0.60f, 0.25f}});
   const float cx = x0 + w / 2;
   const float body_top = y0 + 0.32f * h, label_y = y0 + h * rng.uniform(0.5f, 0.65f);
   auto white = [&](float x, float y) {
     RGB v = (has_label && y > label_y && y < label_y + 0.15f * h) ? label : body;
     return v * std::min(1.05f, 0.7f + 0.4f * cylinder((x - x0) / w, 0.15f));
   };
-  draw(c, x0, body_top - 2, x0 + w, y0 + h,
-       [&](float x, float y) { return sd_box(x, y, cx, (body_top + y0 + h) / 2, w / 2, (y0 + h - body_top) / 2, w * 0.2f); },
-       white);
-  Poly shoulder{{{x0 + 0.3f * w, y0 + 0.15f * h}, {x0 + 0.7f * w, y0 + 0.15f * h}, {x0 + w, y0 + 0.34f * h},
+  draw(
+      c, x0, body_top - 2, x0 + w, y0 + h,
+      [&](float x, float y) {
+        return sd_box(x, y, cx, (body_top + y0 + h) / 2, w / 2, (y0 + h - body_top) / 2, w * 0.2f);
+      },
+      white);
+  Poly shoulder{{{x0 + 0.3f * w, y0 + 0.15f * h},
+                 {x0 + 0.7f * w, y0 + 0.15f * h},
+                 {x0 + w, y0 + 0.34f * h},
                  {x0, y0 + 0.34f * h}}};
   draw_poly(c, shoulder, white);
-  draw(c, x0 + 0.3f * w, y0 + 0.06f * h, x0 + 0.7f * w, y0 + 0.17f * h,
-       [&](float x, float y) { return sd_box(x, y, cx, y0 + 0.115f * h, 0.2f * w, 0.055f * h, 1); }, white);
-  draw(c, x0 + 0.25f * w, y0, x0 + 0.75f * w, y0 + 0.08f * h,
-       [&](float x, float y) { return sd_box(x, y, cx, y0 + 0.04f * h, 0.24f * w, 0.04f * h, 2); },
-       [&](float x, float) { return cap * cylinder((x - x0 - 0.25f * w) / (0.5f * w), 0.2f); });
+  draw(
+      c, x0 + 0.3f * w, y0 + 0.06f * h, x0 + 0.7f * w, y0 + 0.17f * h,
+      [&](float x, float y) { return sd_box(x, y, cx, y0 + 0.115f * h, 0.2f * w, 0.055f * h, 1); },
+      white);
+  draw(
+      c, x0 + 0.25f * w, y0, x0 + 0.75f * w, y0 + 0.08f * h,
+      [&](float x, float y) { return sd_box(x, y, cx, y0 + 0.04f * h, 0.24f * w, 0.04f * h, 2); },
+      [&](float x, float) { return cap * cylinder((x - x0 - 0.25f * w) / (0.5f * w), 0.2f); });
 }
 
 void draw_water(Canvas& c, Rng& rng, float x0, float y0, float w, float h) {
   const RGB tint = pick(rng, {{0.55f, 0.80f, 0.95f}, {0.65f, 0.88f, 0.98f}, {0.50f, 0.75f, 0.90f}});
   const RGB cap = pick(rng, {{0.10f, 0.30f, 0.85f}, {0.92f, 0.92f, 0.95f}, {0.05f, 0.55f, 0.75f}});
-  const RGB label = pick(rng, {{0.92f, 0.92f, 0.95f}, {0.10f, 0.35f, 0.80f}, {0.20f, 0.65f, 0.35f}});
+  const RGB label =
+      pick(rng, {{0.92f, 0.92f, 0.95f}, {0.10f, 0.35f, 0.80f}, {0.20f, 0.65f, 0.35f}});
   const float alpha = rng.uniform(0.55f, 0.75f);
   const float cx = x0 + w / 2, body_top = y0 + 0.22f * h;
   const float ridge = 0.07f * h;
@@ -319,25 +393,35 @@ void draw_water(Canvas& c, Rng& rng, float x0, float y0, float w, float h) {
     RGB v = tint * (0.75f + 0.35f * cylinder((x - x0) / w, 0.5f));
     return (r >= 0 && r < ridge * 0.22f) ? v * 0.7f : v;
   };
-  draw(c, x0, body_top - 2, x0 + w, y0 + h,
-       [&](float x, float y) { return sd_box(x, y, cx, (body_top + y0 + h) / 2, w / 2, (y0 + h - body_top) / 2, w * 0.25f); },
-       glass, alpha);
-  Poly shoulder{{{x0 + 0.32f * w, y0 + 0.09f * h}, {x0 + 0.68f * w, y0 + 0.09f * h}, {x0 + w, y0 + 0.23f * h},
+  draw(
+      c, x0, body_top - 2, x0 + w, y0 + h,
+      [&](float x, float y) {
+        return sd_box(x, y, cx, (body_top + y0 + h) / 2, w / 2, (y0 + h - body_top) / 2, w * 0.25f);
+      },
+      glass, alpha);
+  Poly shoulder{{{x0 + 0.32f * w, y0 + 0.09f * h},
+                 {x0 + 0.68f * w, y0 + 0.09f * h},
+                 {x0 + w, y0 + 0.23f * h},
                  {x0, y0 + 0.23f * h}}};
   draw_poly(c, shoulder, glass, alpha);
-  draw(c, x0, label_y, x0 + w, label_y + label_h,
-       [&](float x, float y) { return sd_box(x, y, cx, label_y + label_h / 2, w / 2, label_h / 2, 1); },
-       [&](float x, float) { return label * (0.8f + 0.25f * cylinder((x - x0) / w, 0.1f)); });
-  draw(c, x0 + 0.3f * w, y0, x0 + 0.7f * w, y0 + 0.1f * h,
-       [&](float x, float y) { return sd_box(x, y, cx, y0 + 0.05f * h, 0.2f * w, 0.05f * h, 1.5f); },
-       [&](float x, float) { return cap * cylinder((x - x0 - 0.3f * w) / (0.4f * w), 0.25f); });
+  draw(
+      c, x0, label_y, x0 + w, label_y + label_h,
+      [&](float x, float y) {
+        return sd_box(x, y, cx, label_y + label_h / 2, w / 2, label_h / 2, 1);
+      },
+      [&](float x, float) { return label * (0.8f + 0.25f * cylinder((x - x0) / w, 0.1f)); });
+  draw(
+      c, x0 + 0.3f * w, y0, x0 + 0.7f * w, y0 + 0.1f * h,
+      [&](float x, float y) { return sd_box(x, y, cx, y0 + 0.05f * h, 0.2f * w, 0.05f * h, 1.5f); },
+      [&](float x, float) { return cap * cylinder((x - x0 - 0.3f * w) / (0.4f * w), 0.25f); });
 }
 
 void make_dir(const std::string& path) {
   if (::mkdir(path.c_str(), 0755) != 0 && errno != EEXIST)
     CUDL_THROW(path, ": cannot create folder: ", std::strerror(errno));
   struct stat sb;
-  CUDL_CHECK(::stat(path.c_str(), &sb) == 0 && S_ISDIR(sb.st_mode), path, ": exists and is not a folder");
+  CUDL_CHECK(::stat(path.c_str(), &sb) == 0 && S_ISDIR(sb.st_mode), path,
+             ": exists and is not a folder");
 }
 
 void make_dirs(const std::string& path) {
@@ -378,15 +462,28 @@ Image render_demo_image(const DemoDataOptions& o, int64_t index, std::vector<int
     const float s = rng.uniform(0.85f, 1.15f);
     float h = 0, aspect = 0;
     switch (k) {
-      case 0: h = 0.26f; aspect = rng.uniform(0.58f, 0.68f); break;   // can
-      case 1: h = 0.40f; aspect = rng.uniform(0.48f, 0.58f); break;   // carton
-      case 2: h = 0.40f; aspect = rng.uniform(0.38f, 0.44f); break;   // milk bottle
-      default: h = 0.52f; aspect = rng.uniform(0.27f, 0.32f); break;  // water bottle
+      case 0:
+        h = 0.26f;
+        aspect = rng.uniform(0.58f, 0.68f);
+        break;  // can
+      case 1:
+        h = 0.40f;
+        aspect = rng.uniform(0.48f, 0.58f);
+        break;  // carton
+      case 2:
+        h = 0.40f;
+        aspect = rng.uniform(0.38f, 0.44f);
+        break;  // milk bottle
+      default:
+        h = 0.52f;
+        aspect = rng.uniform(0.27f, 0.32f);
+        break;  // water bottle
     }
     objs.push_back({k, h * H * s * aspect, h * H * s, 0, 0});
   }
   // Random left-to-right order and gaps; shrink everything if the row is too wide.
-  for (size_t i = objs.size(); i-- > 1;) std::swap(objs[i], objs[static_cast<size_t>(rng.randint(0, static_cast<int>(i)))]);
+  for (size_t i = objs.size(); i-- > 1;)
+    std::swap(objs[i], objs[static_cast<size_t>(rng.randint(0, static_cast<int>(i)))]);
   float total = 0;
   for (const auto& ob : objs) total += ob.w;
   const float room = W * 0.96f;
@@ -413,22 +510,30 @@ Image render_demo_image(const DemoDataOptions& o, int64_t index, std::vector<int
   // Draw back to front: the ones standing higher first.
   std::vector<size_t> order(objs.size());
   for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
-    return objs[a].y + objs[a].h < objs[b].y + objs[b].h;
-  });
+  std::sort(order.begin(), order.end(),
+            [&](size_t a, size_t b) { return objs[a].y + objs[a].h < objs[b].y + objs[b].h; });
   for (size_t i : order) {
     const Obj& ob = objs[i];
     switch (ob.kind) {
-      case 0: draw_can(c, rng, ob.x, ob.y, ob.w, ob.h); break;
-      case 1: draw_carton(c, rng, ob.x, ob.y, ob.w, ob.h); break;
-      case 2: draw_milk(c, rng, ob.x, ob.y, ob.w, ob.h); break;
-      default: draw_water(c, rng, ob.x, ob.y, ob.w, ob.h); break;
+      case 0:
+        draw_can(c, rng, ob.x, ob.y, ob.w, ob.h);
+        break;
+      case 1:
+        draw_carton(c, rng, ob.x, ob.y, ob.w, ob.h);
+        break;
+      case 2:
+        draw_milk(c, rng, ob.x, ob.y, ob.w, ob.h);
+        break;
+      default:
+        draw_water(c, rng, ob.x, ob.y, ob.w, ob.h);
+        break;
     }
   }
 
   // Lighting, colour cast and noise.
   const float gain = rng.uniform(0.8f, 1.15f);
-  const float cast[3] = {rng.uniform(0.93f, 1.07f), rng.uniform(0.93f, 1.07f), rng.uniform(0.93f, 1.07f)};
+  const float cast[3] = {rng.uniform(0.93f, 1.07f), rng.uniform(0.93f, 1.07f),
+                         rng.uniform(0.93f, 1.07f)};
   const float noise = rng.uniform(0.01f, 0.035f);
   const float vx = rng.uniform(0.2f, 0.8f) * W, vy = rng.uniform(0.2f, 0.8f) * H;
   const float vr = std::sqrt(W * W + H * H);
@@ -474,7 +579,8 @@ DemoDataSummary write_demo_data(const std::string& dir, const DemoDataOptions& o
       }
     }
   };
-  int nt = o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  int nt = o.threads > 0 ? o.threads
+                         : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   nt = static_cast<int>(std::min<int64_t>(nt, o.num_images));
   std::vector<std::thread> pool;
   for (int t = 1; t < nt; ++t) pool.emplace_back(work);
@@ -496,7 +602,8 @@ DemoDataSummary write_demo_data(const std::string& dir, const DemoDataOptions& o
   const std::string tmp = s.csv_path + ".tmp";
   write_file(tmp, std::vector<uint8_t>(csv.begin(), csv.end()));
   if (std::rename(tmp.c_str(), s.csv_path.c_str()) != 0)
-    CUDL_THROW(s.csv_path, ": cannot write (rename from ", tmp, " failed: ", std::strerror(errno), ")");
+    CUDL_THROW(s.csv_path, ": cannot write (rename from ", tmp, " failed: ", std::strerror(errno),
+               ")");
   return s;
 }
 

@@ -21,9 +21,12 @@ namespace cudl::data {
 
 const char* to_string(ImageFormat f) {
   switch (f) {
-    case ImageFormat::kJpeg: return "JPEG";
-    case ImageFormat::kPng: return "PNG";
-    default: return "unknown";
+    case ImageFormat::kJpeg:
+      return "JPEG";
+    case ImageFormat::kPng:
+      return "PNG";
+    default:
+      return "unknown";
   }
 }
 
@@ -53,8 +56,8 @@ void check_pixels(const std::string& name, const char* what, int64_t h, int64_t 
                   const DecodeOptions& o) {
   CUDL_CHECK(h > 0 && w > 0, name, ": ", what, " image has zero size (", w, "x", h,
              "): expected a width and height of at least 1 pixel");
-  CUDL_CHECK(h * w <= o.max_pixels, name, ": ", what, " header declares ", w, "x", h, " = ",
-             h * w, " pixels, more than the limit of ", o.max_pixels,
+  CUDL_CHECK(h * w <= o.max_pixels, name, ": ", what, " header declares ", w, "x", h, " = ", h * w,
+             " pixels, more than the limit of ", o.max_pixels,
              " (DecodeOptions::max_pixels); refusing to decode it");
 }
 
@@ -119,7 +122,8 @@ int choose_scale_num(int h, int w, int shorter) {
   const Size2 need = resized_size(h, w, shorter);
   if (h < 2 * need.height || w < 2 * need.width) return 8;
   for (int m = 1; m < 8; ++m) {
-    const int64_t sh = (static_cast<int64_t>(h) * m + 7) / 8, sw = (static_cast<int64_t>(w) * m + 7) / 8;
+    const int64_t sh = (static_cast<int64_t>(h) * m + 7) / 8,
+                  sw = (static_cast<int64_t>(w) * m + 7) / 8;
     if (sh >= need.height && sw >= need.width) return m;
   }
   return 8;
@@ -137,7 +141,8 @@ struct JpegState {
   }
 };
 
-Image decode_jpeg(const uint8_t* data, size_t size, const std::string& name, const DecodeOptions& o) {
+Image decode_jpeg(const uint8_t* data, size_t size, const std::string& name,
+                  const DecodeOptions& o) {
   auto st = std::make_unique<JpegState>();
   JpegState* s = st.get();
   std::memset(&s->cinfo, 0, sizeof(s->cinfo));
@@ -290,7 +295,8 @@ PngState* png_open(PngState* s, const uint8_t* data, size_t size) {
   return s;
 }
 
-Image decode_png(const uint8_t* data, size_t size, const std::string& name, const DecodeOptions& o) {
+Image decode_png(const uint8_t* data, size_t size, const std::string& name,
+                 const DecodeOptions& o) {
   // The IHDR chunk must come first (bytes 8..32): check the size before libpng sees the file, so
   // a zero or enormous size gets our message.
   if (size >= 24 && std::memcmp(data + 12, "IHDR", 4) == 0) {
@@ -316,8 +322,8 @@ Image decode_png(const uint8_t* data, size_t size, const std::string& name, cons
   png_read_update_info(s->png, s->info);
   const int channels = png_get_channels(s->png, s->info);
   const size_t rowbytes = png_get_rowbytes(s->png, s->info);
-  CUDL_CHECK(channels >= 1 && channels <= 4 && rowbytes == static_cast<size_t>(w) * channels,
-             name, ": PNG decodes to an unexpected layout (", channels, " channels, ", rowbytes,
+  CUDL_CHECK(channels >= 1 && channels <= 4 && rowbytes == static_cast<size_t>(w) * channels, name,
+             ": PNG decodes to an unexpected layout (", channels, " channels, ", rowbytes,
              " bytes per row of ", w, " pixels)");
   s->buffer.resize(rowbytes * h);
   s->rows.resize(h);
@@ -359,15 +365,16 @@ ImageInfo png_info(const uint8_t* data, size_t size, const std::string& name) {
 
 void check_image_bytes(const uint8_t* data, size_t size, const std::string& name, ImageFormat f) {
   CUDL_CHECK(size > 0, name, ": empty file (0 bytes): expected a JPEG or PNG image");
-  CUDL_CHECK(f != ImageFormat::kUnknown, name,
-             ": not a JPEG or PNG image (the file starts with ", first_bytes(data, size),
-             "; expected ff d8 ff for JPEG or 89 50 4e 47 for PNG)");
+  CUDL_CHECK(f != ImageFormat::kUnknown, name, ": not a JPEG or PNG image (the file starts with ",
+             first_bytes(data, size), "; expected ff d8 ff for JPEG or 89 50 4e 47 for PNG)");
 }
 
 // ------------------------------------------------------------------------------------------
 // EXIF
 
-uint32_t read_u16(const uint8_t* p, bool le) { return le ? p[0] | p[1] << 8 : p[0] << 8 | p[1]; }
+uint32_t read_u16(const uint8_t* p, bool le) {
+  return le ? p[0] | p[1] << 8 : p[0] << 8 | p[1];
+}
 uint32_t read_u32(const uint8_t* p, bool le) {
   return le ? (uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 | uint32_t(p[3]) << 24)
             : (uint32_t(p[0]) << 24 | uint32_t(p[1]) << 16 | uint32_t(p[2]) << 8 | uint32_t(p[3]));
@@ -417,9 +424,12 @@ int parse_exif_orientation(const uint8_t* p, size_t n) {
   const uint8_t* t = p + 6;
   const size_t tn = n - 6;
   bool le;
-  if (t[0] == 'I' && t[1] == 'I') le = true;
-  else if (t[0] == 'M' && t[1] == 'M') le = false;
-  else return 1;
+  if (t[0] == 'I' && t[1] == 'I')
+    le = true;
+  else if (t[0] == 'M' && t[1] == 'M')
+    le = false;
+  else
+    return 1;
   if (read_u16(t + 2, le) != 42) return 1;
   const uint32_t ifd = read_u32(t + 4, le);
   if (ifd > tn || tn - ifd < 2) return 1;
@@ -447,13 +457,32 @@ Image apply_orientation(const Image& in, int o) {
     for (int x = 0; x < out.width; ++x, dst += 3) {
       int sy = y, sx = x;
       switch (o) {
-        case 2: sx = W - 1 - x; break;                       // mirror left-right
-        case 3: sy = H - 1 - y; sx = W - 1 - x; break;       // rotate 180
-        case 4: sy = H - 1 - y; break;                       // mirror top-bottom
-        case 5: sy = x; sx = y; break;                       // transpose
-        case 6: sy = H - 1 - x; sx = y; break;               // rotate 90 clockwise
-        case 7: sy = H - 1 - x; sx = W - 1 - y; break;       // transverse
-        case 8: sy = x; sx = W - 1 - y; break;               // rotate 90 counter-clockwise
+        case 2:
+          sx = W - 1 - x;
+          break;  // mirror left-right
+        case 3:
+          sy = H - 1 - y;
+          sx = W - 1 - x;
+          break;  // rotate 180
+        case 4:
+          sy = H - 1 - y;
+          break;  // mirror top-bottom
+        case 5:
+          sy = x;
+          sx = y;
+          break;  // transpose
+        case 6:
+          sy = H - 1 - x;
+          sx = y;
+          break;  // rotate 90 clockwise
+        case 7:
+          sy = H - 1 - x;
+          sx = W - 1 - y;
+          break;  // transverse
+        case 8:
+          sy = x;
+          sx = W - 1 - y;
+          break;  // rotate 90 counter-clockwise
       }
       const uint8_t* src = in.row(sy) + static_cast<size_t>(sx) * 3;
       dst[0] = src[0];
@@ -470,7 +499,8 @@ std::vector<uint8_t> read_file(const std::string& path) {
   std::vector<uint8_t> bytes;
   uint8_t chunk[65536];
   size_t got;
-  while ((got = std::fread(chunk, 1, sizeof(chunk), f)) > 0) bytes.insert(bytes.end(), chunk, chunk + got);
+  while ((got = std::fread(chunk, 1, sizeof(chunk), f)) > 0)
+    bytes.insert(bytes.end(), chunk, chunk + got);
   const bool failed = std::ferror(f) != 0;
   const int saved = errno;
   std::fclose(f);
@@ -486,10 +516,12 @@ void write_file(const std::string& path, const std::vector<uint8_t>& bytes) {
   CUDL_CHECK(ok, path, ": cannot write file: ", std::strerror(errno));
 }
 
-Image decode_image(const uint8_t* data, size_t size, const std::string& name, const DecodeOptions& o) {
+Image decode_image(const uint8_t* data, size_t size, const std::string& name,
+                   const DecodeOptions& o) {
   const ImageFormat f = sniff_format(data, size);
   check_image_bytes(data, size, name, f);
-  return f == ImageFormat::kJpeg ? decode_jpeg(data, size, name, o) : decode_png(data, size, name, o);
+  return f == ImageFormat::kJpeg ? decode_jpeg(data, size, name, o)
+                                 : decode_png(data, size, name, o);
 }
 
 Image decode_image(const std::string& path, const DecodeOptions& o) {
@@ -513,7 +545,8 @@ std::vector<uint8_t> encode_jpeg(const Image& img, const JpegEncodeOptions& o) {
                  img.pixels.size() == static_cast<size_t>(img.height) * img.width * 3,
              "encode_jpeg: expected a non-empty RGB image, got ", img.width, "x", img.height,
              " with ", img.pixels.size(), " bytes");
-  CUDL_CHECK(o.quality >= 1 && o.quality <= 100, "encode_jpeg: quality must be 1..100, got ", o.quality);
+  CUDL_CHECK(o.quality >= 1 && o.quality <= 100, "encode_jpeg: quality must be 1..100, got ",
+             o.quality);
   CUDL_CHECK(o.subsampling == 420 || o.subsampling == 422 || o.subsampling == 444,
              "encode_jpeg: subsampling must be 420, 422 or 444, got ", o.subsampling);
   auto st = std::make_unique<JpegEncodeState>();

@@ -46,7 +46,12 @@ struct Image {
   int full_width = 0;
 
   Image() = default;
-  Image(int h, int w) : height(h), width(w), pixels(static_cast<size_t>(h) * w * 3), full_height(h), full_width(w) {}
+  Image(int h, int w)
+      : height(h),
+        width(w),
+        pixels(static_cast<size_t>(h) * w * 3),
+        full_height(h),
+        full_width(w) {}
   uint8_t* row(int y) { return pixels.data() + static_cast<size_t>(y) * width * 3; }
   const uint8_t* row(int y) const { return pixels.data() + static_cast<size_t>(y) * width * 3; }
 };
@@ -77,7 +82,8 @@ struct DecodeOptions {
   // are skipped with jpeg_skip_scanlines (still entropy-decoded, so truncation and corruption are
   // still found, but without IDCT, upsampling and colour conversion) and left as zeros. Ignored
   // for PNG and when an EXIF orientation is applied.
-  std::function<std::pair<int, int>(int height, int width, int full_height, int full_width)> rows_needed;
+  std::function<std::pair<int, int>(int height, int width, int full_height, int full_width)>
+      rows_needed;
 };
 
 // Header facts without decoding the pixels.
@@ -85,7 +91,7 @@ struct ImageInfo {
   ImageFormat format = ImageFormat::kUnknown;
   int height = 0;  // as stored (EXIF orientation not applied)
   int width = 0;
-  int components = 0;      // JPEG: 1 grey, 3 YCbCr/RGB, 4 CMYK/YCCK; PNG: 1..4
+  int components = 0;  // JPEG: 1 grey, 3 YCbCr/RGB, 4 CMYK/YCCK; PNG: 1..4
   bool progressive = false;
   int exif_orientation = 1;  // 1..8 (1 = upright or no tag)
 };

@@ -120,7 +120,8 @@ LabelTable read_labels(const std::string& csv_path, const std::string& image_dir
     LabelledImage item;
     item.line = row.line;
     if (row.fields.size() != header.size()) {
-      problem = str("expected ", header.size(), " fields as in the header, found ", row.fields.size());
+      problem =
+          str("expected ", header.size(), " fields as in the header, found ", row.fields.size());
     } else {
       item.filename = row.fields[static_cast<size_t>(fcol)];
       const std::string& labels = row.fields[static_cast<size_t>(lcol)];
@@ -135,14 +136,17 @@ LabelTable read_labels(const std::string& csv_path, const std::string& image_dir
       }
       auto dup = seen.find(item.filename);
       if (item.filename.empty()) {
-        problem = str("empty file name in column '", header[fcol], "': expected an image file name");
+        problem =
+            str("empty file name in column '", header[fcol], "': expected an image file name");
       } else if (item.labels.empty() && !o.allow_no_labels) {
-        problem = str("row without labels for '", item.filename, "': expected at least one label in column '",
-                      header[lcol], "' (separated by '", o.label_delimiter, "')");
+        problem = str("row without labels for '", item.filename,
+                      "': expected at least one label in column '", header[lcol],
+                      "' (separated by '", o.label_delimiter, "')");
       } else if (dup != seen.end()) {
-        problem = str("duplicate file name '", item.filename, "' (first listed on line ", dup->second,
-                      "): expected each image once");
-      } else if (vcol >= 0 && (item.valid = parse_bool(row.fields[static_cast<size_t>(vcol)])) < 0) {
+        problem = str("duplicate file name '", item.filename, "' (first listed on line ",
+                      dup->second, "): expected each image once");
+      } else if (vcol >= 0 &&
+                 (item.valid = parse_bool(row.fields[static_cast<size_t>(vcol)])) < 0) {
         problem = str("column '", header[vcol], "' is '", row.fields[static_cast<size_t>(vcol)],
                       "': expected a boolean (True/False, 1/0, yes/no)");
       }
@@ -177,8 +181,8 @@ LabelTable read_labels(const std::string& csv_path, const std::string& image_dir
     t.items.push_back(std::move(item));
   }
   if (t.skipped > 0)
-    log_warning(str(csv_path, ": skipped ", t.skipped, " bad row", t.skipped == 1 ? "" : "s", " of ",
-                    csv.rows.size()));
+    log_warning(str(csv_path, ": skipped ", t.skipped, " bad row", t.skipped == 1 ? "" : "s",
+                    " of ", csv.rows.size()));
   CUDL_CHECK(!t.items.empty(), csv_path, ": no usable rows: all ", csv.rows.size(),
              " rows were bad (see the warnings above)");
   for (const auto& item : t.items)

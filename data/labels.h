@@ -23,14 +23,14 @@
 namespace cudl::data {
 
 struct LabelsOptions {
-  std::string filename_column;  // empty: found by name
-  std::string labels_column;    // empty: found by name
+  std::string filename_column;            // empty: found by name
+  std::string labels_column;              // empty: found by name
   std::string valid_column = "is_valid";  // read when present; empty: never
-  char delimiter = ',';         // between CSV fields
-  char label_delimiter = ' ';   // between labels in the labels field
-  bool skip_bad = false;        // skip bad rows with a warning instead of failing
-  bool allow_no_labels = false; // accept rows with an empty labels field (multi-label)
-  bool check_files = true;      // every image file must exist
+  char delimiter = ',';                   // between CSV fields
+  char label_delimiter = ' ';             // between labels in the labels field
+  bool skip_bad = false;                  // skip bad rows with a warning instead of failing
+  bool allow_no_labels = false;           // accept rows with an empty labels field (multi-label)
+  bool check_files = true;                // every image file must exist
   // When non-empty: the classes to use, in this order (e.g. those of a trained model); a label
   // outside it makes the row bad.
   std::vector<std::string> classes;

@@ -23,7 +23,8 @@ void keep_window(int big, int size, bool uncropped, int* start, int* length, int
 
 // The plan for an image decoded at (h, w) from a file of (full_h, full_w); fills the kept size
 // and crop offsets of `meta`.
-ResizePlan plan_for(const LoadOptions& o, int h, int w, int full_h, int full_w, ResizedImage* meta) {
+ResizePlan plan_for(const LoadOptions& o, int h, int w, int full_h, int full_w,
+                    ResizedImage* meta) {
   const Size2 r = resized_size(full_h, full_w, o.size);
   int wy, wx;
   keep_window(r.height, o.size, o.keep_uncropped, &wy, &meta->height, &meta->crop_y);
@@ -54,7 +55,8 @@ ResizedImage resize_decoded(const Image& img, const LoadOptions& o) {
   return out;
 }
 
-ResizedImage load_resized(const uint8_t* bytes, size_t n, const std::string& name, const LoadOptions& o) {
+ResizedImage load_resized(const uint8_t* bytes, size_t n, const std::string& name,
+                          const LoadOptions& o) {
   return resize_decoded(decode_image(bytes, n, name, decode_options(o)), o);
 }
 
@@ -65,8 +67,8 @@ ResizedImage load_resized(const std::string& path, const LoadOptions& o) {
 void load_normalised(const uint8_t* bytes, size_t n, const std::string& name, float* dst,
                      const LoadOptions& o, const Normalization& norm) {
   const Image img = decode_image(bytes, n, name, decode_options(o));
-  const ResizePlan plan = plan_recipe(img.full_height, img.full_width, img.height, img.width,
-                                      o.size, o.antialias);
+  const ResizePlan plan =
+      plan_recipe(img.full_height, img.full_width, img.height, img.width, o.size, o.antialias);
   CUDL_CHECK(plan.win_h == o.size && plan.win_w == o.size, name, ": resized image ", plan.out_w,
              "x", plan.out_h, " is smaller than the ", o.size, "x", o.size, " crop");
   resize_normalise(plan, img.pixels.data(), static_cast<size_t>(img.width) * 3, dst, norm);

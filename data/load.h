@@ -13,9 +13,9 @@
 namespace cudl::data {
 
 struct LoadOptions {
-  int size = 300;            // RECIPE: shorter side -> size, then a size x size centre crop
-  DecodeOptions decode;      // max_pixels, EXIF orientation, DCT scaling (shorter_side is set here)
-  bool antialias = true;     // area pre-pass when shrinking more than 2x (fastai's rule)
+  int size = 300;         // RECIPE: shorter side -> size, then a size x size centre crop
+  DecodeOptions decode;   // max_pixels, EXIF orientation, DCT scaling (shorter_side is set here)
+  bool antialias = true;  // area pre-pass when shrinking more than 2x (fastai's rule)
   // Keep more than the centre crop: the resized image with its long side limited to 2 * size
   // around the centre (what random resized crop draws from).
   bool keep_uncropped = false;
@@ -31,7 +31,9 @@ struct ResizedImage {
   int crop_x = 0;
   std::vector<uint8_t> pixels;
   size_t stride() const { return static_cast<size_t>(width) * 3; }
-  const uint8_t* crop() const { return pixels.data() + static_cast<size_t>(crop_y) * stride() + crop_x * 3; }
+  const uint8_t* crop() const {
+    return pixels.data() + static_cast<size_t>(crop_y) * stride() + crop_x * 3;
+  }
 };
 
 ResizedImage load_resized(const std::string& path, const LoadOptions& options = {});

@@ -29,15 +29,19 @@ struct DataLoader::Slot {
   Staging* staging = nullptr;
 };
 
-DataLoader::DataLoader(std::shared_ptr<const ImageDataset> dataset, const DataLoaderOptions& options)
+DataLoader::DataLoader(std::shared_ptr<const ImageDataset> dataset,
+                       const DataLoaderOptions& options)
     : dataset_(std::move(dataset)), options_(options), plain_table_(options.normalization) {
   CUDL_CHECK(dataset_, "DataLoader: no dataset");
-  CUDL_CHECK(options_.batch_size >= 1, "DataLoader: batch_size must be >= 1, got ", options_.batch_size);
+  CUDL_CHECK(options_.batch_size >= 1, "DataLoader: batch_size must be >= 1, got ",
+             options_.batch_size);
   CUDL_CHECK(options_.prefetch >= 1, "DataLoader: prefetch must be >= 1, got ", options_.prefetch);
-  CUDL_CHECK(options_.num_workers >= 0, "DataLoader: num_workers must be >= 0, got ", options_.num_workers);
+  CUDL_CHECK(options_.num_workers >= 0, "DataLoader: num_workers must be >= 0, got ",
+             options_.num_workers);
   if (options_.device.is_cuda()) {
 #ifndef CUDL_WITH_CUDA
-    CUDL_THROW("DataLoader: device ", options_.device.str(), " asked for, but cudl was built without CUDA");
+    CUDL_THROW("DataLoader: device ", options_.device.str(),
+               " asked for, but cudl was built without CUDA");
 #else
     CUDL_CHECK(options_.device.index < cuda_device_count(), "DataLoader: device ",
                options_.device.str(), " is not available (", cuda_device_count(), " CUDA devices)");
@@ -121,7 +125,8 @@ void DataLoader::release(Slot& slot) {
   }
 }
 
-void DataLoader::build(int64_t epoch, int64_t batch_index, const std::vector<int64_t>& order, Slot& slot) {
+void DataLoader::build(int64_t epoch, int64_t batch_index, const std::vector<int64_t>& order,
+                       Slot& slot) {
   try {
     const int64_t B = options_.batch_size;
     const int64_t begin = batch_index * B;
@@ -146,7 +151,8 @@ void DataLoader::build(int64_t epoch, int64_t batch_index, const std::vector<int
       slot.filenames.push_back(dataset_->item(i).filename);
       const std::shared_ptr<const ResizedImage> img = dataset_->image(i);
       render_image(*img, static_cast<int>(S), options_.augment, options_.seed, epoch, i,
-                   options_.normalization, plain_table_, images + static_cast<size_t>(k) * per_image);
+                   options_.normalization, plain_table_,
+                   images + static_cast<size_t>(k) * per_image);
       if (multi)
         dataset_->multi_hot(i, slot.targets.data<float>() + k * C);
       else
@@ -161,9 +167,9 @@ void DataLoader::worker_loop() {
   std::unique_lock<std::mutex> lock(mutex_);
   for (;;) {
     work_cv_.wait(lock, [&] {
-      return stop_ || (running_ && next_build_ < batches_ &&
-                       next_build_ < next_serve_ + options_.prefetch &&
-                       (!use_staging_ || !free_staging_.empty()));
+      return stop_ ||
+             (running_ && next_build_ < batches_ && next_build_ < next_serve_ + options_.prefetch &&
+              (!use_staging_ || !free_staging_.empty()));
     });
     if (stop_) return;
     const int64_t b = next_build_++;
@@ -177,7 +183,8 @@ void DataLoader::worker_loop() {
     // The batch's positions, copied so start_epoch may replace order_ meanwhile.
     const int64_t B = options_.batch_size;
     const auto first = order_.begin() + b * B;
-    const auto last = order_.begin() + std::min<int64_t>((b + 1) * B, static_cast<int64_t>(order_.size()));
+    const auto last =
+        order_.begin() + std::min<int64_t>((b + 1) * B, static_cast<int64_t>(order_.size()));
     const std::vector<int64_t> positions(first, last);
     lock.unlock();
     build(epoch, 0, positions, *slot);

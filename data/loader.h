@@ -38,8 +38,8 @@ namespace cudl::data {
 struct Batch {
   Tensor images;   // (N, 3, S, S) float32, normalised
   Tensor targets;  // (N, C) float32 multi-hot (multi-label data) or (N) int64 class indices
-  std::vector<int64_t> indices;         // positions in the dataset
-  std::vector<std::string> filenames;   // as in the labels file
+  std::vector<int64_t> indices;        // positions in the dataset
+  std::vector<std::string> filenames;  // as in the labels file
   int64_t size() const { return static_cast<int64_t>(indices.size()); }
 };
 
@@ -49,10 +49,10 @@ struct DataLoaderOptions {
   bool drop_last = false;
   uint64_t seed = 0;
   int num_workers = 2;
-  int prefetch = 2;            // batches built ahead (>= 1)
+  int prefetch = 2;  // batches built ahead (>= 1)
   Device device = Device::cpu();
-  AugmentOptions augment;      // off by default
-  Normalization normalization; // ImageNet
+  AugmentOptions augment;       // off by default
+  Normalization normalization;  // ImageNet
 };
 
 class DataLoader {

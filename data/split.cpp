@@ -29,7 +29,8 @@ void RandomState::seed_array(const std::vector<uint32_t>& key) {
   size_t i = 1, j = 0;
   const size_t n = key.size();
   for (size_t k = std::max<size_t>(kN, n); k; --k) {
-    mt[i] = (mt[i] ^ ((mt[i - 1] ^ (mt[i - 1] >> 30)) * 1664525u)) + key[j] + static_cast<uint32_t>(j);
+    mt[i] =
+        (mt[i] ^ ((mt[i - 1] ^ (mt[i - 1] >> 30)) * 1664525u)) + key[j] + static_cast<uint32_t>(j);
     ++i;
     ++j;
     if (i >= static_cast<size_t>(kN)) {

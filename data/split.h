@@ -24,8 +24,8 @@ class RandomState {
   void seed_array(const std::vector<uint32_t>& key);  // np.random.seed([k0, k1, ...])
 
   uint32_t next_uint32();
-  uint64_t next_uint64();   // (first << 32) | second, as NumPy's legacy MT19937
-  double random_sample();   // np.random.random_sample(): 53 random bits in [0, 1)
+  uint64_t next_uint64();  // (first << 32) | second, as NumPy's legacy MT19937
+  double random_sample();  // np.random.random_sample(): 53 random bits in [0, 1)
   // Uniform on [0, max] by masked rejection (NumPy's random_interval).
   uint64_t random_interval(uint64_t max);
   // NumPy's legacy shuffle of a 1-d array: for i = n-1 .. 1: swap(x[i], x[random_interval(i)]).

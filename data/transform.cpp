@@ -12,7 +12,8 @@ namespace cudl::data {
 Size2 resized_size(int height, int width, int size) {
   CUDL_CHECK(height > 0 && width > 0 && size > 0, "resized_size: expected positive sizes, got ",
              width, "x", height, " -> ", size);
-  const double ratio = std::min(static_cast<double>(height) / size, static_cast<double>(width) / size);
+  const double ratio =
+      std::min(static_cast<double>(height) / size, static_cast<double>(width) / size);
   // std::nearbyint rounds half to even in the default rounding mode, like Python's round().
   Size2 s;
   s.height = std::max(1, static_cast<int>(std::nearbyint(height / ratio)));
@@ -26,8 +27,10 @@ int centre_crop_offset(int big, int size) {
 
 ResizePlan plan_resize(int in_h, int in_w, int out_h, int out_w, int win_y, int win_x, int win_h,
                        int win_w, bool antialias) {
-  CUDL_CHECK(in_h > 0 && in_w > 0 && out_h > 0 && out_w > 0, "plan_resize: expected positive "
-             "sizes, got ", in_w, "x", in_h, " -> ", out_w, "x", out_h);
+  CUDL_CHECK(in_h > 0 && in_w > 0 && out_h > 0 && out_w > 0,
+             "plan_resize: expected positive "
+             "sizes, got ",
+             in_w, "x", in_h, " -> ", out_w, "x", out_h);
   CUDL_CHECK(win_y >= 0 && win_x >= 0 && win_h > 0 && win_w > 0 && win_y + win_h <= out_h &&
                  win_x + win_w <= out_w,
              "plan_resize: window (y ", win_y, ", x ", win_x, ", ", win_w, "x", win_h,
@@ -45,7 +48,8 @@ ResizePlan plan_resize(int in_h, int in_w, int out_h, int out_w, int win_y, int 
   p.pool_w = in_w;
   // fastai: d = min(in/out)/2; when d > 1, F.interpolate(scale_factor=1/d, mode="area"), whose
   // output size is floor(in * (1/d)) in double.
-  const double d = std::min(static_cast<double>(in_h) / out_h, static_cast<double>(in_w) / out_w) / 2;
+  const double d =
+      std::min(static_cast<double>(in_h) / out_h, static_cast<double>(in_w) / out_w) / 2;
   if (antialias && d > 1) {
     const double s = 1.0 / d;
     p.pool_h = std::max(1, static_cast<int>(std::floor(static_cast<double>(in_h) * s)));
@@ -181,7 +185,8 @@ void bilinear(const ResizePlan& p, const In* src, size_t stride, int h, int w, S
     if (v == 0.f) {
       for (int k = 0; k < span; ++k) col[k] = static_cast<float>(a[k]);
     } else {
-      for (int k = 0; k < span; ++k) col[k] = u * static_cast<float>(a[k]) + v * static_cast<float>(b[k]);
+      for (int k = 0; k < span; ++k)
+        col[k] = u * static_cast<float>(a[k]) + v * static_cast<float>(b[k]);
     }
     // One RGB pixel per 4-wide vector operation (the fourth lane is overwritten by the next pixel).
     for (int x = 0; x < p.win_w; ++x) {
@@ -231,9 +236,8 @@ void resize_u8(const ResizePlan& p, const uint8_t* src, size_t src_stride, uint8
 
 void resize_float(const ResizePlan& p, const float* src, size_t src_stride, float* dst) {
   const int n = p.win_w * 3;
-  run_plan(p, src, src_stride, [&](int r, const float* v) {
-    std::copy(v, v + n, dst + static_cast<size_t>(r) * n);
-  });
+  run_plan(p, src, src_stride,
+           [&](int r, const float* v) { std::copy(v, v + n, dst + static_cast<size_t>(r) * n); });
 }
 
 void resize_normalise(const ResizePlan& p, const uint8_t* src, size_t src_stride, float* dst,

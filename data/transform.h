@@ -6,11 +6,11 @@
 //   even), computed in double as Python does.
 //   Antialiasing (fastai's rule): d = min(H/h, W/w) / 2; when d > 1 (a downscale of more than 2x)
 //   the image is first area-averaged to (floor(H * (1/d)), floor(W * (1/d))), exactly PyTorch's
-//   F.interpolate(mode="area") = adaptive_avg_pool2d (windows [floor(i*in/out), ceil((i+1)*in/out))).
-//   Then bilinear with corner-aligned sampling, PyTorch's interpolate(align_corners=True):
-//   scale = float32(in-1) / float32(out-1), src = double(scale) * dst, i0 = int(src),
-//   i1 = min(i0+1, in-1), lambda = float32(src - i0) (PyTorch 1.13's CPU arithmetic, to the bit);
-//   out = (1-ly)((1-lx) a + lx b) + ly((1-lx) c + lx d) in float32.
+//   F.interpolate(mode="area") = adaptive_avg_pool2d (windows [floor(i*in/out),
+//   ceil((i+1)*in/out))). Then bilinear with corner-aligned sampling, PyTorch's
+//   interpolate(align_corners=True): scale = float32(in-1) / float32(out-1), src = double(scale) *
+//   dst, i0 = int(src), i1 = min(i0+1, in-1), lambda = float32(src - i0) (PyTorch 1.13's CPU
+//   arithmetic, to the bit); out = (1-ly)((1-lx) a + lx b) + ly((1-lx) c + lx d) in float32.
 // Crop: offset int((big - S + 1) * 0.5) on each side (0 on the shorter one).
 // Only the cropped window is computed, row by row (separable: each needed source row is
 // interpolated horizontally once into a float row, then two such rows are blended), so the cost
@@ -78,7 +78,8 @@ void resize_normalise(const ResizePlan& p, const uint8_t* src, size_t src_stride
 // contrast change v' = clamp((v/255 - 0.5) * contrast + 0.5 + brightness, 0, 1)).
 struct NormalizeTable {
   float value[3][256];
-  explicit NormalizeTable(const Normalization& n = {}, float brightness = 0.f, float contrast = 1.f);
+  explicit NormalizeTable(const Normalization& n = {}, float brightness = 0.f,
+                          float contrast = 1.f);
 };
 // (h, w, 3) uint8 window with row stride `src_stride` (elements) -> (3, h, w) float through the
 // table; `flip` mirrors left-right.

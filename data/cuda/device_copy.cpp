@@ -17,7 +17,9 @@ CopyEvent::~CopyEvent() {
 }
 
 CopyEvent::CopyEvent(CopyEvent&& o) noexcept
-    : event_(std::exchange(o.event_, nullptr)), device_(o.device_), pending_(std::exchange(o.pending_, false)) {}
+    : event_(std::exchange(o.event_, nullptr)),
+      device_(o.device_),
+      pending_(std::exchange(o.pending_, false)) {}
 
 CopyEvent& CopyEvent::operator=(CopyEvent&& o) noexcept {
   if (this != &o) {

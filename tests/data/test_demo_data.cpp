@@ -91,8 +91,8 @@ TEST(DemoData, NoSinglePixelPredictsALabel) {
         below_pos += v[k].second;
       }
     }
-    EXPECT_LT(best, majority + n / 4) << "class " << cls << ": one pixel gets " << best << " of " << n
-                                      << " right (majority " << majority << ")";
+    EXPECT_LT(best, majority + n / 4) << "class " << cls << ": one pixel gets " << best << " of "
+                                      << n << " right (majority " << majority << ")";
   }
 }
 

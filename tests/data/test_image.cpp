@@ -2,13 +2,12 @@
 // CMYK/YCCK written with libjpeg, and every bad image file of the issue with its message.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <jpeglib.h>
 #include <sys/resource.h>
 
 #include <cmath>
 #include <csetjmp>
 #include <cstdio>
-
-#include <jpeglib.h>
 
 #include "data/image.h"
 #include "data/load.h"
@@ -115,7 +114,8 @@ TEST(Decode, ProgressiveJpegDecodesLikeBaseline) {
 }
 
 // A CMYK or YCCK JPEG written with libjpeg the way Adobe writes them (inverted samples).
-std::vector<uint8_t> cmyk_jpeg(const std::vector<uint8_t>& cmyk, int h, int w, J_COLOR_SPACE space) {
+std::vector<uint8_t> cmyk_jpeg(const std::vector<uint8_t>& cmyk, int h, int w,
+                               J_COLOR_SPACE space) {
   jpeg_compress_struct c;
   jpeg_error_mgr err;
   c.err = jpeg_std_error(&err);
@@ -202,7 +202,8 @@ TEST(Decode, DctScalingOnlyWhenTwiceTheNeededSizeAndDocumentedScale) {
   const ResizedImage full = load_resized(bytes.data(), bytes.size(), "big.jpg", lo);
   ASSERT_EQ(scaled.pixels.size(), full.pixels.size());
   double sum = 0;
-  for (size_t i = 0; i < full.pixels.size(); ++i) sum += std::fabs(double(scaled.pixels[i]) - full.pixels[i]);
+  for (size_t i = 0; i < full.pixels.size(); ++i)
+    sum += std::fabs(double(scaled.pixels[i]) - full.pixels[i]);
   // Two antialiasing filters (8x8 DCT-domain reduction vs area average) of the same picture.
   EXPECT_LT(sum / full.pixels.size(), 3.0);
 }
@@ -263,20 +264,31 @@ TEST(Decode, RowWindowGivesTheSameRowsAndStillChecksTheWholeFile) {
 std::vector<uint8_t> exif_block(int orientation, bool big_endian) {
   std::vector<uint8_t> e = {'E', 'x', 'i', 'f', 0, 0};
   auto u16 = [&](uint32_t v) {
-    if (big_endian) e.insert(e.end(), {uint8_t(v >> 8), uint8_t(v)});
-    else e.insert(e.end(), {uint8_t(v), uint8_t(v >> 8)});
+    if (big_endian)
+      e.insert(e.end(), {uint8_t(v >> 8), uint8_t(v)});
+    else
+      e.insert(e.end(), {uint8_t(v), uint8_t(v >> 8)});
   };
   auto u32 = [&](uint32_t v) {
-    if (big_endian) e.insert(e.end(), {uint8_t(v >> 24), uint8_t(v >> 16), uint8_t(v >> 8), uint8_t(v)});
-    else e.insert(e.end(), {uint8_t(v), uint8_t(v >> 8), uint8_t(v >> 16), uint8_t(v >> 24)});
+    if (big_endian)
+      e.insert(e.end(), {uint8_t(v >> 24), uint8_t(v >> 16), uint8_t(v >> 8), uint8_t(v)});
+    else
+      e.insert(e.end(), {uint8_t(v), uint8_t(v >> 8), uint8_t(v >> 16), uint8_t(v >> 24)});
   };
   e.push_back(big_endian ? 'M' : 'I');
   e.push_back(big_endian ? 'M' : 'I');
   u16(42);
-  u32(8);   // IFD0 right after the header
-  u16(2);   // two entries: an unrelated tag, then Orientation
-  u16(0x010F); u16(2); u32(4); u32(0x41424300);  // Make = "ABC"
-  u16(0x0112); u16(3); u32(1); u16(static_cast<uint32_t>(orientation)); u16(0);
+  u32(8);  // IFD0 right after the header
+  u16(2);  // two entries: an unrelated tag, then Orientation
+  u16(0x010F);
+  u16(2);
+  u32(4);
+  u32(0x41424300);  // Make = "ABC"
+  u16(0x0112);
+  u16(3);
+  u32(1);
+  u16(static_cast<uint32_t>(orientation));
+  u16(0);
   u32(0);
   return e;
 }
@@ -337,7 +349,8 @@ TEST(Exif, ApplyOrientationMapsCornersAsTheExifSpecification) {
 TEST(BadImage, MissingFile) {
   TempDir dir;
   const std::string msg = error_of([&] { decode_image(dir / "nope.jpg"); });
-  EXPECT_THAT(msg, AllOf(HasSubstr("nope.jpg"), HasSubstr("cannot open image"), HasSubstr("No such file")));
+  EXPECT_THAT(
+      msg, AllOf(HasSubstr("nope.jpg"), HasSubstr("cannot open image"), HasSubstr("No such file")));
 }
 
 TEST(BadImage, EmptyFile) {
@@ -353,7 +366,8 @@ TEST(BadImage, TruncatedJpeg) {
   j.resize(j.size() / 2);
   write_file(dir / "half.jpg", j);
   EXPECT_THAT(error_of([&] { decode_image(dir / "half.jpg"); }),
-              AllOf(HasSubstr("half.jpg"), HasSubstr("truncated"), HasSubstr("Premature end of JPEG file")));
+              AllOf(HasSubstr("half.jpg"), HasSubstr("truncated"),
+                    HasSubstr("Premature end of JPEG file")));
   // Cut inside the header.
   j.resize(40);
   write_file(dir / "head.jpg", j);
@@ -409,11 +423,13 @@ TEST(BadImage, CorruptJpegHeader) {
 TEST(BadImage, NotAnImage) {
   TempDir dir;
   testing::write_text(dir / "notes.jpg", "filename,labels\n1.jpg,can\n");
-  EXPECT_THAT(error_of([&] { decode_image(dir / "notes.jpg"); }),
-              AllOf(HasSubstr("notes.jpg"), HasSubstr("not a JPEG or PNG image"), HasSubstr("'filename'")));
+  EXPECT_THAT(
+      error_of([&] { decode_image(dir / "notes.jpg"); }),
+      AllOf(HasSubstr("notes.jpg"), HasSubstr("not a JPEG or PNG image"), HasSubstr("'filename'")));
   testing::write_text(dir / "anim.gif", "GIF89a\x01\x00\x01\x00");
-  EXPECT_THAT(error_of([&] { decode_image(dir / "anim.gif"); }),
-              AllOf(HasSubstr("anim.gif"), HasSubstr("47 49 46 38"), HasSubstr("expected ff d8 ff")));
+  EXPECT_THAT(
+      error_of([&] { decode_image(dir / "anim.gif"); }),
+      AllOf(HasSubstr("anim.gif"), HasSubstr("47 49 46 38"), HasSubstr("expected ff d8 ff")));
 }
 
 TEST(BadImage, ZeroSizeJpegAndPng) {
@@ -428,8 +444,9 @@ TEST(BadImage, ZeroSizeJpegAndPng) {
 TEST(BadImage, EnormousHeaderIsRefusedBeforeAllocating) {
   const long before = peak_rss_kb();
   const std::vector<uint8_t> j = testing::with_jpeg_size(testing::test_jpeg(16, 16), 30000, 30000);
-  EXPECT_THAT(error_of([&] { decode_image(j.data(), j.size(), "huge.jpg"); }),
-              AllOf(HasSubstr("huge.jpg"), HasSubstr("30000x30000"), HasSubstr("limit of 100000000")));
+  EXPECT_THAT(
+      error_of([&] { decode_image(j.data(), j.size(), "huge.jpg"); }),
+      AllOf(HasSubstr("huge.jpg"), HasSubstr("30000x30000"), HasSubstr("limit of 100000000")));
   const std::vector<uint8_t> p = png_header(30000, 30000);
   EXPECT_THAT(error_of([&] { decode_image(p.data(), p.size(), "huge.png"); }),
               AllOf(HasSubstr("huge.png"), HasSubstr("30000x30000")));

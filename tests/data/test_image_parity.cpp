@@ -16,7 +16,9 @@
 namespace cudl::data {
 namespace {
 
-std::string file(const std::string& name) { return cudl::testing::reference_dir("decode") + "/" + name; }
+std::string file(const std::string& name) {
+  return cudl::testing::reference_dir("decode") + "/" + name;
+}
 
 // Compares a decoded image with PIL's (H, W, 3) uint8 array.
 ::testing::AssertionResult matches_pil(const Image& img, const std::string& ref_name, int max_diff,
@@ -47,8 +49,9 @@ std::string file(const std::string& name) { return cudl::testing::reference_dir(
 }
 
 TEST(DecodeParity, JpegFlavoursMatchPil) {
-  for (const char* name : {"rgb_q90_420.jpg", "rgb_q95_444.jpg", "rgb_q85_422.jpg", "progressive.jpg",
-                           "grey.jpg", "cmyk.jpg", "odd_17x33.jpg", "big_320x240.jpg"}) {
+  for (const char* name :
+       {"rgb_q90_420.jpg", "rgb_q95_444.jpg", "rgb_q85_422.jpg", "progressive.jpg", "grey.jpg",
+        "cmyk.jpg", "odd_17x33.jpg", "big_320x240.jpg"}) {
     std::string ref = name;
     ref.replace(ref.find('.'), 1, "_");
     EXPECT_TRUE(matches_pil(decode_image(file(name)), ref, 2, 0.25));

@@ -51,7 +51,10 @@ TEST(Csv, QuotesDelimitersAndEmbeddedLineBreaks) {
 }
 
 TEST(Csv, BomCrlfLoneCrAndBlankLines) {
-  const CsvTable t = parse_csv("\xEF\xBB\xBF" "filename,labels\r\n\r\n  \r\n1.jpg,can\r\n\n2.jpg,carton\r3.jpg,x", "t.csv");
+  const CsvTable t = parse_csv(
+      "\xEF\xBB\xBF"
+      "filename,labels\r\n\r\n  \r\n1.jpg,can\r\n\n2.jpg,carton\r3.jpg,x",
+      "t.csv");
   EXPECT_THAT(t.header, ElementsAre("filename", "labels"));  // no BOM in the first name
   ASSERT_EQ(t.rows.size(), 3u);
   EXPECT_EQ(t.rows[0].line, 4);
@@ -67,13 +70,17 @@ TEST(Csv, OtherDelimiter) {
 }
 
 TEST(Csv, Errors) {
-  EXPECT_THAT(error_of([] { parse_csv("", "e.csv"); }),
-              AllOf(HasSubstr("e.csv"), HasSubstr("empty CSV file"), HasSubstr("expected a header")));
-  EXPECT_THAT(error_of([] { parse_csv("\xEF\xBB\xBF\n\n  \n", "blank.csv"); }), HasSubstr("empty CSV file"));
-  EXPECT_THAT(error_of([] { parse_csv("filename,labels\n\"1.jpg,can\n2.jpg,x\n", "q.csv"); }),
-              AllOf(HasSubstr("q.csv:2"), HasSubstr("unterminated quoted field"), HasSubstr("line 2")));
+  EXPECT_THAT(
+      error_of([] { parse_csv("", "e.csv"); }),
+      AllOf(HasSubstr("e.csv"), HasSubstr("empty CSV file"), HasSubstr("expected a header")));
+  EXPECT_THAT(error_of([] { parse_csv("\xEF\xBB\xBF\n\n  \n", "blank.csv"); }),
+              HasSubstr("empty CSV file"));
+  EXPECT_THAT(
+      error_of([] { parse_csv("filename,labels\n\"1.jpg,can\n2.jpg,x\n", "q.csv"); }),
+      AllOf(HasSubstr("q.csv:2"), HasSubstr("unterminated quoted field"), HasSubstr("line 2")));
   EXPECT_THAT(error_of([] { parse_csv("filename,labels\n\"1.jpg\"x,can\n", "a.csv"); }),
-              AllOf(HasSubstr("a.csv:2"), HasSubstr("'x' after a closing quote"), HasSubstr("expected ','")));
+              AllOf(HasSubstr("a.csv:2"), HasSubstr("'x' after a closing quote"),
+                    HasSubstr("expected ','")));
   EXPECT_THAT(error_of([] { read_csv("/nonexistent/labels.csv"); }),
               AllOf(HasSubstr("/nonexistent/labels.csv"), HasSubstr("cannot open")));
 }
@@ -134,20 +141,22 @@ TEST(Labels, RepeatedDelimitersAndDuplicateLabels) {
 }
 
 TEST(Labels, ValidColumnIsParsed) {
-  LabelsDir d("filename,labels,is_valid\n1.jpg,a,True\n2.jpg,b,false\n3.jpg,a,1\n", {"1.jpg", "2.jpg", "3.jpg"});
+  LabelsDir d("filename,labels,is_valid\n1.jpg,a,True\n2.jpg,b,false\n3.jpg,a,1\n",
+              {"1.jpg", "2.jpg", "3.jpg"});
   const LabelTable t = d.read();
   EXPECT_TRUE(t.has_valid_column);
   EXPECT_EQ(t.items[0].valid, 1);
   EXPECT_EQ(t.items[1].valid, 0);
   EXPECT_EQ(t.items[2].valid, 1);
   LabelsDir bad("filename,labels,is_valid\n1.jpg,a,maybe\n", {"1.jpg"});
-  EXPECT_THAT(error_of([&] { bad.read(); }),
-              AllOf(HasSubstr("labels.csv:2"), HasSubstr("'maybe'"), HasSubstr("expected a boolean")));
+  EXPECT_THAT(error_of([&] { bad.read(); }), AllOf(HasSubstr("labels.csv:2"), HasSubstr("'maybe'"),
+                                                   HasSubstr("expected a boolean")));
 }
 
 TEST(BadLabels, EmptyCsv) {
   LabelsDir d("", {});
-  EXPECT_THAT(error_of([&] { d.read(); }), AllOf(HasSubstr("labels.csv"), HasSubstr("empty CSV file")));
+  EXPECT_THAT(error_of([&] { d.read(); }),
+              AllOf(HasSubstr("labels.csv"), HasSubstr("empty CSV file")));
   LabelsDir h("filename,labels\n\n", {});
   EXPECT_THAT(error_of([&] { h.read(); }),
               AllOf(HasSubstr("labels.csv:1"), HasSubstr("no rows after the header")));
@@ -160,7 +169,8 @@ TEST(BadLabels, MissingColumns) {
                     HasSubstr("filename, fname, image or file"), HasSubstr("'name', 'labels'")));
   LabelsDir l("filename,classes\n1.jpg,can\n", {"1.jpg"});
   EXPECT_THAT(error_of([&] { l.read(); }),
-              AllOf(HasSubstr("no labels column"), HasSubstr("labels, label or tags"), HasSubstr("'classes'")));
+              AllOf(HasSubstr("no labels column"), HasSubstr("labels, label or tags"),
+                    HasSubstr("'classes'")));
   LabelsOptions o;
   o.labels_column = "kinds";
   EXPECT_THAT(error_of([&] { l.read(o); }), HasSubstr("a column named 'kinds'"));
@@ -188,7 +198,8 @@ TEST(BadLabels, DuplicateFileName) {
 TEST(BadLabels, MissingImage) {
   LabelsDir d("filename,labels\n1.jpg,can\n404.jpg,can\n", {"1.jpg"});
   EXPECT_THAT(error_of([&] { d.read(); }),
-              AllOf(HasSubstr("labels.csv:3"), HasSubstr("404.jpg' not found"), HasSubstr("expected the file")));
+              AllOf(HasSubstr("labels.csv:3"), HasSubstr("404.jpg' not found"),
+                    HasSubstr("expected the file")));
   LabelsOptions o;
   o.check_files = false;
   EXPECT_EQ(d.read(o).items.size(), 2u);
@@ -196,10 +207,12 @@ TEST(BadLabels, MissingImage) {
 
 TEST(BadLabels, WrongFieldCountAndEmptyFileName) {
   LabelsDir d("filename,labels\n1.jpg,can,extra\n", {"1.jpg"});
-  EXPECT_THAT(error_of([&] { d.read(); }),
-              AllOf(HasSubstr("labels.csv:2"), HasSubstr("expected 2 fields as in the header, found 3")));
+  EXPECT_THAT(
+      error_of([&] { d.read(); }),
+      AllOf(HasSubstr("labels.csv:2"), HasSubstr("expected 2 fields as in the header, found 3")));
   LabelsDir e("filename,labels\n,can\n", {});
-  EXPECT_THAT(error_of([&] { e.read(); }), AllOf(HasSubstr("labels.csv:2"), HasSubstr("empty file name")));
+  EXPECT_THAT(error_of([&] { e.read(); }),
+              AllOf(HasSubstr("labels.csv:2"), HasSubstr("empty file name")));
 }
 
 TEST(BadLabels, LabelOutsideGivenClasses) {
@@ -207,17 +220,18 @@ TEST(BadLabels, LabelOutsideGivenClasses) {
   LabelsOptions o;
   o.classes = {"can", "carton"};
   EXPECT_THAT(error_of([&] { d.read(o); }),
-              AllOf(HasSubstr("labels.csv:3"), HasSubstr("label 'banana' is not one of the classes (can, carton)")));
+              AllOf(HasSubstr("labels.csv:3"),
+                    HasSubstr("label 'banana' is not one of the classes (can, carton)")));
 }
 
 TEST(BadLabels, SkipBadWarnsCountsAndKeepsTheRest) {
   LabelsDir d(
       "filename,labels\n"
       "1.jpg,can\n"
-      "2.jpg,\n"            // no labels
-      "1.jpg,carton\n"      // duplicate
-      "404.jpg,can\n"       // missing image
-      "3.jpg,can,x\n"       // field count
+      "2.jpg,\n"        // no labels
+      "1.jpg,carton\n"  // duplicate
+      "404.jpg,can\n"   // missing image
+      "3.jpg,can,x\n"   // field count
       "4.jpg,milk_bottle\n",
       {"1.jpg", "3.jpg", "4.jpg"});
   LabelsOptions o;
@@ -234,7 +248,8 @@ TEST(BadLabels, SkipBadWarnsCountsAndKeepsTheRest) {
   EXPECT_THAT(t.classes, ElementsAre("can", "milk_bottle"));
   // Nothing usable left is still an error.
   LabelsDir none("filename,labels\n404.jpg,can\n", {});
-  EXPECT_THAT(error_of([&] { none.read(o); }), AllOf(HasSubstr("no usable rows"), HasSubstr("all 1 rows")));
+  EXPECT_THAT(error_of([&] { none.read(o); }),
+              AllOf(HasSubstr("no usable rows"), HasSubstr("all 1 rows")));
 }
 
 TEST(Labels, AssignClassesChecksLabels) {
@@ -242,8 +257,9 @@ TEST(Labels, AssignClassesChecksLabels) {
   LabelTable t = d.read();
   assign_classes(t, {"c", "b", "a"});
   EXPECT_THAT(t.items[0].label_ids, ElementsAre(1, 2));
-  EXPECT_THAT(error_of([&] { assign_classes(t, {"a"}); }),
-              AllOf(HasSubstr("labels.csv:2"), HasSubstr("label 'b' is not one of the classes (a)")));
+  EXPECT_THAT(
+      error_of([&] { assign_classes(t, {"a"}); }),
+      AllOf(HasSubstr("labels.csv:2"), HasSubstr("label 'b' is not one of the classes (a)")));
 }
 
 }  // namespace

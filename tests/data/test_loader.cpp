@@ -102,7 +102,8 @@ TEST(Dataset, KeepUncroppedKeepsTheResizedImageAroundTheCrop) {
   const ResizedImage c = load_resized(f.images() + "/img0.jpg", lo);
   for (int y = 0; y < 10; ++y)
     for (int x = 0; x < 30; ++x)
-      ASSERT_EQ(c.pixels[static_cast<size_t>(y) * 30 + x], r.crop()[static_cast<size_t>(y) * r.stride() + x]);
+      ASSERT_EQ(c.pixels[static_cast<size_t>(y) * 30 + x],
+                r.crop()[static_cast<size_t>(y) * r.stride() + x]);
 }
 
 TEST(DataLoader, InOrderBatchesWithShortLastBatchAndRightContents) {
@@ -240,8 +241,9 @@ TEST(DataLoader, WorkerErrorsReachTheCallerWithTheFileName) {
     dl.next(b);  // 3, 4, 5
     ADD_FAILURE() << "expected the bad image's error";
   } catch (const Error& e) {
-    EXPECT_THAT(std::string(e.what()), AllOf(HasSubstr("img4.jpg"), HasSubstr("not a JPEG or PNG image"),
-                                             HasSubstr("line 6 of"), HasSubstr("labels.csv")));
+    EXPECT_THAT(std::string(e.what()),
+                AllOf(HasSubstr("img4.jpg"), HasSubstr("not a JPEG or PNG image"),
+                      HasSubstr("line 6 of"), HasSubstr("labels.csv")));
   }
   ASSERT_TRUE(dl.next(b));  // the epoch goes on: 6, 7, 8
   EXPECT_EQ(b.indices[0], 6);
@@ -261,9 +263,7 @@ TEST(DataLoader, DestroyedMidEpochStopsCleanly) {
     for (int i = 0; i < taken; ++i) ASSERT_TRUE(dl.next(b));
     // Destroyed here with workers busy or waiting on a full queue.
   }
-  {
-    DataLoader never_started(ds, o);
-  }
+  { DataLoader never_started(ds, o); }
   SUCCEED();
 }
 
@@ -283,7 +283,8 @@ TEST(Augment, DeterministicPerImageAndEpochAndOffByDefault) {
   LoadOptions lo;
   lo.size = kSize;
   lo.keep_uncropped = true;
-  auto ds = std::make_shared<ImageDataset>(std::make_shared<const LabelTable>(read_labels(f.csv(), f.images())), lo);
+  auto ds = std::make_shared<ImageDataset>(
+      std::make_shared<const LabelTable>(read_labels(f.csv(), f.images())), lo);
   const auto img = ds->image(0);  // 30 x 40 -> 24 x 32 kept, crop at x 4
   EXPECT_EQ(img->width, 32);
   AugmentOptions none;
@@ -312,13 +313,14 @@ TEST(Augment, DeterministicPerImageAndEpochAndOffByDefault) {
     flips += d.flip;
     draws.insert({d.flip, d.x, d.y, d.w, d.h});
   }
-  EXPECT_GT(flips, 8);   // about half of 40
+  EXPECT_GT(flips, 8);  // about half of 40
   EXPECT_LT(flips, 32);
   EXPECT_GT(draws.size(), 20u);
   // Enabling colour jitter does not change the flip and crop draws.
   AugmentOptions geo = aug;
   geo.brightness = geo.contrast = 0;
-  const AugmentDraw g = draw_augment(*img, kSize, geo, 7, 3, 0), full = draw_augment(*img, kSize, aug, 7, 3, 0);
+  const AugmentDraw g = draw_augment(*img, kSize, geo, 7, 3, 0),
+                    full = draw_augment(*img, kSize, aug, 7, 3, 0);
   EXPECT_EQ(g.flip, full.flip);
   EXPECT_EQ(g.x, full.x);
   EXPECT_EQ(g.w, full.w);
@@ -362,7 +364,8 @@ TEST(ImageData, RandomSplitIsNumPysOverTheRows) {
   EXPECT_EQ(bs[1].size(), 1);
   std::vector<std::string> names;
   for (const auto& b : bs) names.insert(names.end(), b.filenames.begin(), b.filenames.end());
-  for (size_t i = 0; i < names.size(); ++i) EXPECT_EQ(names[i], "img" + std::to_string(s.valid[i]) + ".jpg");
+  for (size_t i = 0; i < names.size(); ++i)
+    EXPECT_EQ(names[i], "img" + std::to_string(s.valid[i]) + ".jpg");
 }
 
 TEST(ImageData, ValidColumnAndValidCsvSplits) {
@@ -382,7 +385,8 @@ TEST(ImageData, ValidColumnAndValidCsvSplits) {
   const ImageData v = load_image_data(o);
   EXPECT_EQ(v.train->size(), 8);
   EXPECT_EQ(v.valid->size(), 2);
-  EXPECT_EQ(v.classes, (std::vector<std::string>{"can", "carton", "juice", "milk_bottle", "water_bottle"}));
+  EXPECT_EQ(v.classes,
+            (std::vector<std::string>{"can", "carton", "juice", "milk_bottle", "water_bottle"}));
   std::vector<float> hot(5);
   v.valid->multi_hot(0, hot.data());
   EXPECT_EQ(hot, (std::vector<float>{0, 0, 1, 0, 0}));
@@ -391,19 +395,25 @@ TEST(ImageData, ValidColumnAndValidCsvSplits) {
   o.csv_path = plain.csv();
   o.image_dir = plain.images();
   o.split = SplitMode::kValidColumn;
-  EXPECT_THAT([&] {
-    try { load_image_data(o); } catch (const Error& e) { return std::string(e.what()); }
-    return std::string();
-  }(), AllOf(HasSubstr("no 'is_valid' column")));
+  EXPECT_THAT(
+      [&] {
+        try {
+          load_image_data(o);
+        } catch (const Error& e) {
+          return std::string(e.what());
+        }
+        return std::string();
+      }(),
+      AllOf(HasSubstr("no 'is_valid' column")));
 }
 
 TEST(ImageData, BadImagesFailNamingFileAndLineOrAreSkipped) {
   Folder f(10);
-  testing::write_text(f.images() + "/img3.jpg", "");                  // empty
+  testing::write_text(f.images() + "/img3.jpg", "");  // empty
   std::vector<uint8_t> half = testing::test_jpeg(40, 40);
   half.resize(half.size() / 2);
-  write_file(f.images() + "/img7.jpg", half);                        // truncated
-  std::filesystem::remove(f.images() + "/img8.jpg");                 // missing
+  write_file(f.images() + "/img7.jpg", half);         // truncated
+  std::filesystem::remove(f.images() + "/img8.jpg");  // missing
   ImageDataOptions o;
   o.csv_path = f.csv();
   o.image_dir = f.images();
@@ -412,14 +422,16 @@ TEST(ImageData, BadImagesFailNamingFileAndLineOrAreSkipped) {
     load_image_data(o);
     ADD_FAILURE() << "expected an error";
   } catch (const Error& e) {
-    EXPECT_THAT(std::string(e.what()), AllOf(HasSubstr("labels.csv:10"), HasSubstr("img8.jpg' not found")));
+    EXPECT_THAT(std::string(e.what()),
+                AllOf(HasSubstr("labels.csv:10"), HasSubstr("img8.jpg' not found")));
   }
   std::filesystem::copy_file(f.images() + "/img0.jpg", f.images() + "/img8.jpg");
   try {
     load_image_data(o);
     ADD_FAILURE() << "expected an error";
   } catch (const Error& e) {  // the first bad image in row order
-    EXPECT_THAT(std::string(e.what()), AllOf(HasSubstr("img3.jpg"), HasSubstr("empty file"), HasSubstr("line 5")));
+    EXPECT_THAT(std::string(e.what()),
+                AllOf(HasSubstr("img3.jpg"), HasSubstr("empty file"), HasSubstr("line 5")));
   }
   std::filesystem::remove(f.images() + "/img8.jpg");
   o.labels.skip_bad = true;

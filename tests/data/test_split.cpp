@@ -23,8 +23,10 @@ TEST(SplitParity, PermutationsMatchNumPy) {
     for (int64_t n : {1, 2, 3, 10, 128, 1000, 65537}) {
       RandomState rs(seed);
       const std::vector<int64_t> ours = rs.permutation(n);
-      const std::vector<int64_t> numpy = ref_ints("perm_" + std::to_string(seed) + "_" + std::to_string(n));
-      ASSERT_EQ(ours, numpy) << "np.random.seed(" << seed << "); np.random.permutation(" << n << ")";
+      const std::vector<int64_t> numpy =
+          ref_ints("perm_" + std::to_string(seed) + "_" + std::to_string(n));
+      ASSERT_EQ(ours, numpy) << "np.random.seed(" << seed << "); np.random.permutation(" << n
+                             << ")";
     }
   }
 }
@@ -36,13 +38,22 @@ TEST(SplitParity, ArraySeedMatchesNumPy) {
 
 TEST(SplitParity, BoundedIntegersMatchNumPyOnBothPaths) {
   // randint(0, high) = random_interval(high - 1): 32-bit draws up to 2^32 - 1, 64-bit above.
-  const std::vector<uint64_t> bounds = {1, 2, 7, 1000, 1ull << 31, (1ull << 32) - 1, 1ull << 32,
-                                        (1ull << 32) + 1, (1ull << 40) + 12345, (1ull << 62) + 3};
+  const std::vector<uint64_t> bounds = {1,
+                                        2,
+                                        7,
+                                        1000,
+                                        1ull << 31,
+                                        (1ull << 32) - 1,
+                                        1ull << 32,
+                                        (1ull << 32) + 1,
+                                        (1ull << 40) + 12345,
+                                        (1ull << 62) + 3};
   for (uint32_t seed : {0u, 10u}) {
     for (uint64_t high : bounds) {
       RandomState rs(seed);
       std::vector<int64_t> ours;
-      for (int i = 0; i < 50; ++i) ours.push_back(static_cast<int64_t>(rs.random_interval(high - 1)));
+      for (int i = 0; i < 50; ++i)
+        ours.push_back(static_cast<int64_t>(rs.random_interval(high - 1)));
       EXPECT_EQ(ours, ref_ints("randint_" + std::to_string(seed) + "_" + std::to_string(high)))
           << "np.random.seed(" << seed << "); np.random.randint(0, " << high << ", 50)";
     }
@@ -53,7 +64,8 @@ TEST(SplitParity, RandomSampleMatchesNumPyBitForBit) {
   for (uint32_t seed : {0u, 10u}) {
     RandomState rs(seed);
     const std::vector<double> ref =
-        testing::load_reference("split", "random_sample_" + std::to_string(seed)).to_vector<double>();
+        testing::load_reference("split", "random_sample_" + std::to_string(seed))
+            .to_vector<double>();
     for (size_t i = 0; i < ref.size(); ++i) EXPECT_EQ(rs.random_sample(), ref[i]) << "draw " << i;
   }
 }
@@ -72,9 +84,11 @@ TEST(SplitParity, NotebookSplitIs25ValidationRowsInPermutationOrder) {
 TEST(SplitParity, LoaderEpochOrderIsNumPyRandomStateOfSeedAndEpoch) {
   for (uint64_t seed : {uint64_t{7}, (uint64_t{1} << 40) + 5}) {
     for (int epoch = 0; epoch < 3; ++epoch) {
-      RandomState rs(std::vector<uint32_t>{static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32),
+      RandomState rs(std::vector<uint32_t>{static_cast<uint32_t>(seed),
+                                           static_cast<uint32_t>(seed >> 32),
                                            static_cast<uint32_t>(epoch)});
-      EXPECT_EQ(rs.permutation(37), ref_ints("loader_order_" + std::to_string(seed) + "_" + std::to_string(epoch)));
+      EXPECT_EQ(rs.permutation(37),
+                ref_ints("loader_order_" + std::to_string(seed) + "_" + std::to_string(epoch)));
     }
   }
 }

@@ -31,7 +31,8 @@ ResizePlan plan_for(const Tensor& in, int size) {
 TEST(ResizeParity, PlanSizesMatchFastaiAndPyTorch) {
   for (int k = 0; k < kCases; ++k) {
     const Tensor in = load_reference("resize", "float_" + std::to_string(k) + "_in");
-    const std::vector<int64_t> sizes = load_reference("resize", "sizes_" + std::to_string(k)).to_vector<int64_t>();
+    const std::vector<int64_t> sizes =
+        load_reference("resize", "sizes_" + std::to_string(k)).to_vector<int64_t>();
     const ResizePlan p = plan_for(in, kSizes[k]);
     EXPECT_EQ(p.out_h, sizes[0]) << "case " << k;
     EXPECT_EQ(p.out_w, sizes[1]) << "case " << k;
@@ -44,8 +45,9 @@ TEST(ResizeParity, PlanSizesMatchFastaiAndPyTorch) {
 
 TEST(ResizeParity, FloatInputMatchesPyTorchWithin1e5) {
   for (int k = 0; k < kCases; ++k) {
-    const Tensor in = load_reference("resize", "float_" + std::to_string(k) + "_in");   // (H, W, 3)
-    const Tensor ref = load_reference("resize", "float_" + std::to_string(k) + "_out");  // (S, S, 3)
+    const Tensor in = load_reference("resize", "float_" + std::to_string(k) + "_in");  // (H, W, 3)
+    const Tensor ref =
+        load_reference("resize", "float_" + std::to_string(k) + "_out");  // (S, S, 3)
     const ResizePlan p = plan_for(in, kSizes[k]);
     Tensor out = empty(ref.shape());
     resize_float(p, in.data<float>(), static_cast<size_t>(in.size(1)) * 3, out.data<float>());
@@ -55,8 +57,10 @@ TEST(ResizeParity, FloatInputMatchesPyTorchWithin1e5) {
 
 TEST(ResizeParity, BytePathRoundsPyTorchsFloatResult) {
   for (int k = 0; k < kCases; ++k) {
-    const Tensor in = load_reference("resize", "byte_" + std::to_string(k) + "_in");   // uint8 (H, W, 3)
-    const Tensor ref = load_reference("resize", "byte_" + std::to_string(k) + "_out");  // float, 0..255
+    const Tensor in =
+        load_reference("resize", "byte_" + std::to_string(k) + "_in");  // uint8 (H, W, 3)
+    const Tensor ref =
+        load_reference("resize", "byte_" + std::to_string(k) + "_out");  // float, 0..255
     const ResizePlan p = plan_for(in, kSizes[k]);
     Tensor out = empty(ref.shape(), TensorOptions(kUInt8));
     resize_u8(p, in.data<uint8_t>(), static_cast<size_t>(in.size(1)) * 3, out.data<uint8_t>());
@@ -72,7 +76,8 @@ TEST(ResizeParity, NormalisedPathMatchesPyTorchThenNormalize) {
     const int S = kSizes[k];
     const ResizePlan p = plan_for(in, S);
     Tensor out = empty({3, S, S});
-    resize_normalise(p, in.data<uint8_t>(), static_cast<size_t>(in.size(1)) * 3, out.data<float>(), n);
+    resize_normalise(p, in.data<uint8_t>(), static_cast<size_t>(in.size(1)) * 3, out.data<float>(),
+                     n);
     const std::vector<float> r = ref.to_vector<float>();
     std::vector<float> expect(r.size());
     for (int y = 0; y < S; ++y)
