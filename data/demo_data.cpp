@@ -463,19 +463,19 @@ Image render_demo_image(const DemoDataOptions& o, int64_t index, std::vector<int
     float h = 0, aspect = 0;
     switch (k) {
       case 0:
-        h = 0.26f;
+        h = 0.31f;
         aspect = rng.uniform(0.58f, 0.68f);
         break;  // can
       case 1:
-        h = 0.40f;
+        h = 0.45f;
         aspect = rng.uniform(0.48f, 0.58f);
         break;  // carton
       case 2:
-        h = 0.40f;
+        h = 0.45f;
         aspect = rng.uniform(0.38f, 0.44f);
         break;  // milk bottle
       default:
-        h = 0.52f;
+        h = 0.58f;
         aspect = rng.uniform(0.27f, 0.32f);
         break;  // water bottle
     }

@@ -14,6 +14,10 @@
 // Objects keep inside the vertical band that a centre square crop keeps (12.5%..87.5% of the
 // height of the default 3:4 portrait image) and are large enough to stay recognisable when the
 // image is resized to 64 pixels. Image i depends only on (seed, i).
+//
+// Learnable but not trivial: no single pixel predicts a label (tests/data/test_demo_data.cpp),
+// while a small CNN trained from scratch at 64 px on the default 128 images reaches a validation
+// hamming accuracy of 0.9 within about a minute on two CPU cores (bench/data_demo.sh, PyTorch).
 #pragma once
 
 #include <cstdint>
