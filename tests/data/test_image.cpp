@@ -257,6 +257,12 @@ TEST(Decode, RowWindowGivesTheSameRowsAndStillChecksTheWholeFile) {
   const std::vector<uint8_t> j = encode_jpeg(tall, JpegEncodeOptions{});
   EXPECT_EQ(load_resized(j.data(), j.size(), "tall.jpg", lo).pixels,
             resize_decoded(decode_image(j.data(), j.size(), "tall.jpg"), lo).pixels);
+  // Same for the straight-to-float path the benchmark times.
+  std::vector<float> direct(3 * 40 * 40), reference(3 * 40 * 40);
+  load_normalised(j.data(), j.size(), "tall.jpg", direct.data(), lo);
+  const Image full = decode_image(j.data(), j.size(), "tall.jpg");
+  resize_normalise(plan_recipe(150, 60, 150, 60, 40), full.pixels.data(), 60 * 3, reference.data());
+  EXPECT_EQ(direct, reference);
 }
 
 // ---- EXIF orientation --------------------------------------------------------------------------
