@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 import torchvision
 
-from common import out_dir, saver
+from common import out_dir, save_safetensors, saver
 
 torch.manual_seed(0)
 np.random.seed(0)
@@ -40,27 +40,6 @@ def save_expected(case, state):
         save(name, t)
     with open(path(case + "_names.txt"), "w") as f:
         f.write("\n".join(state.keys()) + "\n")
-
-
-SAFETENSORS_DTYPES = {torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16",
-                      torch.float64: "F64", torch.int64: "I64", torch.int32: "I32",
-                      torch.uint8: "U8", torch.bool: "BOOL"}
-
-
-def save_safetensors(filename, state):
-    """The safetensors layout: u64 little-endian header size, JSON header, raw row-major data."""
-    header, blobs, offset = {"__metadata__": {"format": "pt"}}, [], 0
-    for name, t in state.items():
-        t = t.detach().contiguous()
-        raw = t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b""
-        header[name] = {"dtype": SAFETENSORS_DTYPES[t.dtype], "shape": list(t.shape),
-                        "data_offsets": [offset, offset + len(raw)]}
-        blobs.append(raw)
-        offset += len(raw)
-    text = json.dumps(header).encode()
-    text += b" " * (-len(text) % 8)  # the format pads the header to 8 bytes
-    with open(filename, "wb") as f:
-        f.write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
 
 
 # ---- torchvision resnet18 -----------------------------------------------------------------------

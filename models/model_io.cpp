@@ -1,0 +1,33 @@
+#include "models/model_io.h"
+
+namespace cudl::models {
+
+NamedTensors named_state(const Module& model) {
+  NamedTensors out;
+  for (const auto& [name, t] : model.state_dict()) out.emplace_back(name, t);
+  return out;
+}
+
+std::vector<TensorSpec> spec_of(const Module& model) {
+  std::vector<TensorSpec> out;
+  for (const auto& [name, t] : model.state_dict()) out.push_back({name, t.shape(), t.dtype()});
+  return out;
+}
+
+void load_named(Module& model, const NamedTensors& tensors, bool strict) {
+  StateDict dict;
+  for (const auto& [name, t] : tensors) dict.insert(name, t);
+  model.load_state_dict(dict, strict);
+}
+
+void load_weights_into(Module& model, const std::string& path) {
+  load_named(model, load_weights_checked(path, spec_of(model)));
+}
+
+void load_backbone_into(Module& notebook_model, const std::string& path) {
+  load_named(notebook_model,
+             load_weights_checked(path, spec_of(notebook_model), torchvision_backbone_to_body()),
+             /*strict=*/false);
+}
+
+}  // namespace cudl::models

@@ -1,0 +1,164 @@
+// End to end against PyTorch (tests/reference/resnet.py): torchvision's resnet18, saved by
+// torch.save and as safetensors, converted by the weights_import program, loaded into cudl's
+// ResNet-18, gives PyTorch's logits in eval and train mode; the notebook model (body + fastai
+// head) gives PyTorch's loss, every parameter gradient, the BatchNorm running statistics and
+// the parameters after one decoupled AdamW step.
+//
+// Error measure: max |a - e| / max|e| over a tensor (relative to the tensor's scale). float32
+// through 20 conv layers reorders long sums differently from PyTorch's; the bounds below are
+// a few times the differences measured (printed by the tests) and far below what any wrong
+// formula or wrong weight gives (O(1)).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <fstream>
+
+#include "models/model_io.h"
+#include "models/resnet.h"
+#include "optim/adam.h"
+#include "tensor/ops/loss.h"
+#include "tests/common/test_util.h"
+#include "tests/models/weights_test_util.h"
+
+namespace cudl::models {
+namespace {
+
+using testing::load_reference;
+
+std::string ref(const std::string& file) { return testing::reference_dir("resnet") + "/" + file; }
+Tensor expected(const std::string& name) { return load_reference("resnet", name); }
+
+double scaled_error(const Tensor& a, const Tensor& e) {
+  std::vector<double> av = a.detach().to(Device::cpu()).to(kFloat64).contiguous().to_vector<double>();
+  std::vector<double> ev = e.to(kFloat64).contiguous().to_vector<double>();
+  double scale = 0, worst = 0;
+  for (double v : ev) scale = std::max(scale, std::fabs(v));
+  for (size_t i = 0; i < av.size(); ++i) worst = std::max(worst, std::fabs(av[i] - ev[i]));
+  return scale > 0 ? worst / scale : worst;
+}
+
+#define EXPECT_SCALED_NEAR(actual, expected_tensor, bound, what)                 \
+  do {                                                                           \
+    Tensor a_ = (actual), e_ = (expected_tensor);                                \
+    ASSERT_EQ(a_.shape(), e_.shape()) << (what);                                 \
+    double err_ = scaled_error(a_, e_);                                          \
+    std::printf("[parity] %-40s scaled error %.3g (bound %.1g)\n", std::string(what).c_str(), err_, \
+                double(bound));                                                  \
+    EXPECT_LE(err_, (bound)) << (what);                                          \
+  } while (0)
+
+// Converts a reference file with the weights_import program.
+std::string convert(const testing::ScratchDir& dir, const std::string& file, const std::string& args) {
+  std::string out = dir / (file + ".h5");
+  auto r = testing::run_command(testing::shell_quote(CUDL_WEIGHTS_IMPORT) + " " +
+                                testing::shell_quote(ref(file)) + " -o " + testing::shell_quote(out) +
+                                " " + args);
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  return out;
+}
+
+TEST(ResNetParity, TorchvisionLogitsInEvalAndTrainMode) {
+  testing::ScratchDir dir;
+  std::string from_pth = convert(dir, "resnet18.pth", "--arch resnet18");
+  std::string from_st = convert(dir, "resnet18.safetensors", "--arch resnet18");
+  Tensor x = expected("x");
+  for (const std::string& file : {from_pth, from_st}) {
+    SCOPED_TRACE(file);
+    auto net = resnet(Arch::kResNet18, 1000);
+    load_weights_into(*net, file);
+    net->eval();
+    {
+      NoGradGuard ng;
+      EXPECT_SCALED_NEAR((*net)(x), expected("logits_eval"), 1e-4, "resnet18 eval logits");
+    }
+    net->train();
+    {
+      NoGradGuard ng;
+      EXPECT_SCALED_NEAR((*net)(x), expected("logits_train"), 1e-4, "resnet18 train logits");
+    }
+    auto bn1 = std::static_pointer_cast<BatchNorm2d>((*net)[1]);
+    EXPECT_SCALED_NEAR(bn1->running_mean, expected("train_bn1_running_mean"), 1e-5, "bn1 running_mean");
+    EXPECT_SCALED_NEAR(bn1->running_var, expected("train_bn1_running_var"), 1e-5, "bn1 running_var");
+  }
+}
+
+TEST(ResNetParity, NotebookModelGradientsAndOneAdamWStep) {
+  testing::ScratchDir dir;
+  std::string file = convert(dir, "notebook.pth", "");
+  auto model = notebook_model(Arch::kResNet18, 4, nullptr, HeadDropout{0.0, 0.0});
+  load_weights_into(*model, file);
+  model->train();
+
+  Tensor logits = (*model)(expected("xn"));
+  Tensor loss = binary_cross_entropy_with_logits(logits, expected("y"));
+  EXPECT_SCALED_NEAR(logits, expected("nb_logits"), 1e-4, "notebook logits");
+  EXPECT_NEAR(loss.item(), expected("nb_loss").item(), 1e-5);
+
+  AdamWOptions o;
+  o.lr = 1e-4;
+  o.beta1 = 0.9;
+  o.beta2 = 0.99;
+  o.eps = 1e-8;
+  o.weight_decay = 1e-2;
+  std::vector<Tensor> params;
+  std::vector<std::string> names;
+  for (const auto& [name, p] : model->named_parameters()) {
+    params.push_back(p);
+    names.push_back(name);
+  }
+  AdamW opt({ParamGroup(params, names)}, o);
+  opt.zero_grad();
+  loss.backward();
+
+  // Names in PyTorch's order, all gradients present.
+  std::ifstream in(ref("param_names.txt"));
+  std::vector<std::string> torch_names;
+  for (std::string l; std::getline(in, l);)
+    if (!l.empty()) torch_names.push_back(l);
+  ASSERT_EQ(names, torch_names);
+  double worst_grad = 0;
+  for (size_t i = 0; i < params.size(); ++i) {
+    ASSERT_TRUE(params[i].grad().defined()) << names[i];
+    double err = scaled_error(params[i].grad(), expected("grad." + names[i]));
+    worst_grad = std::max(worst_grad, err);
+    EXPECT_LE(err, 5e-4) << "gradient of " << names[i];
+  }
+  std::printf("[parity] worst scaled gradient error over %zu parameters: %.3g\n", params.size(), worst_grad);
+  for (const auto& [name, b] : model->named_buffers()) {
+    if (b.dtype() != kFloat32) continue;
+    EXPECT_LE(scaled_error(b, expected("buffer." + name)), 1e-4) << name;
+  }
+
+  // One AdamW step. At step 1 the update is lr * g / (|g| + eps) = +-lr for every element whose
+  // gradient is clearly non-zero, so parameters match tightly there; where a gradient is at the
+  // rounding level of its tensor (|g| < 1e-4 max|g|) its sign may differ, which moves the
+  // element by at most 2 lr.
+  opt.step();
+  int64_t loose = 0, flipped = 0, total = 0;
+  for (size_t i = 0; i < params.size(); ++i) {
+    std::vector<float> after = params[i].to_vector<float>();
+    std::vector<float> want = expected("after." + names[i]).to_vector<float>();
+    std::vector<float> g = expected("grad." + names[i]).to_vector<float>();
+    float gmax = 0;
+    for (float v : g) gmax = std::max(gmax, std::fabs(v));
+    for (size_t k = 0; k < after.size(); ++k) {
+      const double diff = std::fabs(double(after[k]) - want[k]);
+      ++total;
+      if (std::fabs(g[k]) > 1e-4f * gmax) {
+        ASSERT_LE(diff, 1e-6 + 1e-6 * std::fabs(want[k])) << names[i] << "[" << k << "]";
+      } else {
+        ++loose;
+        if (diff > 1e-6 + 1e-6 * std::fabs(want[k])) ++flipped;
+        ASSERT_LE(diff, 2.01e-4 + 1e-6 * std::fabs(want[k])) << names[i] << "[" << k << "]";
+      }
+    }
+  }
+  std::printf("[parity] AdamW step: %lld of %lld elements have |g| < 1e-4 max|g|; %lld of them "
+              "moved differently\n",
+              static_cast<long long>(loose), static_cast<long long>(total),
+              static_cast<long long>(flipped));
+  EXPECT_LT(flipped, total / 1000);
+}
+
+}  // namespace
+}  // namespace cudl::models

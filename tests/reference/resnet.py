@@ -1,0 +1,100 @@
+"""End-to-end reference for the models (tests/models/test_resnet_parity.cpp), by torchvision
+and PyTorch 1.13 in float32 on the CPU, with a fixed seed and no download:
+
+- torchvision resnet18 saved with torch.save and as safetensors, an input batch, and its
+  logits in eval mode and in train mode (batch statistics);
+- the notebook model (body = that resnet18 without avgpool/fc, fastai head with 4 outputs,
+  named body.* / head.<i>.* as cudl's notebook_model) saved with torch.save, then one
+  training step: train-mode forward, BCE-with-logits against fixed targets, backward (every
+  parameter gradient saved), the BatchNorm running statistics after the forward, and the
+  parameters after one decoupled AdamW step (RECIPE.md: lr 1e-4, betas (0.9, 0.99), eps 1e-8,
+  wd 1e-2; torch.optim.AdamW is exactly p *= 1 - lr*wd, then Adam).
+The head's Dropout layers are built with p = 0 here and in the C++ test: their random masks
+cannot match PyTorch's generator (dropout itself is checked in the layer tests)."""
+import collections
+
+import torch
+import torchvision
+from torch import nn
+
+from common import out_dir, save_safetensors, saver
+
+torch.manual_seed(0)
+torch.set_num_threads(1)
+save = saver("resnet")
+d = out_dir("resnet")
+
+model = torchvision.models.resnet18()
+with torch.no_grad():
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):  # non-trivial buffers and affine parameters
+            m.running_mean.uniform_(-0.2, 0.2)
+            m.running_var.uniform_(0.5, 1.5)
+            m.weight.uniform_(0.5, 1.5)
+            m.bias.uniform_(-0.2, 0.2)
+sd = model.state_dict()
+torch.save(sd, f"{d}/resnet18.pth")
+save_safetensors(f"{d}/resnet18.safetensors", sd)
+
+x = torch.randn(2, 3, 128, 160)
+save("x", x)
+model.eval()
+with torch.no_grad():
+    save("logits_eval", model(x))
+train_copy = torchvision.models.resnet18()
+train_copy.load_state_dict(sd)
+train_copy.train()
+with torch.no_grad():
+    save("logits_train", train_copy(x))
+    save("train_bn1_running_mean", train_copy.bn1.running_mean)
+    save("train_bn1_running_var", train_copy.bn1.running_var)
+
+
+class AdaptiveConcatPool2d(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.ap, self.mp = nn.AdaptiveAvgPool2d(1), nn.AdaptiveMaxPool2d(1)
+
+    def forward(self, t):
+        return torch.cat([self.mp(t), self.ap(t)], 1)
+
+
+body = nn.Sequential(collections.OrderedDict(
+    (name, child) for name, child in model.named_children() if name not in ("avgpool", "fc")))
+head = nn.Sequential(AdaptiveConcatPool2d(), nn.Flatten(), nn.BatchNorm1d(1024), nn.Dropout(0.0),
+                     nn.Linear(1024, 512), nn.ReLU(inplace=True), nn.BatchNorm1d(512),
+                     nn.Dropout(0.0), nn.Linear(512, 4))
+for m in head.modules():
+    if isinstance(m, nn.Linear):
+        nn.init.kaiming_normal_(m.weight)
+        nn.init.zeros_(m.bias)
+net = nn.Sequential(collections.OrderedDict(body=body, head=head))
+torch.save(net.state_dict(), f"{d}/notebook.pth")
+
+# Batch 8: with 2 samples the head's BatchNorm1d maps each feature to about +-1 from the
+# difference of two nearly equal numbers, which amplifies float rounding without bound.
+xn = torch.randn(8, 3, 64, 64)
+y = (torch.rand(8, 4) > 0.5).float()
+save("xn", xn)
+save("y", y)
+net.train()
+opt = torch.optim.AdamW(net.parameters(), lr=1e-4, betas=(0.9, 0.99), eps=1e-8, weight_decay=1e-2)
+opt.zero_grad()
+logits = net(xn)
+loss = nn.functional.binary_cross_entropy_with_logits(logits, y)
+loss.backward()
+save("nb_logits", logits)
+save("nb_loss", loss)
+names = []
+for name, p in net.named_parameters():
+    save("grad." + name, p.grad)
+    names.append(name)
+for name, b in net.named_buffers():
+    if b.dtype == torch.float32:
+        save("buffer." + name, b)
+opt.step()
+for name, p in net.named_parameters():
+    save("after." + name, p)
+with open(f"{d}/param_names.txt", "w") as f:
+    f.write("\n".join(names) + "\n")
+print("resnet reference written")
