@@ -255,6 +255,9 @@ void H5File::write_tensor(const std::string& path, const Tensor& t, bool as_floa
   if (t.dtype() == kInt64) {
     file_type = H5T_STD_I64LE;
     mem_type = H5T_NATIVE_INT64;
+  } else if (t.dtype() == kFloat64) {  // optimiser hyper-parameters in checkpoints
+    file_type = H5T_IEEE_F64LE;
+    mem_type = H5T_NATIVE_DOUBLE;
   } else if (t.dtype() == kFloat32 && !as_float16) {
     file_type = H5T_IEEE_F32LE;
     mem_type = H5T_NATIVE_FLOAT;
@@ -282,7 +285,7 @@ void H5File::write_tensor(const std::string& path, const Tensor& t, bool as_floa
              "cannot write dataset '" + path + "'");
 }
 
-Tensor H5File::read_tensor(const std::string& path) const {
+Tensor H5File::read_tensor(const std::string& path, bool keep_float64) const {
   H5Handle dset(H5Dopen2(file_.get(), path.c_str(), H5P_DEFAULT));
   if (!dset.valid()) fail(path_, "cannot open dataset '" + path + "'");
   H5Handle space(
@@ -303,7 +306,12 @@ Tensor H5File::read_tensor(const std::string& path) const {
   H5Handle ftype(checked(H5Dget_type(dset.get()), path_, "cannot read the type of '" + path + "'"));
   H5T_class_t tclass = H5Tget_class(ftype.get());
   Tensor out;
-  if (tclass == H5T_FLOAT) {
+  if (tclass == H5T_FLOAT && keep_float64 && H5Tget_size(ftype.get()) == 8) {
+    out = empty(shape, kFloat64);
+    if (out.numel() > 0 && H5Dread(dset.get(), H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT,
+                                   out.data_ptr()) < 0)
+      fail(path_, "cannot read dataset '" + path + "' as float64");
+  } else if (tclass == H5T_FLOAT) {
     out = empty(shape, kFloat32);
     H5Handle half = half_type(path_);
     htri_t is_half = H5Tequal(ftype.get(), half.get());

@@ -59,11 +59,12 @@ class H5File {
   void close();
 
   // ---- datasets ----
-  // Writes a CPU tensor (float32 or int64; float32 optionally as IEEE float16).
+  // Writes a CPU tensor (float32, float64 or int64; float32 optionally as IEEE float16).
   void write_tensor(const std::string& path, const Tensor& t, bool as_float16);
   // Reads a dataset: any floating type -> float32, any integer type -> int64; shape () for
   // scalar dataspaces.
-  Tensor read_tensor(const std::string& path) const;
+  // Floating datasets become float32 unless keep_float64 and the file stores 64-bit floats.
+  Tensor read_tensor(const std::string& path, bool keep_float64 = false) const;
   bool exists(const std::string& path) const;  // link exists (checks each parent first)
   bool is_group(const std::string& path) const;
   // Every dataset below `group` (recursively), as slash paths relative to `group`, in creation

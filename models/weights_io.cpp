@@ -66,8 +66,13 @@ void check_names(const std::string& file, const NamedTensors& tensors, const cha
     CUDL_CHECK(name.front() != '.' && name.back() != '.' && name.find("..") == std::string::npos,
                file, ": ", kind, " tensor name '", name, "' has an empty part");
     CUDL_CHECK(t.defined(), file, ": ", kind, " tensor '", name, "' is undefined");
-    CUDL_CHECK(t.dtype() == kFloat32 || t.dtype() == kInt64, file, ": ", kind, " tensor '", name,
-               "' has dtype ", toString(t.dtype()), "; a weights file stores float32 or int64");
+    // Optimiser state may hold float64 hyper-parameters (learning rates); model tensors are
+    // float32 or int64 as in PyTorch's state dicts.
+    const bool f64_ok = std::string(kind) == "optimizer";
+    CUDL_CHECK(t.dtype() == kFloat32 || t.dtype() == kInt64 || (f64_ok && t.dtype() == kFloat64),
+               file, ": ", kind, " tensor '", name, "' has dtype ", toString(t.dtype()),
+               "; a weights file stores float32 or int64",
+               f64_ok ? " (float64 in the optimiser state)" : "");
     CUDL_CHECK(names.insert(name).second, file, ": ", kind, " tensor name '", name,
                "' appears twice");
   }
@@ -117,10 +122,11 @@ void write_tensors(H5File& f, const NamedTensors& tensors, const std::string& gr
 }
 
 NamedTensors read_tensors(const H5File& f, const std::string& group,
-                          const std::vector<std::string>& skip) {
+                          const std::vector<std::string>& skip, bool keep_float64 = false) {
   NamedTensors out;
   for (const std::string& rel : f.list_datasets(group, skip))
-    out.emplace_back(slashes_to_dots(rel), f.read_tensor(group.empty() ? rel : group + "/" + rel));
+    out.emplace_back(slashes_to_dots(rel),
+                     f.read_tensor(group.empty() ? rel : group + "/" + rel, keep_float64));
   return out;
 }
 
@@ -423,7 +429,7 @@ Checkpoint load_checkpoint(const std::string& path) {
   c.model = read_tensors(f, "", {kOptimizerGroup});
   if (f.exists(kOptimizerGroup)) {
     CUDL_CHECK(f.is_group(kOptimizerGroup), path, ": '", kOptimizerGroup, "' is not a group");
-    c.optimizer = read_tensors(f, kOptimizerGroup, {});
+    c.optimizer = read_tensors(f, kOptimizerGroup, {}, /*keep_float64=*/true);
   }
   return c;
 }

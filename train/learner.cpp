@@ -1,0 +1,620 @@
+#include "train/learner.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <iomanip>
+#include <nlohmann/json.hpp>
+#include <ostream>
+#include <sstream>
+
+#include "data/dataset.h"
+#include "data/demo_data.h"
+#include "data/image.h"
+#include "data/loader.h"
+#include "models/model_io.h"
+#include "models/resnet.h"
+#include "optim/adam.h"
+#include "optim/schedule.h"
+#include "tensor/ops.h"
+#include "tensor/ops/conv.h"
+#include "train/files.h"
+#include "train/progress.h"
+
+namespace cudl::train {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+std::string fixed(double v, int decimals) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
+  return buf;
+}
+
+// fastai's SmoothenValue: exponential moving average with bias correction.
+struct SmoothLoss {
+  double beta = 0.98, mov_avg = 0;
+  int64_t n = 0;
+  void add(double v) {
+    ++n;
+    mov_avg = beta * mov_avg + (1 - beta) * v;
+  }
+  double value() const { return n ? mov_avg / (1 - std::pow(beta, static_cast<double>(n))) : NAN; }
+  // Restores the state from a reported value after n updates (resume).
+  void restore(double smoothed, int64_t count) {
+    n = count;
+    mov_avg = count ? smoothed * (1 - std::pow(beta, static_cast<double>(count))) : 0;
+  }
+};
+
+// ---- history.csv ----
+const char* kHistoryHeader =
+    "epoch,train_loss,valid_loss,train_hamming,valid_hamming,train_zero_one,valid_zero_one,time";
+
+std::string history_csv(const std::vector<EpochRecord>& h) {
+  std::ostringstream o;
+  o << kHistoryHeader << "\n" << std::setprecision(9);
+  for (const EpochRecord& r : h) {
+    o << r.epoch << "," << r.train_loss << "," << r.valid_loss << "," << r.train_hamming << ","
+      << r.valid_hamming << "," << r.train_zero_one << "," << r.valid_zero_one << "," << r.seconds
+      << "\n";
+  }
+  return o.str();
+}
+
+std::vector<EpochRecord> read_history(const std::string& path) {
+  std::vector<EpochRecord> out;
+  if (!file_exists(path)) return out;
+  std::istringstream in(read_file(path));
+  std::string line;
+  std::getline(in, line);
+  CUDL_CHECK(line == kHistoryHeader, path, ": unexpected header '", line, "'");
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    EpochRecord r;
+    char comma;
+    std::istringstream f(line);
+    f >> r.epoch >> comma >> r.train_loss >> comma >> r.valid_loss >> comma >> r.train_hamming >>
+        comma >> r.valid_hamming >> comma >> r.train_zero_one >> comma >> r.valid_zero_one >>
+        comma >> r.seconds;
+    CUDL_CHECK(!f.fail(), path, ": cannot read the line '", line, "'");
+    out.push_back(r);
+  }
+  return out;
+}
+
+// ---- predictions ----
+
+// Targets as a (N, C) float multi-hot tensor on `device` (single-label class indices become
+// one-hot rows), and predictions as probabilities (sigmoid; single-label: one-hot argmax, so
+// that hamming and zero-one accuracy are defined for both kinds).
+struct Scored {
+  Tensor probs;    // (N, C)
+  Tensor targets;  // (N, C)
+};
+
+Scored score(const Tensor& logits, const Tensor& targets, bool multi_label) {
+  if (multi_label) return {sigmoid(logits.detach()), targets};
+  const int64_t n = logits.size(0), c = logits.size(1);
+  std::vector<float> l = logits.detach().to(Device::cpu()).contiguous().to_vector<float>();
+  std::vector<int64_t> t = targets.to(Device::cpu()).to_vector<int64_t>();
+  std::vector<float> p(n * c, 0.f), y(n * c, 0.f);
+  for (int64_t i = 0; i < n; ++i) {
+    int64_t best = std::max_element(l.begin() + i * c, l.begin() + (i + 1) * c) - (l.begin() + i * c);
+    p[i * c + best] = 1.f;
+    y[i * c + t[i]] = 1.f;
+  }
+  TensorOptions on = TensorOptions().device(logits.device());
+  return {from_vector(p, {n, c}, on), from_vector(y, {n, c}, on)};
+}
+
+// ---- the run ----
+
+struct EpochPass {
+  double loss = 0;  // train: smoothed; valid: mean per sample
+  MetricsReport metrics;
+  Tensor probs;  // valid: (N, C) on the host
+};
+
+class Run {
+ public:
+  Run(const TrainOptions& o, std::ostream& log) : o_(o), log_(log), gen_(o.init_seed), bar_(o.progress && stderr_is_terminal()) {}
+
+  TrainResult go();
+
+ private:
+  void set_up_device();
+  void load_data();
+  void build_model();
+  void resume_or_start();
+  EpochPass train_epoch(int64_t epoch);
+  EpochPass validate();
+  void save_checkpoint(int64_t epochs_done);
+  void write_outputs(const EpochPass& last_valid, TrainResult& result);
+  WeightsMeta meta() const;
+  std::string out(const std::string& file) const { return join_path(o_.out, file); }
+
+  const TrainOptions& o_;
+  std::ostream& log_;
+  Generator gen_;
+  ProgressBar bar_;
+  Device device_;
+  std::string data_desc_;
+  data::ImageData data_;
+  std::unique_ptr<data::DataLoader> train_dl_, valid_dl_;
+  std::shared_ptr<Sequential> model_;
+  std::unique_ptr<AdamW> opt_;
+  std::unique_ptr<Schedule> schedule_;
+  LossKind loss_kind_ = LossKind::kBCEWithLogits;
+  SmoothLoss smooth_;
+  int64_t iteration_ = 0;
+  int64_t start_epoch_ = 0;
+  std::vector<EpochRecord> history_;
+  Clock::time_point t0_ = Clock::now();
+};
+
+void Run::set_up_device() {
+  if (o_.threads > 0) set_num_threads(o_.threads);
+  device_ = Device::parse(o_.device);
+  // cuDNN: measure the algorithms once per shape, unless results must be reproducible.
+  set_conv_benchmark(!o_.deterministic);
+  set_conv_allow_tf32(false);
+}
+
+void Run::load_data() {
+  data::ImageDataOptions d;
+  std::string dir = o_.data_dir;
+  if (dir.empty()) {
+    dir = out("demo_data");
+    if (!file_exists(join_path(dir, "labels.csv"))) {
+      data::DemoDataOptions demo;
+      demo.num_images = o_.demo_images;
+      demo.seed = o_.demo_seed;
+      log_ << "No --data given: writing the built-in demo data (" << o_.demo_images
+           << " photo-like images, 4 classes) to " << dir << "\n";
+      data::write_demo_data(dir, demo);
+    } else {
+      log_ << "No --data given: using the demo data in " << dir << "\n";
+    }
+  }
+  d.csv_path = o_.csv.empty() ? join_path(dir, "labels.csv") : o_.csv;
+  d.image_dir = o_.images.empty() ? join_path(dir, "images") : o_.images;
+  d.labels.label_delimiter = o_.label_delim;
+  d.labels.skip_bad = o_.skip_bad;
+  d.load.size = o_.size;
+  d.valid_pct = o_.valid_pct;
+  d.seed = o_.seed;
+  if (!o_.valid_csv.empty()) {
+    d.split = data::SplitMode::kValidCsv;
+    d.valid_csv = o_.valid_csv;
+  }
+  const auto t = Clock::now();
+  data_ = data::load_image_data(d);
+  CUDL_CHECK(data_.train->size() >= o_.bs, "only ", data_.train->size(),
+             " training images for a batch size of ", o_.bs,
+             " (the last incomplete batch is dropped, so no training batch would remain); use a "
+             "smaller --bs");
+  CUDL_CHECK(data_.valid->size() > 0, "the validation set is empty; raise --valid-pct");
+  data_desc_ = d.csv_path;
+  log_ << "Data: " << d.csv_path << ": " << data_.train->size() << " training and "
+       << data_.valid->size() << " validation images, " << data_.classes.size() << " classes (";
+  for (size_t i = 0; i < data_.classes.size(); ++i) log_ << (i ? ", " : "") << data_.classes[i];
+  log_ << "), " << (data_.multi_label ? "multi-label" : "single-label") << "; decoded and resized to "
+       << o_.size << "x" << o_.size << " in " << fixed(seconds_since(t), 1) << " s";
+  if (data_.skipped) log_ << "; " << data_.skipped << " bad rows skipped";
+  log_ << "\n";
+  loss_kind_ = data_.multi_label ? LossKind::kBCEWithLogits : LossKind::kCrossEntropy;
+
+  data::DataLoaderOptions tl;
+  tl.batch_size = o_.bs;
+  tl.shuffle = true;
+  tl.drop_last = true;
+  tl.seed = o_.seed;
+  tl.num_workers = o_.workers;
+  tl.device = device_;
+  train_dl_ = std::make_unique<data::DataLoader>(data_.train, tl);
+  data::DataLoaderOptions vl = tl;
+  vl.shuffle = false;
+  vl.drop_last = false;
+  valid_dl_ = std::make_unique<data::DataLoader>(data_.valid, vl);
+}
+
+void Run::build_model() {
+  const models::Arch arch = models::parse_arch(o_.arch);
+  model_ = models::notebook_model(arch, static_cast<int64_t>(data_.classes.size()), &gen_);
+  if (!o_.weights.empty()) {
+    WeightsFile probe = load_weights(o_.weights);
+    bool whole = std::any_of(probe.tensors.begin(), probe.tensors.end(),
+                             [](const auto& t) { return t.first.rfind("head.", 0) == 0; });
+    if (whole) {
+      models::load_weights_into(*model_, o_.weights);
+      log_ << "Weights: the whole model from " << o_.weights << "\n";
+    } else {
+      models::load_backbone_into(*model_, o_.weights);
+      log_ << "Weights: " << o_.arch << " body from " << o_.weights << " (head initialised)\n";
+    }
+  } else {
+    log_ << "Weights: none (" << o_.arch << " trained from scratch; give --weights for ImageNet)\n";
+  }
+  model_->to(device_);
+  if (o_.freeze_body) model_->freeze("body");
+
+  ParamGroup group;
+  for (const auto& [name, p] : model_->named_parameters()) {
+    if (!p.requires_grad()) continue;
+    group.params.push_back(p);
+    group.names.push_back(name);
+  }
+  AdamWOptions ao;
+  ao.lr = o_.lr;
+  ao.beta1 = 0.9;
+  ao.beta2 = 0.99;
+  ao.eps = 1e-8;
+  ao.weight_decay = o_.wd;
+  opt_ = std::make_unique<AdamW>(std::vector<ParamGroup>{group}, ao);
+  const int64_t total = train_dl_->num_batches() * o_.epochs;
+  if (o_.schedule == "constant") {
+    schedule_ = std::make_unique<ConstantSchedule>(o_.lr);
+  } else if (o_.schedule == "one-cycle") {
+    schedule_ = std::make_unique<OneCycleSchedule>(o_.lr, total);
+  } else {
+    CUDL_THROW("unknown schedule '", o_.schedule, "' (constant or one-cycle)");
+  }
+  int64_t trainable = 0;
+  for (const Tensor& p : group.params) trainable += p.numel();
+  log_ << "Model: " << o_.arch << " body + fastai head, " << trainable << " trainable parameters"
+       << (o_.freeze_body ? " (body frozen)" : "") << ", on " << device_.str()
+       << (device_.is_cpu() ? " (" + std::to_string(get_num_threads()) + " threads)" : "") << "\n";
+  log_ << "Training: " << o_.epochs << " epochs of " << train_dl_->num_batches()
+       << " batches of " << o_.bs << ", AdamW lr " << o_.lr << " wd " << o_.wd << ", "
+       << o_.schedule << " schedule, " << toString(loss_kind_) << " loss\n";
+}
+
+WeightsMeta Run::meta() const {
+  WeightsMeta m;
+  m.architecture = "fastai_" + o_.arch;
+  m.class_names = data_.classes;
+  m.input_size = std::vector<int64_t>{3, o_.size, o_.size};
+  data::Normalization n;
+  m.norm_mean = std::vector<double>{n.mean[0], n.mean[1], n.mean[2]};
+  m.norm_std = std::vector<double>{n.std[0], n.std[1], n.std[2]};
+  m.threshold = o_.threshold;
+  m.source = "fridge_train on " + data_desc_;
+  return m;
+}
+
+void Run::save_checkpoint(int64_t epochs_done) {
+  Checkpoint c;
+  c.model = models::named_state(*model_);
+  for (auto& [name, t] : opt_->state_dict()) c.optimizer.emplace_back(name, t);
+  c.meta = meta();
+  c.epoch = epochs_done;
+  c.rng_seed = gen_.seed();
+  c.rng_offset = gen_.offset();
+  cudl::save_checkpoint(out("checkpoint.h5"), c);
+}
+
+void Run::resume_or_start() {
+  const std::string path = out("checkpoint.h5");
+  if (!o_.resume) return;
+  if (!file_exists(path)) {
+    log_ << "--resume: no checkpoint in " << o_.out << ", starting from the beginning\n";
+    return;
+  }
+  Checkpoint c = load_checkpoint(path);
+  CUDL_CHECK(c.meta.architecture && *c.meta.architecture == "fastai_" + o_.arch, path,
+             ": the checkpoint is for ", c.meta.architecture.value_or("an unknown architecture"),
+             ", not fastai_", o_.arch);
+  CUDL_CHECK(c.meta.class_names && *c.meta.class_names == data_.classes, path,
+             ": the checkpoint's classes differ from the data's");
+  models::load_named(*model_, c.model);
+  std::vector<NamedTensor> state(c.optimizer.begin(), c.optimizer.end());
+  opt_->load_state_dict(state);
+  gen_.manual_seed(c.rng_seed);
+  gen_.set_offset(c.rng_offset);
+  start_epoch_ = c.epoch;
+  history_ = read_history(out("history.csv"));
+  // The history may be one epoch ahead when the process died between the two writes.
+  if (static_cast<int64_t>(history_.size()) > start_epoch_) history_.resize(start_epoch_);
+  CUDL_CHECK(static_cast<int64_t>(history_.size()) == start_epoch_, out("history.csv"), " has ",
+             history_.size(), " epochs but the checkpoint ", start_epoch_);
+  iteration_ = start_epoch_ * train_dl_->num_batches();
+  if (!history_.empty()) smooth_.restore(history_.back().train_loss, iteration_);
+  log_ << "Resuming after epoch " << start_epoch_ << " of " << o_.epochs << " from " << path << "\n";
+}
+
+EpochPass Run::train_epoch(int64_t epoch) {
+  model_->train();
+  MetricsAccumulator acc(static_cast<int64_t>(data_.classes.size()), device_);
+  train_dl_->start_epoch(epoch);
+  bar_.start("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(o_.epochs) + " train",
+             train_dl_->num_batches());
+  data::Batch b;
+  int64_t done = 0;
+  while (train_dl_->next(b)) {
+    schedule_->apply(*opt_, iteration_++);
+    opt_->zero_grad();
+    Tensor logits = (*model_)(b.images);
+    Tensor loss = compute_loss(loss_kind_, logits, b.targets);
+    loss.backward();
+    opt_->step();
+    const double l = loss.item();
+    CUDL_CHECK(std::isfinite(l), "the training loss became ", l, " at epoch ", epoch + 1,
+               ", batch ", done + 1, "; lower --lr");
+    smooth_.add(l);
+    Scored s = score(logits, b.targets, data_.multi_label);
+    acc.append(s.probs, s.targets);
+    bar_.update(++done, "loss " + fixed(smooth_.value(), 4));
+  }
+  bar_.finish();
+  EpochPass r;
+  r.loss = smooth_.value();
+  r.metrics = acc.compute(o_.threshold);
+  return r;
+}
+
+EpochPass Run::validate() {
+  model_->eval();
+  NoGradGuard no_grad;
+  MetricsAccumulator acc(static_cast<int64_t>(data_.classes.size()), device_);
+  valid_dl_->start_epoch(0);
+  bar_.start("validation", valid_dl_->num_batches());
+  data::Batch b;
+  double loss_sum = 0;
+  int64_t n = 0, done = 0;
+  while (valid_dl_->next(b)) {
+    Tensor logits = (*model_)(b.images);
+    loss_sum += compute_loss(loss_kind_, logits, b.targets).item() * static_cast<double>(b.size());
+    n += b.size();
+    Scored s = score(logits, b.targets, data_.multi_label);
+    acc.append(s.probs, s.targets);
+    bar_.update(++done);
+  }
+  bar_.finish();
+  EpochPass r;
+  r.loss = loss_sum / static_cast<double>(n);
+  r.metrics = acc.compute(o_.threshold, Metric::kZeroOneAccuracy);
+  r.probs = acc.probabilities().to(Device::cpu()).contiguous();
+  return r;
+}
+
+// Encodes a cached crop of a dataset item as a JPEG for the report.
+std::vector<uint8_t> thumbnail(const data::ImageDataset& ds, int64_t i) {
+  auto img = ds.image(i);
+  const int s = ds.image_size();
+  data::Image pic(s, s);
+  for (int y = 0; y < s; ++y)
+    std::copy_n(img->crop() + static_cast<size_t>(y) * img->stride(), static_cast<size_t>(s) * 3,
+                pic.pixels.data() + static_cast<size_t>(y) * s * 3);
+  data::JpegEncodeOptions jo;
+  jo.quality = 85;
+  return data::encode_jpeg(pic, jo);
+}
+
+nlohmann::json metrics_json(const ClassificationMetrics& m) {
+  return {{"threshold", m.threshold},
+          {"hamming_accuracy", m.hamming_accuracy},
+          {"zero_one_accuracy", m.zero_one_accuracy},
+          {"precision_micro", m.precision_micro},
+          {"recall_micro", m.recall_micro},
+          {"f1_micro", m.f1_micro},
+          {"precision_macro", m.precision_macro},
+          {"recall_macro", m.recall_macro},
+          {"f1_macro", m.f1_macro}};
+}
+
+void Run::write_outputs(const EpochPass& v, TrainResult& result) {
+  const auto& classes = data_.classes;
+  const int64_t c = static_cast<int64_t>(classes.size());
+  const MetricsReport& m = v.metrics;
+
+  // model.h5
+  save_weights(out("model.h5"), models::named_state(*model_), meta());
+
+  // predictions.csv
+  std::vector<float> p = v.probs.to_vector<float>();
+  std::ostringstream pred;
+  pred << "filename";
+  for (const auto& cl : classes) pred << ",p_" << cl;
+  pred << ",predicted,true\n" << std::setprecision(6);
+  std::vector<ReportImage> valid_images;
+  for (int64_t i = 0; i < data_.valid->size(); ++i) {
+    const data::LabelledImage& item = data_.valid->item(i);
+    pred << item.filename;
+    std::string predicted, truth;
+    ReportImage ri;
+    ri.caption = item.filename;
+    std::vector<bool> is_true(c, false);
+    for (int id : item.label_ids) is_true[id] = true;
+    for (int64_t j = 0; j < c; ++j) {
+      const float pj = p[i * c + j];
+      pred << "," << pj;
+      const bool yes = pj > m.at_threshold.threshold;
+      if (yes) predicted += (predicted.empty() ? "" : " ") + classes[j];
+      if (is_true[j]) truth += (truth.empty() ? "" : " ") + classes[j];
+      if (yes || is_true[j]) {
+        ri.labels.push_back(classes[j] + " " + fixed(pj, 2));
+        ri.marks.push_back(yes && is_true[j] ? 1 : yes ? 0 : 2);
+      }
+    }
+    pred << "," << predicted << "," << truth << "\n";
+    if (valid_images.size() < 36) {
+      ri.jpeg = thumbnail(*data_.valid, i);
+      valid_images.push_back(std::move(ri));
+    }
+  }
+  write_file_atomically(out("predictions.csv"), pred.str());
+
+  // metrics.json
+  nlohmann::json j;
+  j["device"] = device_.str();
+  j["arch"] = o_.arch;
+  j["classes"] = classes;
+  j["multi_label"] = data_.multi_label;
+  j["loss"] = toString(loss_kind_);
+  j["n_train"] = data_.train->size();
+  j["n_valid"] = data_.valid->size();
+  j["epochs"] = o_.epochs;
+  j["options"] = {{"data", o_.data_dir.empty() ? "demo" : o_.data_dir}, {"size", o_.size},
+                  {"bs", o_.bs}, {"lr", o_.lr}, {"wd", o_.wd}, {"schedule", o_.schedule},
+                  {"seed", o_.seed}, {"valid_pct", o_.valid_pct}, {"weights", o_.weights},
+                  {"freeze_body", o_.freeze_body}};
+  j["history"] = nlohmann::json::array();
+  for (const EpochRecord& r : history_) {
+    j["history"].push_back({{"epoch", r.epoch}, {"train_loss", r.train_loss},
+                            {"valid_loss", r.valid_loss}, {"train_hamming", r.train_hamming},
+                            {"valid_hamming", r.valid_hamming}, {"train_zero_one", r.train_zero_one},
+                            {"valid_zero_one", r.valid_zero_one}, {"seconds", r.seconds}});
+  }
+  j["valid"] = metrics_json(m.at_threshold);
+  j["valid"]["loss"] = v.loss;
+  j["sweep"] = nlohmann::json::array();
+  for (const ClassificationMetrics& s : m.sweep) j["sweep"].push_back(metrics_json(s));
+  j["optimal_threshold"] = {{"metric", toString(m.optimised)},
+                            {"threshold", m.optimal.threshold},
+                            {"value", m.optimal.value},
+                            {"hamming_accuracy", m.sweep[m.optimal.index].hamming_accuracy},
+                            {"zero_one_accuracy", m.sweep[m.optimal.index].zero_one_accuracy}};
+  j["average_precision"] = nlohmann::json::object();
+  for (int64_t k = 0; k < c; ++k) j["average_precision"][classes[k]] = m.average_precision[k];
+  j["mean_average_precision"] = m.mean_average_precision;
+  j["seconds_total"] = seconds_since(t0_);
+  j["note"] = "thresholds apply to probabilities (sigmoid of the logits): a label is predicted "
+              "when its probability is strictly above the threshold";
+  write_file_atomically(out("metrics.json"), j.dump(2) + "\n");
+
+  // report.html
+  ReportData rd;
+  rd.title = "cudl fridge_train report";
+  rd.classes = classes;
+  rd.history = history_;
+  rd.threshold = o_.threshold;
+  for (const ClassificationMetrics& s : m.sweep) {
+    rd.sweep.thresholds.push_back(s.threshold);
+    rd.sweep.hamming.push_back(s.hamming_accuracy);
+    rd.sweep.zero_one.push_back(s.zero_one_accuracy);
+  }
+  rd.sweep.best_threshold = m.optimal.threshold;
+  rd.sweep.best_zero_one = m.sweep[m.optimal.index].zero_one_accuracy;
+  rd.sweep.best_hamming = m.sweep[m.optimal.index].hamming_accuracy;
+  rd.summary = {{"data", data_desc_},
+                {"images", std::to_string(data_.train->size()) + " training, " +
+                               std::to_string(data_.valid->size()) + " validation"},
+                {"classes", [&] {
+                   std::string s;
+                   for (const auto& cl : classes) s += (s.empty() ? "" : ", ") + cl;
+                   return s;
+                 }()},
+                {"model", o_.arch + " + fastai head" + (o_.weights.empty() ? " (from scratch)" : ", weights " + o_.weights)},
+                {"training", std::to_string(o_.epochs) + " epochs, batch " + std::to_string(o_.bs) +
+                                 ", AdamW lr " + fixed(o_.lr, 6) + ", " + o_.schedule + ", size " +
+                                 std::to_string(o_.size)},
+                {"device", device_.str()},
+                {"validation at threshold " + fixed(o_.threshold, 2),
+                 "hamming " + fixed(m.at_threshold.hamming_accuracy, 4) + ", zero-one " +
+                     fixed(m.at_threshold.zero_one_accuracy, 4) + ", loss " + fixed(v.loss, 4)},
+                {"mean average precision", fixed(m.mean_average_precision, 4)},
+                {"total time", fixed(seconds_since(t0_), 1) + " s"}};
+  for (int64_t i = 0; i < std::min<int64_t>(12, data_.train->size()); ++i) {
+    const data::LabelledImage& item = data_.train->item(i);
+    ReportImage ri;
+    ri.caption = item.filename;
+    ri.labels = item.labels;
+    ri.jpeg = thumbnail(*data_.train, i);
+    rd.train_images.push_back(std::move(ri));
+  }
+  rd.valid_images = std::move(valid_images);
+  write_file_atomically(out("report.html"), render_report(rd));
+  result.valid = m;
+}
+
+TrainResult Run::go() {
+  make_dirs(o_.out);
+  set_up_device();
+  load_data();
+  build_model();
+  resume_or_start();
+
+  log_ << "\n" << std::left << std::setw(7) << "epoch" << std::setw(12) << "train_loss"
+       << std::setw(12) << "valid_loss" << std::setw(15) << "train_hamming" << std::setw(15)
+       << "valid_hamming" << std::setw(16) << "train_zero_one" << std::setw(16)
+       << "valid_zero_one" << "time" << std::right << "\n";
+  for (const EpochRecord& r : history_) {
+    log_ << std::left << std::setw(7) << r.epoch << std::setw(12) << fixed(r.train_loss, 6)
+         << std::setw(12) << fixed(r.valid_loss, 6) << std::setw(15) << fixed(r.train_hamming, 6)
+         << std::setw(15) << fixed(r.valid_hamming, 6) << std::setw(16) << fixed(r.train_zero_one, 6)
+         << std::setw(16) << fixed(r.valid_zero_one, 6) << fixed(r.seconds, 1) << "s (resumed)"
+         << std::right << "\n";
+  }
+  EpochPass last_valid;
+  bool have_valid = false;
+  for (int64_t epoch = start_epoch_; epoch < o_.epochs; ++epoch) {
+    const auto t = Clock::now();
+    EpochPass tr = train_epoch(epoch);
+    last_valid = validate();
+    have_valid = true;
+    EpochRecord r;
+    r.epoch = static_cast<int>(epoch + 1);
+    r.train_loss = tr.loss;
+    r.valid_loss = last_valid.loss;
+    r.train_hamming = tr.metrics.at_threshold.hamming_accuracy;
+    r.valid_hamming = last_valid.metrics.at_threshold.hamming_accuracy;
+    r.train_zero_one = tr.metrics.at_threshold.zero_one_accuracy;
+    r.valid_zero_one = last_valid.metrics.at_threshold.zero_one_accuracy;
+    r.seconds = seconds_since(t);
+    history_.push_back(r);
+    // History first: if the process dies before the checkpoint, resume drops the extra row.
+    write_file_atomically(out("history.csv"), history_csv(history_));
+    save_checkpoint(epoch + 1);
+    log_ << std::left << std::setw(7) << r.epoch << std::setw(12) << fixed(r.train_loss, 6)
+         << std::setw(12) << fixed(r.valid_loss, 6) << std::setw(15) << fixed(r.train_hamming, 6)
+         << std::setw(15) << fixed(r.valid_hamming, 6) << std::setw(16) << fixed(r.train_zero_one, 6)
+         << std::setw(16) << fixed(r.valid_zero_one, 6) << fixed(r.seconds, 1) << "s" << std::right
+         << std::endl;
+  }
+  if (!have_valid) last_valid = validate();  // resumed after the last epoch
+
+  TrainResult result;
+  const MetricsReport& m = last_valid.metrics;
+  const ClassificationMetrics& best = m.sweep[m.optimal.index];
+  log_ << "\nValidation at threshold " << fixed(o_.threshold, 2) << " (on probabilities): hamming "
+       << fixed(m.at_threshold.hamming_accuracy, 4) << ", zero-one "
+       << fixed(m.at_threshold.zero_one_accuracy, 4) << ", mAP " << fixed(m.mean_average_precision, 4)
+       << "\n";
+  log_ << "Optimal threshold (first best zero-one accuracy over 0.00, 0.05, ..., 1.00): "
+       << fixed(m.optimal.threshold, 2) << " -> zero-one " << fixed(best.zero_one_accuracy, 4)
+       << ", hamming " << fixed(best.hamming_accuracy, 4) << "\n";
+  write_outputs(last_valid, result);
+  result.history = history_;
+  result.seconds = seconds_since(t0_);
+  result.out_dir = o_.out;
+  log_ << "Wrote " << out("model.h5") << ", checkpoint.h5, history.csv, metrics.json, "
+       << "predictions.csv and report.html in " << o_.out << " (" << fixed(result.seconds, 1)
+       << " s in all)\n";
+  return result;
+}
+
+}  // namespace
+
+TrainResult fit(const TrainOptions& options, std::ostream& log) {
+  CUDL_CHECK(options.epochs >= 1, "epochs must be at least 1, got ", options.epochs);
+  CUDL_CHECK(options.bs >= 2, "the batch size must be at least 2 (BatchNorm needs two samples in "
+                              "training), got ", options.bs);
+  Run run(options, log);
+  return run.go();
+}
+
+std::string demo_description() {
+  return "Without --data, fridge_train writes a deterministic demo dataset (photo-like images "
+         "of cans, cartons, milk and water bottles on textured backgrounds, several per image) "
+         "into OUT/demo_data and trains on it with demo defaults.";
+}
+
+}  // namespace cudl::train

@@ -1,0 +1,78 @@
+// fit(): the notebook (RECIPE.md) as one function, used by the fridge_train program.
+//
+//   data   labels.csv + images/ -> NumPy-identical split -> resize/crop/normalise, batches of bs
+//   model  notebook_model(arch, C): ResNet body (+ ImageNet weights from --weights) and the
+//          fastai head; all of it trains (learn.unfreeze()) unless freeze_body
+//   loss   BCE-with-logits for multi-label data, cross-entropy for single-label (fastai's rule)
+//   opt    AdamW with decoupled weight decay (lr, wd, betas (0.9, 0.99), eps 1e-8), constant lr
+//          or fastai's one-cycle schedule
+//   each epoch: train (smoothed loss as fastai shows it, metrics on the training batches),
+//          validate (mean loss, metrics at the threshold), history.csv and checkpoint.h5
+//          written atomically
+//   end:   threshold sweep on the validation probabilities, the optimal threshold (first
+//          strictly best zero-one accuracy), model.h5, metrics.json, predictions.csv, report.html
+//
+// Resuming (resume = true) continues after the last completed epoch of OUT/checkpoint.h5:
+// weights, optimiser moments, epoch, random-generator state and the history; the per-epoch
+// shuffle depends only on (seed, epoch), so the run continues as if never interrupted.
+#pragma once
+
+#include <cstdint>
+#include <iosfwd>
+#include <string>
+#include <vector>
+
+#include "tensor/ops/metrics.h"
+#include "train/report.h"
+
+namespace cudl::train {
+
+struct TrainOptions {
+  // ---- data ----
+  std::string data_dir;   // DATA with labels.csv and images/; empty = the built-in demo data
+  std::string csv;        // default DATA/labels.csv
+  std::string images;     // default DATA/images
+  std::string valid_csv;  // a separate validation labels file (images in the same folder)
+  char label_delim = ' ';
+  double valid_pct = 0.2;
+  uint32_t seed = 10;
+  int size = 300;
+  bool skip_bad = false;
+  // ---- model ----
+  std::string arch = "resnet18";
+  std::string weights;  // HDF5 from weights_import: a torchvision backbone, or a whole model
+  bool freeze_body = false;
+  // ---- optimisation ----
+  int64_t bs = 16;
+  int epochs = 10;
+  double lr = 1e-4;
+  double wd = 1e-2;
+  std::string schedule = "constant";  // or "one-cycle"
+  // ---- run ----
+  std::string device = "auto";
+  int workers = 2;
+  int threads = 0;  // CPU threads for the ops; 0 = all cores
+  bool deterministic = false;
+  double threshold = 0.5;
+  std::string out = "fridge_out";
+  bool resume = false;
+  bool progress = true;    // live progress bar when stderr is a terminal
+  uint64_t init_seed = 0;  // weights of the head (and of the body without --weights), dropout
+  // ---- demo data (data_dir empty) ----
+  int64_t demo_images = 128;
+  uint64_t demo_seed = 0;
+};
+
+struct TrainResult {
+  std::vector<EpochRecord> history;
+  MetricsReport valid;  // final validation metrics at the threshold, sweep and optimum
+  double seconds = 0;   // the whole fit, data loading included
+  std::string out_dir;
+};
+
+TrainResult fit(const TrainOptions& options, std::ostream& log);
+
+// The demo defaults, for the documentation and the tool: what fit() trains on without data.
+std::string demo_description();
+
+}  // namespace cudl::train
