@@ -30,6 +30,7 @@ constexpr const char* kAttrMean = "normalization_mean";
 constexpr const char* kAttrStd = "normalization_std";
 constexpr const char* kAttrThreshold = "threshold";
 constexpr const char* kAttrSource = "source";
+constexpr const char* kAttrTask = "task";
 constexpr const char* kAttrEpoch = "epoch";
 constexpr const char* kAttrSeed = "rng_seed";
 constexpr const char* kAttrOffset = "rng_offset";
@@ -95,6 +96,7 @@ void write_meta(H5File& f, const WeightsMeta& m, const char* format) {
   if (m.norm_std) f.write_doubles_attr(kAttrStd, *m.norm_std, false);
   if (m.threshold) f.write_doubles_attr(kAttrThreshold, {*m.threshold}, true);
   if (m.source) f.write_string_attr(kAttrSource, *m.source);
+  if (m.task) f.write_string_attr(kAttrTask, *m.task);
 }
 
 WeightsMeta read_meta(const H5File& f) {
@@ -111,6 +113,7 @@ WeightsMeta read_meta(const H5File& f) {
     m.threshold = t[0];
   }
   if (f.has_attr(kAttrSource)) m.source = f.read_string_attr(kAttrSource);
+  if (f.has_attr(kAttrTask)) m.task = f.read_string_attr(kAttrTask);
   return m;
 }
 

@@ -44,6 +44,8 @@ struct WeightsMeta {
   std::optional<std::vector<double>> norm_std;          // per-channel normalisation std
   std::optional<double> threshold;                      // decision threshold on probabilities
   std::optional<std::string> source;                    // provenance, e.g. the imported file
+  // "multi_label" (sigmoid per class) or "single_label" (softmax); absent = multi_label.
+  std::optional<std::string> task;
 };
 
 struct SaveOptions {

@@ -287,6 +287,7 @@ WeightsMeta Run::meta() const {
   m.norm_std = std::vector<double>{n.std[0], n.std[1], n.std[2]};
   m.threshold = o_.threshold;
   m.source = "fridge_train on " + data_desc_;
+  m.task = data_.multi_label ? "multi_label" : "single_label";
   return m;
 }
 

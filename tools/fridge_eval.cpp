@@ -1,0 +1,79 @@
+// fridge_eval: scores a model.h5 from fridge_train on labelled photos, or predicts the labels
+// of unlabelled ones. A thin main over train/evaluate.h.
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+
+#include "train/evaluate.h"
+
+int main(int argc, char** argv) {
+  cudl::train::EvalOptions o;
+  CLI::App app{
+      "Scores a model trained by fridge_train on labelled images (hamming and zero-one accuracy "
+      "at the model's threshold, the sweep over thresholds 0.00..1.00, the optimal threshold, "
+      "average precision per class), or predicts the labels of images without labels "
+      "(--predict). Writes predictions.csv and metrics.json / predictions.json into --out.",
+      "fridge_eval"};
+  app.get_formatter()->column_width(30);
+  app.add_option("--model", o.model_path, "model.h5 written by fridge_train")
+      ->required()->check(CLI::ExistingFile);
+  std::string data_dir;
+  auto* data = app.add_option("--data", data_dir, "Labelled dataset folder (labels.csv + images/)")
+                   ->check(CLI::ExistingDirectory);
+  auto* csv = app.add_option("--csv", o.csv, "Labels file (default DATA/labels.csv)")->check(CLI::ExistingFile);
+  app.add_option("--images", o.images, "Image folder (default DATA/images)")->check(CLI::ExistingDirectory);
+  std::string delim = " ";
+  app.add_option("--label-delim", delim, "Separator between the labels of one image")
+      ->check([](const std::string& s) { return s.size() == 1 ? "" : "must be one character"; });
+  app.add_option("--split", o.split,
+                 "Which rows to score: all, or the valid/train part of fridge_train's random split")
+      ->capture_default_str()->check(CLI::IsMember({"all", "valid", "train"}));
+  app.add_option("--valid-pct", o.valid_pct, "Validation fraction of that split")
+      ->capture_default_str()->check(CLI::Range(0.0, 0.95));
+  app.add_option("--seed", o.seed, "Seed of that split")->capture_default_str();
+  auto* predict = app.add_option("--predict", o.predict,
+                                 "Image files or folders to label (no labels needed)")
+                      ->expected(1, -1);
+  app.add_option("--threshold", o.threshold,
+                 "Decision threshold on probabilities (default: the model's)")
+      ->check(CLI::Range(0.0, 1.0));
+  app.add_option("--device", o.device, "auto, cpu, cuda or cuda:N")->capture_default_str();
+  app.add_option("--bs", o.bs, "Batch size")->capture_default_str()->check(CLI::Range(1, 4096));
+  app.add_option("--workers", o.workers, "Data-loading threads")->capture_default_str()->check(CLI::Range(0, 64));
+  app.add_option("--threads", o.threads, "CPU threads for the computation (0: all cores)")
+      ->capture_default_str()->check(CLI::Range(0, 1024));
+  app.add_option("--out", o.out, "Output folder")->capture_default_str();
+  app.add_flag("--skip-bad", o.skip_bad, "Skip unreadable images and bad label rows with a warning");
+  data->excludes(predict);
+  csv->excludes(predict);
+  app.footer(
+      "Examples:\n  fridge_eval --model run1/model.h5 --data multilabelFridgeObjects --split valid\n"
+      "  fridge_eval --model run1/model.h5 --predict photos/ extra.jpg\n"
+      "Exit codes: 0 ok, 1 failure (unreadable model or images, ...), 2 usage error.");
+  CLI11_PARSE(app, argc, argv);
+  if (!data_dir.empty()) {
+    if (o.csv.empty()) o.csv = (std::filesystem::path(data_dir) / "labels.csv").string();
+    if (o.images.empty()) o.images = (std::filesystem::path(data_dir) / "images").string();
+  }
+  if (o.predict.empty() && o.csv.empty()) {
+    std::fprintf(stderr, "fridge_eval: give labelled data (--data or --csv) to score, or --predict "
+                         "with images\nRun with --help for more information.\n");
+    return 2;
+  }
+  if (!o.csv.empty() && o.images.empty())
+    o.images = std::filesystem::path(o.csv).parent_path().append("images").string();
+  o.label_delim = delim[0];
+  try {
+    if (!o.predict.empty()) {
+      cudl::train::predict_images(o, std::cout);
+    } else {
+      cudl::train::score_model(o, std::cout);
+    }
+  } catch (const std::exception& e) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "fridge_eval: error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,305 @@
+#include "train/evaluate.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <iomanip>
+#include <nlohmann/json.hpp>
+#include <ostream>
+#include <sstream>
+
+#include "data/dataset.h"
+#include "data/loader.h"
+#include "models/model_io.h"
+#include "models/resnet.h"
+#include "tensor/ops.h"
+#include "train/files.h"
+
+namespace cudl::train {
+
+namespace {
+
+std::string fixed(double v, int decimals) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
+  return buf;
+}
+
+// Softmax over dim 1 of (N, C) logits, on the logits' device.
+Tensor softmax_rows(const Tensor& logits) {
+  Tensor shifted = logits - max(logits, {1}, true);
+  Tensor e = exp(shifted);
+  return e / sum(e, {1}, true);
+}
+
+struct Predictions {
+  Tensor probs;  // (N, C) on the host
+  MetricsReport report;
+  double loss = 0;
+};
+
+// Runs the model over a dataset in order. With labels, accumulates metrics and the loss.
+Predictions run(const LoadedModel& m, std::shared_ptr<data::ImageDataset> ds, const EvalOptions& o,
+                Device device, bool labelled, double threshold) {
+  data::DataLoaderOptions lo;
+  lo.batch_size = o.bs;
+  lo.num_workers = o.workers;
+  lo.device = device;
+  data::DataLoader loader(ds, lo);
+  const int64_t c = static_cast<int64_t>(m.classes.size());
+  MetricsAccumulator acc(c, device);
+  NoGradGuard no_grad;
+  data::Batch b;
+  double loss_sum = 0;
+  loader.start_epoch(0);
+  while (loader.next(b)) {
+    Tensor logits = (*m.model)(b.images);
+    Tensor targets = b.targets;
+    Tensor probs;
+    if (m.multi_label) {
+      probs = sigmoid(logits);
+      if (labelled) loss_sum += binary_cross_entropy_with_logits(logits, targets).item() * b.size();
+    } else {
+      probs = softmax_rows(logits);
+      if (labelled) {
+        loss_sum += cross_entropy(logits, targets).item() * b.size();
+        // One-hot targets for the multi-label metrics (then zero-one accuracy = top-1 accuracy
+        // at any threshold that keeps exactly the winning class).
+        std::vector<int64_t> t = targets.to(Device::cpu()).to_vector<int64_t>();
+        std::vector<float> oh(t.size() * c, 0.f);
+        for (size_t i = 0; i < t.size(); ++i) oh[i * c + t[i]] = 1.f;
+        targets = from_vector(oh, {static_cast<int64_t>(t.size()), c}, TensorOptions().device(device));
+      }
+    }
+    if (!labelled) targets = zeros({b.size(), c}, TensorOptions().device(device));
+    acc.append(probs, targets);
+  }
+  Predictions p;
+  p.probs = acc.probabilities().to(Device::cpu()).contiguous();
+  if (labelled) {
+    p.report = acc.compute(threshold, Metric::kZeroOneAccuracy);
+    p.loss = loss_sum / static_cast<double>(std::max<int64_t>(ds->size(), 1));
+  }
+  return p;
+}
+
+void prepare(const EvalOptions& o, Device& device) {
+  if (o.threads > 0) set_num_threads(o.threads);
+  device = Device::parse(o.device);
+  CUDL_CHECK(o.bs >= 1, "the batch size must be positive, got ", o.bs);
+}
+
+std::string predictions_csv(const LoadedModel& m, const data::ImageDataset& ds, const Tensor& probs,
+                            double threshold, bool labelled) {
+  const int64_t c = static_cast<int64_t>(m.classes.size());
+  std::vector<float> p = probs.to_vector<float>();
+  std::ostringstream o;
+  o << "filename";
+  for (const auto& cl : m.classes) o << ",p_" << cl;
+  o << ",predicted" << (labelled ? ",true" : "") << "\n" << std::setprecision(6);
+  for (int64_t i = 0; i < ds.size(); ++i) {
+    const data::LabelledImage& item = ds.item(i);
+    o << item.filename;
+    std::string predicted;
+    for (int64_t j = 0; j < c; ++j) {
+      o << "," << p[i * c + j];
+      if (p[i * c + j] > threshold) predicted += (predicted.empty() ? "" : " ") + m.classes[j];
+    }
+    o << "," << predicted;
+    if (labelled) {
+      std::string truth;
+      for (const std::string& l : item.labels) truth += (truth.empty() ? "" : " ") + l;
+      o << "," << truth;
+    }
+    o << "\n";
+  }
+  return o.str();
+}
+
+nlohmann::json metrics_json(const ClassificationMetrics& m) {
+  return {{"threshold", m.threshold},
+          {"hamming_accuracy", m.hamming_accuracy},
+          {"zero_one_accuracy", m.zero_one_accuracy},
+          {"precision_micro", m.precision_micro},
+          {"recall_micro", m.recall_micro},
+          {"f1_micro", m.f1_micro},
+          {"precision_macro", m.precision_macro},
+          {"recall_macro", m.recall_macro},
+          {"f1_macro", m.f1_macro}};
+}
+
+bool is_image_file(const std::filesystem::path& p) {
+  std::string ext = p.extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char ch) { return std::tolower(ch); });
+  return ext == ".jpg" || ext == ".jpeg" || ext == ".png";
+}
+
+}  // namespace
+
+LoadedModel load_model(const std::string& path, Device device) {
+  WeightsFile f = load_weights(path);
+  LoadedModel m;
+  m.meta = f.meta;
+  const std::string arch = f.meta.architecture.value_or("");
+  CUDL_CHECK(arch.rfind("fastai_", 0) == 0, path, ": not a fridge_train model (architecture '",
+             arch, "', expected fastai_resnet18, fastai_resnet34 or fastai_resnet50)");
+  CUDL_CHECK(f.meta.class_names && !f.meta.class_names->empty(), path,
+             ": the file does not name its classes (attribute class_names)");
+  m.arch = arch.substr(7);
+  m.classes = *f.meta.class_names;
+  if (f.meta.input_size) {
+    CUDL_CHECK(f.meta.input_size->size() == 3 && (*f.meta.input_size)[1] == (*f.meta.input_size)[2],
+               path, ": input_size must be (3, S, S)");
+    m.size = static_cast<int>((*f.meta.input_size)[1]);
+  }
+  m.threshold = f.meta.threshold.value_or(0.5);
+  m.multi_label = f.meta.task.value_or("multi_label") != "single_label";
+  auto model = models::notebook_model(models::parse_arch(m.arch), static_cast<int64_t>(m.classes.size()));
+  models::load_named(*model, match_weights(f.tensors, models::spec_of(*model), {}, path));
+  model->to(device);
+  model->eval();
+  m.model = model;
+  return m;
+}
+
+MetricsReport score_model(const EvalOptions& o, std::ostream& log) {
+  Device device;
+  prepare(o, device);
+  LoadedModel m = load_model(o.model_path, device);
+  const double threshold = o.threshold >= 0 ? o.threshold : m.threshold;
+  CUDL_CHECK(!o.csv.empty(), "scoring needs a labels file (--data or --csv)");
+
+  data::LabelsOptions lo;
+  lo.label_delimiter = o.label_delim;
+  lo.skip_bad = o.skip_bad;
+  lo.classes = m.classes;  // the model's output order; unknown labels are bad rows
+  auto table = std::make_shared<data::LabelTable>(data::read_labels(o.csv, o.images, lo));
+  std::vector<int64_t> rows(table->items.size());
+  for (size_t i = 0; i < rows.size(); ++i) rows[i] = static_cast<int64_t>(i);
+  if (o.split != "all") {
+    data::Split s = data::split_by_rand_pct(static_cast<int64_t>(rows.size()), o.valid_pct, o.seed);
+    rows = o.split == "valid" ? s.valid : s.train;
+  }
+  CUDL_CHECK(!rows.empty(), o.csv, ": no images to score (split ", o.split, ")");
+  data::LoadOptions load;
+  load.size = m.size;
+  auto ds = std::make_shared<data::ImageDataset>(table, rows, load);
+  int64_t skipped = ds->preload(o.workers, o.skip_bad) + table->skipped;
+  log << "Model: " << o.model_path << " (" << m.arch << ", classes ";
+  for (size_t i = 0; i < m.classes.size(); ++i) log << (i ? ", " : "") << m.classes[i];
+  log << "; input " << m.size << "x" << m.size << ") on " << device.str() << "\n";
+  log << "Scoring " << ds->size() << " images of " << o.csv << " (split " << o.split << ")";
+  if (skipped) log << ", " << skipped << " bad rows or images skipped";
+  log << "\n";
+
+  Predictions p = run(m, ds, o, device, true, threshold);
+  const MetricsReport& r = p.report;
+  const ClassificationMetrics& best = r.sweep[r.optimal.index];
+  log << "At threshold " << fixed(threshold, 2) << ": hamming " << fixed(r.at_threshold.hamming_accuracy, 4)
+      << ", zero-one " << fixed(r.at_threshold.zero_one_accuracy, 4) << ", F1 (micro) "
+      << fixed(r.at_threshold.f1_micro, 4) << ", loss " << fixed(p.loss, 4) << ", mAP "
+      << fixed(r.mean_average_precision, 4) << "\n";
+  log << "Optimal threshold " << fixed(r.optimal.threshold, 2) << ": zero-one "
+      << fixed(best.zero_one_accuracy, 4) << ", hamming " << fixed(best.hamming_accuracy, 4) << "\n";
+
+  make_dirs(o.out);
+  write_file_atomically(join_path(o.out, "predictions.csv"),
+                        predictions_csv(m, *ds, p.probs, threshold, true));
+  nlohmann::json j;
+  j["model"] = o.model_path;
+  j["data"] = o.csv;
+  j["split"] = o.split;
+  j["n"] = ds->size();
+  j["skipped"] = skipped;
+  j["classes"] = m.classes;
+  j["loss"] = p.loss;
+  j["at_threshold"] = metrics_json(r.at_threshold);
+  j["sweep"] = nlohmann::json::array();
+  for (const ClassificationMetrics& s : r.sweep) j["sweep"].push_back(metrics_json(s));
+  j["optimal_threshold"] = {{"metric", toString(r.optimised)}, {"threshold", r.optimal.threshold},
+                            {"value", r.optimal.value},
+                            {"hamming_accuracy", best.hamming_accuracy},
+                            {"zero_one_accuracy", best.zero_one_accuracy}};
+  j["average_precision"] = nlohmann::json::object();
+  for (size_t k = 0; k < m.classes.size(); ++k) j["average_precision"][m.classes[k]] = r.average_precision[k];
+  j["mean_average_precision"] = r.mean_average_precision;
+  write_file_atomically(join_path(o.out, "metrics.json"), j.dump(2) + "\n");
+  log << "Wrote " << join_path(o.out, "metrics.json") << " and predictions.csv\n";
+  return r;
+}
+
+int64_t predict_images(const EvalOptions& o, std::ostream& log) {
+  Device device;
+  prepare(o, device);
+  LoadedModel m = load_model(o.model_path, device);
+  const double threshold = o.threshold >= 0 ? o.threshold : m.threshold;
+  CUDL_CHECK(!o.predict.empty(), "nothing to predict: give image files or folders");
+
+  // An unlabelled table: the loader then yields all-zero targets, which are ignored.
+  auto table = std::make_shared<data::LabelTable>();
+  table->classes = m.classes;
+  table->multi_label = true;
+  for (const std::string& in : o.predict) {
+    std::filesystem::path p(in);
+    std::error_code ec;
+    if (std::filesystem::is_directory(p, ec)) {
+      std::vector<std::filesystem::path> files;
+      for (const auto& e : std::filesystem::directory_iterator(p))
+        if (e.is_regular_file() && is_image_file(e.path())) files.push_back(e.path());
+      std::sort(files.begin(), files.end());
+      CUDL_CHECK(!files.empty(), in, ": no .jpg, .jpeg or .png files in this folder");
+      for (const auto& f : files) {
+        data::LabelledImage item;
+        item.filename = f.string();
+        item.path = f.string();
+        table->items.push_back(item);
+      }
+    } else {
+      CUDL_CHECK(std::filesystem::is_regular_file(p, ec), in, ": no such image file or folder");
+      data::LabelledImage item;
+      item.filename = in;
+      item.path = in;
+      table->items.push_back(item);
+    }
+  }
+  data::LoadOptions load;
+  load.size = m.size;
+  auto ds = std::make_shared<data::ImageDataset>(table, load);
+  int64_t skipped = ds->preload(o.workers, o.skip_bad);
+  CUDL_CHECK(ds->size() > 0, "no readable images to predict");
+  log << "Predicting " << ds->size() << " images with " << o.model_path << " on " << device.str()
+      << " (threshold " << fixed(threshold, 2) << ")";
+  if (skipped) log << ", " << skipped << " unreadable images skipped";
+  log << "\n";
+  Predictions p = run(m, ds, o, device, false, threshold);
+
+  make_dirs(o.out);
+  write_file_atomically(join_path(o.out, "predictions.csv"),
+                        predictions_csv(m, *ds, p.probs, threshold, false));
+  const int64_t c = static_cast<int64_t>(m.classes.size());
+  std::vector<float> probs = p.probs.to_vector<float>();
+  nlohmann::json j = nlohmann::json::array();
+  for (int64_t i = 0; i < ds->size(); ++i) {
+    nlohmann::json e;
+    e["file"] = ds->item(i).filename;
+    e["probabilities"] = nlohmann::json::object();
+    e["predicted"] = nlohmann::json::array();
+    std::string line;
+    for (int64_t k = 0; k < c; ++k) {
+      e["probabilities"][m.classes[k]] = probs[i * c + k];
+      if (probs[i * c + k] > threshold) {
+        e["predicted"].push_back(m.classes[k]);
+        line += (line.empty() ? "" : " ") + m.classes[k];
+      }
+    }
+    log << ds->item(i).filename << ": " << (line.empty() ? "(nothing)" : line) << "\n";
+    j.push_back(e);
+  }
+  nlohmann::json doc = {{"model", o.model_path}, {"threshold", threshold}, {"classes", m.classes},
+                        {"predictions", j}};
+  write_file_atomically(join_path(o.out, "predictions.json"), doc.dump(2) + "\n");
+  log << "Wrote " << join_path(o.out, "predictions.csv") << " and predictions.json\n";
+  return ds->size();
+}
+
+}  // namespace cudl::train

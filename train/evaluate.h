@@ -1,0 +1,57 @@
+// fridge_eval's library side: load a model.h5 written by fridge_train, then either score it on
+// labelled images (metrics at the model's threshold, the 21-threshold sweep, the optimal
+// threshold, average precision) or predict labels for unlabelled images. Outputs are
+// predictions.csv and a JSON file in the output folder.
+#pragma once
+
+#include <iosfwd>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "layers/module.h"
+#include "models/weights_io.h"
+#include "tensor/ops/metrics.h"
+
+namespace cudl::train {
+
+struct LoadedModel {
+  std::shared_ptr<Module> model;  // in eval mode, on the requested device
+  WeightsMeta meta;
+  std::vector<std::string> classes;
+  std::string arch;  // "resnet18", ...
+  int size = 300;
+  double threshold = 0.5;
+  bool multi_label = true;
+};
+
+// Reads a model.h5 (architecture fastai_<arch>, class names, input size, threshold) and builds
+// the model on `device`. Throws naming the file when it is not such a model.
+LoadedModel load_model(const std::string& path, Device device);
+
+struct EvalOptions {
+  std::string model_path;
+  std::string device = "auto";
+  int64_t bs = 16;
+  int workers = 2;
+  int threads = 0;
+  double threshold = -1;  // < 0: the model's
+  std::string out = "fridge_eval_out";
+  bool skip_bad = false;
+  // ---- scoring ----
+  std::string csv, images;  // labelled data (labels.csv + image folder)
+  char label_delim = ' ';
+  std::string split = "all";  // all | valid | train: rows of fridge_train's random split
+  double valid_pct = 0.2;
+  uint32_t seed = 10;
+  // ---- predicting ----
+  std::vector<std::string> predict;  // image files and/or folders (every .jpg/.jpeg/.png)
+};
+
+// Scores the model on the labelled data; writes metrics.json and predictions.csv.
+MetricsReport score_model(const EvalOptions& options, std::ostream& log);
+// Predicts the images; writes predictions.csv and predictions.json. Returns the number of
+// images predicted.
+int64_t predict_images(const EvalOptions& options, std::ostream& log);
+
+}  // namespace cudl::train
