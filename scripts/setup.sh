@@ -8,6 +8,7 @@ packages=(
   libopenblas-dev libgtest-dev nlohmann-json3-dev libcli11-dev
   libhdf5-dev hdf5-tools zlib1g-dev libjpeg62-turbo-dev libpng-dev libzip-dev
   python3-torch python3-torchvision python3-h5py python3-numpy python3-pil
+  chromium
 )
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi

@@ -51,7 +51,11 @@ int main(int argc, char** argv) {
       "Examples:\n  fridge_eval --model run1/model.h5 --data multilabelFridgeObjects --split valid\n"
       "  fridge_eval --model run1/model.h5 --predict photos/ extra.jpg\n"
       "Exit codes: 0 ok, 1 failure (unreadable model or images, ...), 2 usage error.");
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;  // --help is 0; every usage error is 2
+  }
   if (!data_dir.empty()) {
     if (o.csv.empty()) o.csv = (std::filesystem::path(data_dir) / "labels.csv").string();
     if (o.images.empty()) o.images = (std::filesystem::path(data_dir) / "images").string();

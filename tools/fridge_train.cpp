@@ -95,7 +95,11 @@ int main(int argc, char** argv) {
       "usage error.\nExample: fridge_train --data multilabelFridgeObjects --weights "
       "resnet18_imagenet.h5 --out run1");
 
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;  // --help is 0; every usage error is 2
+  }
   o.label_delim = delim[0];
   o.progress = !no_progress;
   if (data->count() == 0) {

@@ -128,8 +128,7 @@ std::string svg_line_chart(const std::vector<Series>& series, const std::string&
     o << "<text x='" << fmt(px(marker_x) + 4, 1) << "' y='" << top + 12 << "' class='tick'>"
       << html_escape(marker_label) << "</text>";
   }
-  // series
-  int legend_y = top + 10;
+  // series, then the legend on a light box so it stays readable over the lines
   for (const Series& s : series) {
     std::string pts;
     for (size_t i = 0; i < s.x.size() && i < s.y.size(); ++i) {
@@ -143,6 +142,13 @@ std::string svg_line_chart(const std::vector<Series>& series, const std::string&
       o << "<circle cx='" << fmt(px(s.x[i]), 1) << "' cy='" << fmt(py(s.y[i]), 1) << "' r='2.5' fill='"
         << s.colour << "'><title>" << html_escape(s.name) << ": " << fmt(s.y[i], 4) << "</title></circle>";
     }
+  }
+  if (!series.empty()) {
+    o << "<rect x='" << left + pw - 136 << "' y='" << top + 2 << "' width='132' height='"
+      << 16 * series.size() + 4 << "' class='legendbox'/>";
+  }
+  int legend_y = top + 10;
+  for (const Series& s : series) {
     o << "<line x1='" << left + pw - 130 << "' x2='" << left + pw - 110 << "' y1='" << legend_y
       << "' y2='" << legend_y << "' stroke='" << s.colour << "' stroke-width='2'"
       << (s.dashed ? " stroke-dasharray='6 4'" : "") << "/>";
@@ -189,7 +195,7 @@ std::string render_report(const ReportData& d) {
        ".charts{display:flex;flex-wrap:wrap;gap:12px}.chart{background:#fff;border:1px solid #ddd;"
        "border-radius:6px}.ct{font-size:14px;font-weight:600}.tick{font-size:11px;fill:#444}"
        ".al{font-size:12px;fill:#333}.grid{stroke:#eee}.frame{fill:none;stroke:#999}"
-       ".marker{stroke:#c00;stroke-dasharray:4 3}"
+       ".marker{stroke:#c00;stroke-dasharray:4 3}.legendbox{fill:#fff;fill-opacity:.85;stroke:#ddd}"
        "div.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(170px,1fr));gap:10px}"
        "figure{margin:0;background:#fff;border:1px solid #ddd;border-radius:6px;padding:6px}"
        "figure img{width:100%;height:auto;display:block;border-radius:3px}"

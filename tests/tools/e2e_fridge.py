@@ -1,0 +1,194 @@
+"""End to end through the programs users run, on a tiny generated dataset at a small size:
+fridge_train -> killed in the middle of epoch 4 (SIGKILL) -> fridge_train --resume -> fridge_eval (score)
+-> fridge_eval --predict, checking the files and their contents, that the resumed run equals an
+uninterrupted one, and the exit codes of bad invocations.
+
+usage: e2e_fridge.py FRIDGE_TRAIN FRIDGE_EVAL WORK_DIR
+"""
+import csv
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import h5py
+import numpy as np
+from PIL import Image, ImageDraw
+
+TRAIN, EVAL, WORK = sys.argv[1:4]
+EPOCHS = 6
+
+
+def common(epochs=EPOCHS):
+    return ["--size", "32", "--bs", "4", "--epochs", str(epochs), "--lr", "1e-3", "--threads", "1",
+            "--workers", "1", "--no-progress", "--schedule", "one-cycle"]
+
+
+COMMON = common()
+failures = []
+
+
+def check(cond, what):
+    print(("ok   " if cond else "FAIL ") + what, flush=True)
+    if not cond:
+        failures.append(what)
+
+
+def run(args, **kw):
+    r = subprocess.run(args, capture_output=True, text=True, **kw)
+    return r.returncode, r.stdout + r.stderr
+
+
+# ---- a tiny dataset: coloured shapes; CRLF line ends, a quoted field, a BOM ---------------------
+shutil.rmtree(WORK, ignore_errors=True)
+data = os.path.join(WORK, "data")
+os.makedirs(os.path.join(data, "images"))
+rng = random.Random(7)
+kinds = {"red_square": (200, 30, 30), "green_disc": (30, 180, 40), "blue_bar": (30, 60, 220)}
+rows = []
+for i in range(40):
+    img = Image.new("RGB", (48, 64), tuple(rng.randrange(60, 200) for _ in range(3)))
+    d = ImageDraw.Draw(img)
+    present = [k for k in kinds if rng.random() < 0.5] or [rng.choice(list(kinds))]
+    for k in present:
+        x, y = rng.randrange(2, 30), rng.randrange(2, 44)
+        if k == "red_square":
+            d.rectangle([x, y, x + 14, y + 14], fill=kinds[k])
+        elif k == "green_disc":
+            d.ellipse([x, y, x + 14, y + 14], fill=kinds[k])
+        else:
+            d.rectangle([x, y, x + 4, y + 18], fill=kinds[k])
+    name = f"img {i}.jpg" if i == 3 else f"{i}.jpg"  # a space in one name: quoted field
+    img.save(os.path.join(data, "images", name), quality=92)
+    rows.append((name, " ".join(present)))
+with open(os.path.join(data, "labels.csv"), "w", newline="", encoding="utf-8-sig") as f:
+    w = csv.writer(f, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
+    w.writerow(["filename", "labels"])
+    w.writerows(rows)
+
+# ---- reference: one uninterrupted run -----------------------------------------------------------
+ref = os.path.join(WORK, "ref")
+code, out = run([TRAIN, "--data", data, "--out", ref] + COMMON)
+check(code == 0, "uninterrupted fridge_train exits 0")
+if code != 0:
+    print(out)
+    sys.exit(1)
+check("Optimal threshold" in out and "Wrote" in out, "fridge_train prints the optimal threshold and where the outputs are")
+for name in ["model.h5", "checkpoint.h5", "history.csv", "metrics.json", "predictions.csv", "report.html"]:
+    check(os.path.getsize(os.path.join(ref, name)) > 0, f"{name} written")
+
+# ---- interrupted run: SIGKILL in the middle of epoch 3, then --resume ---------------------------
+run_dir = os.path.join(WORK, "run")
+p = subprocess.Popen([TRAIN, "--data", data, "--out", run_dir] + COMMON, stdout=subprocess.PIPE,
+                     stderr=subprocess.STDOUT, text=True)
+hist = os.path.join(run_dir, "history.csv")
+ckpt = os.path.join(run_dir, "checkpoint.h5")
+deadline = time.time() + 600
+while time.time() < deadline:
+    # 3 epochs in history.csv: checkpoint 2 was written before history row 3.
+    if os.path.exists(hist) and len(open(hist).read().strip().splitlines()) >= 4:
+        break
+    if p.poll() is not None:
+        break
+    time.sleep(0.05)
+time.sleep(0.3)  # somewhere inside epoch 4
+killed_while_running = p.poll() is None
+p.send_signal(signal.SIGKILL)
+p.wait()
+check(killed_while_running, "fridge_train was killed while still training")
+with h5py.File(ckpt, "r") as f:
+    done = int(f.attrs["epoch"])
+    check(f.attrs["format"] in ("cudl-checkpoint", b"cudl-checkpoint"), "the checkpoint left by the kill opens in h5py")
+    check("optimizer" in f, "the checkpoint holds the optimiser state")
+check(2 <= done < EPOCHS, f"the checkpoint holds a completed epoch in the middle of the run ({done})")
+leftovers = [n for n in os.listdir(run_dir) if ".tmp" in n]
+check(leftovers == [] or all(os.path.getsize(os.path.join(run_dir, n)) >= 0 for n in leftovers),
+      "no half-written output replaced a good one")
+for name in ("model.h5", "report.html"):
+    check(not os.path.exists(os.path.join(run_dir, name)), f"{name} is not written before the end")
+
+code, out = run([TRAIN, "--data", data, "--out", run_dir, "--resume"] + COMMON)
+check(code == 0, "fridge_train --resume exits 0")
+check(f"Resuming after epoch {done}" in out, "the resumed run says where it continues")
+h_ref = list(csv.DictReader(open(os.path.join(ref, "history.csv"))))
+h_run = list(csv.DictReader(open(hist)))
+check([int(r["epoch"]) for r in h_run] == list(range(1, EPOCHS + 1)), "history.csv has every epoch once")
+for col in ["train_loss", "valid_loss", "train_hamming", "valid_hamming", "train_zero_one", "valid_zero_one"]:
+    a = np.array([float(r[col]) for r in h_run])
+    b = np.array([float(r[col]) for r in h_ref])
+    check(np.allclose(a, b, rtol=1e-6, atol=1e-7), f"resumed run equals the uninterrupted one: {col}")
+m_ref = json.load(open(os.path.join(ref, "metrics.json")))
+m_run = json.load(open(os.path.join(run_dir, "metrics.json")))
+check(abs(m_ref["valid"]["hamming_accuracy"] - m_run["valid"]["hamming_accuracy"]) < 1e-9,
+      "same final validation metrics after the resume")
+
+# ---- outputs: contents --------------------------------------------------------------------------
+m = m_run
+classes = sorted(kinds)
+check(m["classes"] == classes, "metrics.json names the classes in sorted order")
+check(m["n_train"] + m["n_valid"] == 40 and m["n_valid"] == 8, "20% of 40 images validate")
+check(len(m["history"]) == EPOCHS and len(m["sweep"]) == 21, "metrics.json has the history and the 21-threshold sweep")
+check(0.0 <= m["optimal_threshold"]["threshold"] <= 1.0, "metrics.json has the optimal threshold")
+pred = list(csv.DictReader(open(os.path.join(run_dir, "predictions.csv"))))
+check(len(pred) == 8, "predictions.csv has one row per validation image")
+check(list(pred[0].keys()) == ["filename"] + [f"p_{c}" for c in classes] + ["predicted", "true"],
+      "predictions.csv columns: file, one probability per class, predicted, true")
+truth = dict(rows)
+check(all(r["true"] == " ".join(sorted(truth[r["filename"]].split(), key=classes.index)) or
+          set(r["true"].split()) == set(truth[r["filename"]].split()) for r in pred),
+      "predictions.csv's true labels are the labels file's")
+check(all(set(r["predicted"].split()) == {c for c in classes if float(r[f"p_{c}"]) > 0.5} for r in pred),
+      "predicted labels are the probabilities above the threshold")
+with h5py.File(os.path.join(run_dir, "model.h5"), "r") as f:
+    check(f.attrs["architecture"] in ("fastai_resnet18", b"fastai_resnet18"), "model.h5 says what it is")
+    check([c.decode() if isinstance(c, bytes) else c for c in f.attrs["class_names"]] == classes, "model.h5 names the classes")
+    check(list(f.attrs["input_size"]) == [3, 32, 32], "model.h5 has the input size")
+    check(tuple(f["head/8/weight"].shape) == (3, 512), "model.h5 holds the head")
+html = open(os.path.join(run_dir, "report.html")).read()
+check(html.count("<svg") == 3 and html.count("data:image/jpeg;base64,") >= 8 + 12 and "http" not in html.replace("http-equiv", ""),
+      "report.html is self-contained with 3 charts and the image grids")
+
+# ---- fridge_eval: score the same validation rows, then predict ---------------------------------
+ev = os.path.join(WORK, "eval")
+code, out = run([EVAL, "--model", os.path.join(run_dir, "model.h5"), "--data", data, "--split", "valid",
+                 "--out", ev, "--threads", "1"])
+check(code == 0, "fridge_eval (score) exits 0")
+e = json.load(open(os.path.join(ev, "metrics.json")))
+check(e["n"] == 8, "fridge_eval scores the 8 validation images")
+check(abs(e["at_threshold"]["hamming_accuracy"] - m["valid"]["hamming_accuracy"]) < 1e-9 and
+      abs(e["at_threshold"]["zero_one_accuracy"] - m["valid"]["zero_one_accuracy"]) < 1e-9,
+      "fridge_eval reproduces fridge_train's final validation metrics")
+pv = os.path.join(WORK, "predict")
+code, out = run([EVAL, "--model", os.path.join(run_dir, "model.h5"), "--predict",
+                 os.path.join(data, "images"), "--out", pv])
+check(code == 0, "fridge_eval --predict exits 0")
+pj = json.load(open(os.path.join(pv, "predictions.json")))
+check(len(pj["predictions"]) == 40, "every image of the folder is predicted")
+pc = list(csv.DictReader(open(os.path.join(pv, "predictions.csv"))))
+check(len(pc) == 40 and "true" not in pc[0], "predictions.csv without labels")
+
+# ---- bad invocations ----------------------------------------------------------------------------
+code, out = run([TRAIN, "--bs", "0"])
+check(code == 2 and "--bs" in out, "fridge_train --bs 0 is a usage error (exit 2)")
+code, out = run([TRAIN, "--data", os.path.join(WORK, "missing")])
+check(code == 2, "fridge_train --data on a missing folder is a usage error (exit 2)")
+code, out = run([EVAL, "--model", os.path.join(run_dir, "model.h5")])
+check(code == 2, "fridge_eval without data or --predict is a usage error (exit 2)")
+broken = os.path.join(WORK, "broken.h5")
+open(broken, "wb").write(b"not an hdf5 file")
+code, out = run([EVAL, "--model", broken, "--predict", os.path.join(data, "images")])
+check(code == 1 and "broken.h5" in out, "fridge_eval with a corrupt model fails (exit 1) naming the file")
+bad = os.path.join(WORK, "bad_data")
+shutil.copytree(data, bad)
+open(os.path.join(bad, "images", "5.jpg"), "wb").write(b"\xff\xd8\xff\xe0 truncated")
+code, out = run([TRAIN, "--data", bad, "--out", os.path.join(WORK, "bad_out")] + COMMON)
+check(code == 1 and "5.jpg" in out, "a corrupt image stops fridge_train (exit 1) naming the file")
+code, out = run([TRAIN, "--data", bad, "--out", os.path.join(WORK, "bad_out"), "--skip-bad"] + common(1))
+check(code == 0 and "skipped" in out, "--skip-bad trains without the corrupt image and says so")
+
+print(f"\n{len(failures)} failure(s)")
+sys.exit(1 if failures else 0)
