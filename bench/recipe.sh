@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The whole notebook job, cudl's fridge_train beside an equivalent PyTorch script
+# (bench/recipe_torch.py), on the same data, machine and thread count: 10 epochs over 128 images
+# at 300x300, batch 16, validation each epoch; wall time from process start to model written.
+#
+# Usage: bench/recipe.sh BUILD_DIR RESULTS_DIR [DATA_DIR] [DEVICE] [THREADS]
+#   DATA_DIR defaults to the built-in demo data (128 images of 333x250, written once into
+#   RESULTS_DIR/data); DEVICE cpu (default) or cuda; THREADS defaults to 2.
+set -euo pipefail
+build=${1:?usage: bench/recipe.sh BUILD_DIR RESULTS_DIR [DATA_DIR] [DEVICE] [THREADS]}
+results=${2:?usage: bench/recipe.sh BUILD_DIR RESULTS_DIR [DATA_DIR] [DEVICE] [THREADS]}
+data=${3:-}
+device=${4:-cpu}
+threads=${5:-2}
+here=$(cd "$(dirname "$0")" && pwd)
+py=${CUDL_PYTHON:-/usr/bin/python3}
+mkdir -p "$results"
+if [ -z "$data" ]; then
+  data="$results/data"
+  if [ ! -f "$data/labels.csv" ]; then
+    # One epoch of fridge_train writes the demo data; only the data is kept.
+    "$build/tools/fridge_train" --out "$results/demo_gen" --demo-images 128 --epochs 1 --size 32 \
+      --no-progress > /dev/null
+    mv "$results/demo_gen/demo_data" "$data"
+    rm -rf "$results/demo_gen"
+  fi
+fi
+now() { date +%s.%N; }
+t0=$(now)
+"$build/tools/fridge_train" --data "$data" --out "$results/cudl_run" --device "$device" \
+  --threads "$threads" --workers "$threads" --no-progress | tee "$results/recipe_cudl.log"
+t1=$(now)
+(cd "$here" && "$py" recipe_torch.py --data "$data" --out "$results/torch_run" --device "$device" \
+  --threads "$threads" --workers "$threads") | tee "$results/recipe_torch.log"
+t2=$(now)
+"$py" - "$results" "$t0" "$t1" "$t2" "$device" "$threads" <<'PY'
+import json, sys, platform, subprocess
+results, t0, t1, t2, device, threads = sys.argv[1], *map(float, sys.argv[2:5]), sys.argv[5], sys.argv[6]
+c, t = t1 - t0, t2 - t1
+commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+row = {"benchmark": "recipe", "device": device, "threads": int(threads), "cudl_wall_s": c,
+       "pytorch_wall_s": t, "speedup": t / c, "commit": commit, "machine": platform.processor() or platform.machine()}
+json.dump(row, open(f"{results}/recipe.json", "w"), indent=2)
+print(f"recipe ({device}, {threads} threads): cudl {c:.1f} s, PyTorch {t:.1f} s, cudl is {t / c:.2f}x faster")
+PY
