@@ -18,6 +18,7 @@ struct DemoDefaults {
   int64_t bs = 16;
   const char* schedule = "one-cycle";
   int64_t images = 256;
+  bool augment = true;
 };
 }  // namespace
 
@@ -83,6 +84,9 @@ int main(int argc, char** argv) {
                "Reproducible results: no cuDNN algorithm benchmarking (CPU runs are reproducible "
                "for a given thread count either way)");
   app.add_flag("--skip-bad", o.skip_bad, "Skip unreadable images and bad label rows with a warning");
+  auto* augment = app.add_flag("--augment,!--no-augment", o.augment,
+                               "Augment training images: random horizontal flips and +-10% "
+                               "brightness/contrast (off by default, as in the notebook)");
   app.add_option("--init-seed", o.init_seed, "Seed of the initial weights and of dropout")
       ->capture_default_str();
   auto* demo_images = app.add_option("--demo-images", o.demo_images, "Images in the demo dataset")
@@ -109,6 +113,7 @@ int main(int argc, char** argv) {
     if (bs->count() == 0) o.bs = demo.bs;
     if (schedule->count() == 0) o.schedule = demo.schedule;
     if (demo_images->count() == 0) o.demo_images = demo.images;
+    if (augment->count() == 0) o.augment = demo.augment;
   }
   try {
     cudl::train::fit(o, std::cout);

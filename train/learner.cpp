@@ -219,10 +219,15 @@ void Run::load_data() {
   tl.seed = o_.seed;
   tl.num_workers = o_.workers;
   tl.device = device_;
-  train_dl_ = std::make_unique<data::DataLoader>(data_.train, tl);
-  data::DataLoaderOptions vl = tl;
+  data::DataLoaderOptions vl = tl;  // validation: in order, everything, no augmentation
   vl.shuffle = false;
   vl.drop_last = false;
+  if (o_.augment) {
+    tl.augment.flip = true;
+    tl.augment.brightness = 0.1f;
+    tl.augment.contrast = 0.1f;
+  }
+  train_dl_ = std::make_unique<data::DataLoader>(data_.train, tl);
   valid_dl_ = std::make_unique<data::DataLoader>(data_.valid, vl);
 }
 
@@ -274,7 +279,8 @@ void Run::build_model() {
        << (device_.is_cpu() ? " (" + std::to_string(get_num_threads()) + " threads)" : "") << "\n";
   log_ << "Training: " << o_.epochs << " epochs of " << train_dl_->num_batches()
        << " batches of " << o_.bs << ", AdamW lr " << o_.lr << " wd " << o_.wd << ", "
-       << o_.schedule << " schedule, " << toString(loss_kind_) << " loss\n";
+       << o_.schedule << " schedule, " << toString(loss_kind_) << " loss"
+       << (o_.augment ? ", augmentation (flips, brightness/contrast)" : "") << "\n";
 }
 
 WeightsMeta Run::meta() const {

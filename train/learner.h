@@ -38,6 +38,9 @@ struct TrainOptions {
   uint32_t seed = 10;
   int size = 300;
   bool skip_bad = false;
+  // Training-time augmentation (off by default, as in the notebook): random horizontal flips
+  // and brightness/contrast jitter of +-10%.
+  bool augment = false;
   // ---- model ----
   std::string arch = "resnet18";
   std::string weights;  // HDF5 from weights_import: a torchvision backbone, or a whole model
