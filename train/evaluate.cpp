@@ -14,6 +14,7 @@
 #include "models/resnet.h"
 #include "tensor/ops.h"
 #include "train/files.h"
+#include "train/outputs.h"
 
 namespace cudl::train {
 
@@ -89,43 +90,18 @@ void prepare(const EvalOptions& o, Device& device) {
   CUDL_CHECK(o.bs >= 1, "the batch size must be positive, got ", o.bs);
 }
 
-std::string predictions_csv(const LoadedModel& m, const data::ImageDataset& ds, const Tensor& probs,
-                            double threshold, bool labelled) {
-  const int64_t c = static_cast<int64_t>(m.classes.size());
-  std::vector<float> p = probs.to_vector<float>();
-  std::ostringstream o;
-  o << "filename";
-  for (const auto& cl : m.classes) o << ",p_" << cl;
-  o << ",predicted" << (labelled ? ",true" : "") << "\n" << std::setprecision(6);
+// predictions.csv of a dataset: true labels (in class order) when labelled.
+std::string dataset_predictions(const LoadedModel& m, const data::ImageDataset& ds,
+                                const Tensor& probs, double threshold, bool labelled) {
+  std::vector<std::string> filenames;
+  std::vector<std::vector<std::string>> truth;
   for (int64_t i = 0; i < ds.size(); ++i) {
-    const data::LabelledImage& item = ds.item(i);
-    o << item.filename;
-    std::string predicted;
-    for (int64_t j = 0; j < c; ++j) {
-      o << "," << p[i * c + j];
-      if (p[i * c + j] > threshold) predicted += (predicted.empty() ? "" : " ") + m.classes[j];
-    }
-    o << "," << predicted;
-    if (labelled) {
-      std::string truth;
-      for (const std::string& l : item.labels) truth += (truth.empty() ? "" : " ") + l;
-      o << "," << truth;
-    }
-    o << "\n";
+    filenames.push_back(ds.item(i).filename);
+    truth.emplace_back();
+    for (int id : ds.item(i).label_ids) truth.back().push_back(m.classes[id]);
   }
-  return o.str();
-}
-
-nlohmann::json metrics_json(const ClassificationMetrics& m) {
-  return {{"threshold", m.threshold},
-          {"hamming_accuracy", m.hamming_accuracy},
-          {"zero_one_accuracy", m.zero_one_accuracy},
-          {"precision_micro", m.precision_micro},
-          {"recall_micro", m.recall_micro},
-          {"f1_micro", m.f1_micro},
-          {"precision_macro", m.precision_macro},
-          {"recall_macro", m.recall_macro},
-          {"f1_macro", m.f1_macro}};
+  return predictions_csv(m.classes, filenames, probs.to_vector<float>(), threshold,
+                         labelled ? &truth : nullptr);
 }
 
 bool is_image_file(const std::filesystem::path& p) {
@@ -204,7 +180,7 @@ MetricsReport score_model(const EvalOptions& o, std::ostream& log) {
 
   make_dirs(o.out);
   write_file_atomically(join_path(o.out, "predictions.csv"),
-                        predictions_csv(m, *ds, p.probs, threshold, true));
+                        dataset_predictions(m, *ds, p.probs, threshold, true));
   nlohmann::json j;
   j["model"] = o.model_path;
   j["data"] = o.csv;
@@ -214,15 +190,7 @@ MetricsReport score_model(const EvalOptions& o, std::ostream& log) {
   j["classes"] = m.classes;
   j["loss"] = p.loss;
   j["at_threshold"] = metrics_json(r.at_threshold);
-  j["sweep"] = nlohmann::json::array();
-  for (const ClassificationMetrics& s : r.sweep) j["sweep"].push_back(metrics_json(s));
-  j["optimal_threshold"] = {{"metric", toString(r.optimised)}, {"threshold", r.optimal.threshold},
-                            {"value", r.optimal.value},
-                            {"hamming_accuracy", best.hamming_accuracy},
-                            {"zero_one_accuracy", best.zero_one_accuracy}};
-  j["average_precision"] = nlohmann::json::object();
-  for (size_t k = 0; k < m.classes.size(); ++k) j["average_precision"][m.classes[k]] = r.average_precision[k];
-  j["mean_average_precision"] = r.mean_average_precision;
+  add_report_json(j, r, m.classes);
   write_file_atomically(join_path(o.out, "metrics.json"), j.dump(2) + "\n");
   log << "Wrote " << join_path(o.out, "metrics.json") << " and predictions.csv\n";
   return r;
@@ -275,7 +243,7 @@ int64_t predict_images(const EvalOptions& o, std::ostream& log) {
 
   make_dirs(o.out);
   write_file_atomically(join_path(o.out, "predictions.csv"),
-                        predictions_csv(m, *ds, p.probs, threshold, false));
+                        dataset_predictions(m, *ds, p.probs, threshold, false));
   const int64_t c = static_cast<int64_t>(m.classes.size());
   std::vector<float> probs = p.probs.to_vector<float>();
   nlohmann::json j = nlohmann::json::array();

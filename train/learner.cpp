@@ -21,6 +21,7 @@
 #include "tensor/ops.h"
 #include "tensor/ops/conv.h"
 #include "train/files.h"
+#include "train/outputs.h"
 #include "train/progress.h"
 
 namespace cudl::train {
@@ -405,18 +406,6 @@ std::vector<uint8_t> thumbnail(const data::ImageDataset& ds, int64_t i) {
   return data::encode_jpeg(pic, jo);
 }
 
-nlohmann::json metrics_json(const ClassificationMetrics& m) {
-  return {{"threshold", m.threshold},
-          {"hamming_accuracy", m.hamming_accuracy},
-          {"zero_one_accuracy", m.zero_one_accuracy},
-          {"precision_micro", m.precision_micro},
-          {"recall_micro", m.recall_micro},
-          {"f1_micro", m.f1_micro},
-          {"precision_macro", m.precision_macro},
-          {"recall_macro", m.recall_macro},
-          {"f1_macro", m.f1_macro}};
-}
-
 void Run::write_outputs(const EpochPass& v, TrainResult& result) {
   const auto& classes = data_.classes;
   const int64_t c = static_cast<int64_t>(classes.size());
@@ -425,39 +414,36 @@ void Run::write_outputs(const EpochPass& v, TrainResult& result) {
   // model.h5
   save_weights(out("model.h5"), models::named_state(*model_), meta());
 
-  // predictions.csv
+  // predictions.csv, and the validation grid of the report
   std::vector<float> p = v.probs.to_vector<float>();
-  std::ostringstream pred;
-  pred << "filename";
-  for (const auto& cl : classes) pred << ",p_" << cl;
-  pred << ",predicted,true\n" << std::setprecision(6);
+  std::vector<std::string> filenames;
+  std::vector<std::vector<std::string>> truth;
   std::vector<ReportImage> valid_images;
   for (int64_t i = 0; i < data_.valid->size(); ++i) {
     const data::LabelledImage& item = data_.valid->item(i);
-    pred << item.filename;
-    std::string predicted, truth;
+    filenames.push_back(item.filename);
+    truth.emplace_back();
+    std::vector<bool> is_true(c, false);
+    for (int id : item.label_ids) {
+      is_true[id] = true;
+      truth.back().push_back(classes[id]);
+    }
+    if (valid_images.size() >= 36) continue;
     ReportImage ri;
     ri.caption = item.filename;
-    std::vector<bool> is_true(c, false);
-    for (int id : item.label_ids) is_true[id] = true;
     for (int64_t j = 0; j < c; ++j) {
       const float pj = p[i * c + j];
-      pred << "," << pj;
       const bool yes = pj > m.at_threshold.threshold;
-      if (yes) predicted += (predicted.empty() ? "" : " ") + classes[j];
-      if (is_true[j]) truth += (truth.empty() ? "" : " ") + classes[j];
       if (yes || is_true[j]) {
         ri.labels.push_back(classes[j] + " " + fixed(pj, 2));
         ri.marks.push_back(yes && is_true[j] ? 1 : yes ? 0 : 2);
       }
     }
-    pred << "," << predicted << "," << truth << "\n";
-    if (valid_images.size() < 36) {
-      ri.jpeg = thumbnail(*data_.valid, i);
-      valid_images.push_back(std::move(ri));
-    }
+    ri.jpeg = thumbnail(*data_.valid, i);
+    valid_images.push_back(std::move(ri));
   }
-  write_file_atomically(out("predictions.csv"), pred.str());
+  write_file_atomically(out("predictions.csv"),
+                        predictions_csv(classes, filenames, p, m.at_threshold.threshold, &truth));
 
   // metrics.json
   nlohmann::json j;
@@ -482,16 +468,7 @@ void Run::write_outputs(const EpochPass& v, TrainResult& result) {
   }
   j["valid"] = metrics_json(m.at_threshold);
   j["valid"]["loss"] = v.loss;
-  j["sweep"] = nlohmann::json::array();
-  for (const ClassificationMetrics& s : m.sweep) j["sweep"].push_back(metrics_json(s));
-  j["optimal_threshold"] = {{"metric", toString(m.optimised)},
-                            {"threshold", m.optimal.threshold},
-                            {"value", m.optimal.value},
-                            {"hamming_accuracy", m.sweep[m.optimal.index].hamming_accuracy},
-                            {"zero_one_accuracy", m.sweep[m.optimal.index].zero_one_accuracy}};
-  j["average_precision"] = nlohmann::json::object();
-  for (int64_t k = 0; k < c; ++k) j["average_precision"][classes[k]] = m.average_precision[k];
-  j["mean_average_precision"] = m.mean_average_precision;
+  add_report_json(j, m, classes);
   j["seconds_total"] = seconds_since(t0_);
   j["note"] = "thresholds apply to probabilities (sigmoid of the logits): a label is predicted "
               "when its probability is strictly above the threshold";

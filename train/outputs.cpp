@@ -1,0 +1,70 @@
+#include "train/outputs.h"
+
+#include <iomanip>
+#include <sstream>
+
+namespace cudl::train {
+
+nlohmann::json metrics_json(const ClassificationMetrics& m) {
+  return {{"threshold", m.threshold},
+          {"hamming_accuracy", m.hamming_accuracy},
+          {"zero_one_accuracy", m.zero_one_accuracy},
+          {"precision_micro", m.precision_micro},
+          {"recall_micro", m.recall_micro},
+          {"f1_micro", m.f1_micro},
+          {"precision_macro", m.precision_macro},
+          {"recall_macro", m.recall_macro},
+          {"f1_macro", m.f1_macro}};
+}
+
+void add_report_json(nlohmann::json& j, const MetricsReport& r, const std::vector<std::string>& classes) {
+  j["sweep"] = nlohmann::json::array();
+  for (const ClassificationMetrics& s : r.sweep) j["sweep"].push_back(metrics_json(s));
+  const ClassificationMetrics& best = r.sweep.at(r.optimal.index);
+  j["optimal_threshold"] = {{"metric", toString(r.optimised)},
+                            {"threshold", r.optimal.threshold},
+                            {"value", r.optimal.value},
+                            {"hamming_accuracy", best.hamming_accuracy},
+                            {"zero_one_accuracy", best.zero_one_accuracy}};
+  j["average_precision"] = nlohmann::json::object();
+  for (size_t k = 0; k < classes.size() && k < r.average_precision.size(); ++k)
+    j["average_precision"][classes[k]] = r.average_precision[k];
+  j["mean_average_precision"] = r.mean_average_precision;
+}
+
+std::string predictions_csv(const std::vector<std::string>& classes,
+                            const std::vector<std::string>& filenames, const std::vector<float>& probs,
+                            double threshold, const std::vector<std::vector<std::string>>* truth) {
+  const size_t c = classes.size();
+  auto join = [](const std::vector<std::string>& v) {
+    std::string s;
+    for (const std::string& x : v) s += (s.empty() ? "" : " ") + x;
+    return s;
+  };
+  // Filenames may hold commas or quotes: RFC 4180 quoting.
+  auto field = [](const std::string& s) {
+    if (s.find_first_of(",\"\r\n") == std::string::npos) return s;
+    std::string q = "\"";
+    for (char ch : s) q += ch == '"' ? std::string("\"\"") : std::string(1, ch);
+    return q + "\"";
+  };
+  std::ostringstream o;
+  o << "filename";
+  for (const std::string& cl : classes) o << "," << field("p_" + cl);
+  o << ",predicted" << (truth ? ",true" : "") << "\n" << std::setprecision(6);
+  for (size_t i = 0; i < filenames.size(); ++i) {
+    o << field(filenames[i]);
+    std::vector<std::string> predicted;
+    for (size_t k = 0; k < c; ++k) {
+      const float p = probs[i * c + k];
+      o << "," << p;
+      if (p > threshold) predicted.push_back(classes[k]);
+    }
+    o << "," << field(join(predicted));
+    if (truth) o << "," << field(join((*truth)[i]));
+    o << "\n";
+  }
+  return o.str();
+}
+
+}  // namespace cudl::train
