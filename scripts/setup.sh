@@ -6,6 +6,10 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config
   libopenblas-dev libgtest-dev nlohmann-json3-dev libcli11-dev
+  # OpenBLAS on OpenMP, the one cudl links (CMakeLists.txt): with the pthread build its own
+  # thread pool fights cudl's OpenMP threads (a 1x1 convolution took 16 ms with 1 thread and
+  # 257 ms with 2 on a loaded 2-core machine); this one shares OpenMP's pool.
+  libopenblas-openmp-dev
   libhdf5-dev hdf5-tools zlib1g-dev libjpeg62-turbo-dev libpng-dev libzip-dev
   python3-torch python3-torchvision python3-h5py python3-numpy python3-pil
 )
