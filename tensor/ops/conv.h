@@ -14,9 +14,14 @@
 // full fp32 precision unless conv_allow_tf32(true), matching cudl's cuBLAS policy.
 //
 // CPU: im2col + the BLAS GEMM. A few samples at a time are unfolded into one column buffer
-// (C*kH*kW, samples*OH*OW) so the GEMM is wide enough even for small late-stage feature maps;
-// the buffer is a temporary of the op (no memory kept between calls). The backward pass
-// unfolds x again rather than keeping the columns, so the graph holds only x and the weight.
+// (C*kH*kW, samples*OH*OW) so the GEMM is wide enough even for small late-stage feature maps,
+// and large maps are unfolded a band of output rows at a time, so the columns stay in the
+// cache; the buffers are temporaries of the op (no memory kept between calls). The backward
+// pass unfolds x again rather than keeping the columns, so the graph holds only x and the
+// weight. Threads: with at least as many sample groups as threads (training batches), each
+// thread convolves whole samples with single-threaded GEMMs (CpuConvPath::kSampleParallel);
+// otherwise the samples run one after the other with every thread in each GEMM
+// (kBlasThreads). Both give the same result up to float rounding.
 #pragma once
 
 #include "tensor/ops/conv_geometry.h"
@@ -40,5 +45,11 @@ bool conv_benchmark();
 // default.
 void set_conv_allow_tf32(bool on);
 bool conv_allow_tf32();
+
+// How the CPU convolution uses threads (see above). kAuto picks per call from the batch and
+// the thread count; the others force one path (for tests and benchmarks).
+enum class CpuConvPath { kAuto, kSampleParallel, kBlasThreads };
+void set_cpu_conv_path(CpuConvPath path);
+CpuConvPath cpu_conv_path();
 
 }  // namespace cudl
