@@ -9,6 +9,7 @@
 //
 // Usage: bench_conv [--batch 16] [--size 300] [--threads T] [--reps 3] [--device cpu|cuda]
 //                   [--layer NAME]   (only that layer)
+//                   [--path auto|onednn|im2col-parallel|im2col-blas]   (CpuConvPath)
 // Prints one JSON line per layer: name, count (how many such convolutions the model has),
 // fwd_s, bwd_s (medians), gflop (forward multiply-adds x 2).
 #include <algorithm>
@@ -55,7 +56,7 @@ int main(int argc, char** argv) {
   using namespace cudl;
   int64_t batch = 16, size = 300;
   int threads = get_num_threads(), reps = 3;
-  std::string device = "cpu", only;
+  std::string device = "cpu", only, path = "auto";
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i];
     const char* v = argv[i + 1];
@@ -65,15 +66,21 @@ int main(int argc, char** argv) {
     else if (k == "--reps") reps = std::atoi(v);
     else if (k == "--device") device = v;
     else if (k == "--layer") only = v;
+    else if (k == "--path") path = v;
     else {
       std::cerr << "bench_conv: unknown option " << k
                 << "\nusage: bench_conv [--batch 16] [--size 300] [--threads T] [--reps 3] "
-                   "[--device cpu|cuda] [--layer NAME]\n";
+                   "[--device cpu|cuda] [--layer NAME]\n"
+                   "       [--path auto|onednn|im2col-parallel|im2col-blas]\n";
       return 2;
     }
   }
   try {
     set_num_threads(threads);
+    if (path == "onednn") set_cpu_conv_path(CpuConvPath::kOneDnn);
+    else if (path == "im2col-parallel") set_cpu_conv_path(CpuConvPath::kIm2colSampleParallel);
+    else if (path == "im2col-blas") set_cpu_conv_path(CpuConvPath::kIm2colBlasThreads);
+    else if (path != "auto") throw std::runtime_error("unknown --path " + path);
     const Device d = Device::parse(device);
     const TensorOptions o = TensorOptions().device(d);
     Generator gen(0);
@@ -104,7 +111,7 @@ int main(int argc, char** argv) {
       std::sort(t.begin(), t.end());
       const double bwd = t[t.size() / 2];
       const double gflop = 2.0 * static_cast<double>(y.numel()) * l.cin * l.k * l.k / 1e9;
-      nlohmann::json j = {{"impl", "cudl"},   {"layer", l.name}, {"count", l.count},
+      nlohmann::json j = {{"impl", "cudl"},   {"path", path},   {"layer", l.name}, {"count", l.count},
                           {"batch", batch},   {"size", size},    {"threads", threads},
                           {"fwd_s", fwd},     {"bwd_s", bwd},
                           {"gflop", gflop},   {"out_shape", y.shape()}};

@@ -27,6 +27,7 @@
 #include <atomic>
 #include <vector>
 
+#include "tensor/cpu/conv_onednn.h"
 #include "tensor/ops/conv.h"
 #include "tensor/ops/conv_kernels.h"
 #include "tensor/parallel.h"
@@ -40,6 +41,7 @@ std::atomic<CpuConvPath> g_cpu_conv_path{CpuConvPath::kAuto};
 
 void set_cpu_conv_path(CpuConvPath path) { g_cpu_conv_path = path; }
 CpuConvPath cpu_conv_path() { return g_cpu_conv_path; }
+std::string onednn_version() { return cpu::onednn::version(); }
 
 namespace cpu {
 
@@ -91,9 +93,9 @@ Plan make_plan(const ConvGeometry& g, int threads) {
   }
   p.groups = (g.n + p.ns - 1) / p.ns;
   const CpuConvPath path = cpu_conv_path();
-  if (path == CpuConvPath::kSampleParallel) {
+  if (path == CpuConvPath::kIm2colSampleParallel) {
     p.parallel = true;
-  } else if (path == CpuConvPath::kBlasThreads) {
+  } else if (path == CpuConvPath::kIm2colBlasThreads) {
     p.parallel = false;
   } else {
     // Balance: with fewer groups than threads some threads would idle; split the samples
@@ -415,8 +417,29 @@ void backward_impl(const ConvGeometry& g, const T* x, const T* w, const T* dy, T
 
 }  // namespace
 
+namespace {
+
+// oneDNN for float32 unless a path forces im2col. In kAuto, only its JIT kernels and not for
+// 1x1 kernels: a 1x1 convolution is a plain GEMM, which OpenBLAS does faster (bench_conv:
+// ResNet-18's downsample convolutions took ~1.6x longer on oneDNN).
+bool try_onednn(DType dtype, const ConvGeometry& g, bool* jit_only) {
+  const CpuConvPath path = cpu_conv_path();
+  *jit_only = path != CpuConvPath::kOneDnn;
+  if (dtype != kFloat32) return false;
+  if (path == CpuConvPath::kOneDnn) return true;
+  return path == CpuConvPath::kAuto && !(g.kh == 1 && g.kw == 1);
+}
+
+}  // namespace
+
 void conv2d_forward(DType dtype, const ConvGeometry& g, const void* x, const void* w,
                     const void* bias, void* y, bool /*benchmark*/, bool /*allow_tf32*/) {
+  bool jit_only = true;
+  if (try_onednn(dtype, g, &jit_only) &&
+      onednn::conv2d_forward(g, static_cast<const float*>(x), static_cast<const float*>(w),
+                             static_cast<const float*>(bias), static_cast<float*>(y), jit_only)) {
+    return;
+  }
   CUDL_DISPATCH_FLOATING(dtype, "conv2d", [&] {
     forward_impl(g, static_cast<const scalar_t*>(x), static_cast<const scalar_t*>(w),
                  static_cast<const scalar_t*>(bias), static_cast<scalar_t*>(y));
@@ -426,6 +449,14 @@ void conv2d_forward(DType dtype, const ConvGeometry& g, const void* x, const voi
 void conv2d_backward(DType dtype, const ConvGeometry& g, const void* x, const void* w,
                      const void* dy, void* dx, void* dw, void* db, bool /*benchmark*/,
                      bool /*allow_tf32*/) {
+  bool jit_only = true;
+  if ((dx || dw) && try_onednn(dtype, g, &jit_only)) {
+    const onednn::BackwardDone done = onednn::conv2d_backward(
+        g, static_cast<const float*>(x), static_cast<const float*>(w),
+        static_cast<const float*>(dy), static_cast<float*>(dx), static_cast<float*>(dw), jit_only);
+    if (done.dx) dx = nullptr;  // what oneDNN computed is left out of the im2col pass
+    if (done.dw) dw = nullptr;
+  }
   CUDL_DISPATCH_FLOATING(dtype, "conv2d backward", [&] {
     backward_impl(g, static_cast<const scalar_t*>(x), static_cast<const scalar_t*>(w),
                   static_cast<const scalar_t*>(dy), static_cast<scalar_t*>(dx),
