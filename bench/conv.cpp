@@ -10,6 +10,7 @@
 // Usage: bench_conv [--batch 16] [--size 300] [--threads T] [--reps 3] [--device cpu|cuda]
 //                   [--layer NAME]   (only that layer)
 //                   [--path auto|onednn|im2col-parallel|im2col-blas]   (CpuConvPath)
+//                   [--weights-grad-only 1]   (backward computes dw only)
 // Prints one JSON line per layer: name, count (how many such convolutions the model has),
 // fwd_s, bwd_s (medians), gflop (forward multiply-adds x 2).
 #include <algorithm>
@@ -57,6 +58,7 @@ int main(int argc, char** argv) {
   int64_t batch = 16, size = 300;
   int threads = get_num_threads(), reps = 3;
   std::string device = "cpu", only, path = "auto";
+  bool weights_only = false;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i];
     const char* v = argv[i + 1];
@@ -67,11 +69,12 @@ int main(int argc, char** argv) {
     else if (k == "--device") device = v;
     else if (k == "--layer") only = v;
     else if (k == "--path") path = v;
+    else if (k == "--weights-grad-only") weights_only = std::string(v) == "1";
     else {
       std::cerr << "bench_conv: unknown option " << k
                 << "\nusage: bench_conv [--batch 16] [--size 300] [--threads T] [--reps 3] "
                    "[--device cpu|cuda] [--layer NAME]\n"
-                   "       [--path auto|onednn|im2col-parallel|im2col-blas]\n";
+                   "       [--path auto|onednn|im2col-parallel|im2col-blas] [--weights-grad-only 0|1]\n";
       return 2;
     }
   }
@@ -89,7 +92,7 @@ int main(int argc, char** argv) {
       const int64_t pad = l.k / 2;
       Tensor x = randn({batch, l.cin, l.in_size, l.in_size}, o, &gen);
       Tensor w = mul(randn({l.cout, l.cin, l.k, l.k}, o, &gen), 0.05).set_requires_grad();
-      if (l.name != "conv1") x.set_requires_grad();
+      if (l.name != "conv1" && !weights_only) x.set_requires_grad();
       Tensor y;
       const double fwd = bench::median_seconds(d, 1, reps, [&] {
         NoGradGuard ng;
