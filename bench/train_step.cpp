@@ -25,6 +25,8 @@
 #include "bench/bench_util.h"
 #include "models/resnet.h"
 #include "optim/optim.h"
+#include "tensor/ops/conv.h"
+#include "tensor/parallel.h"
 
 namespace {
 
@@ -131,7 +133,9 @@ int main(int argc, char** argv) {
                         {"median_step_s", med},
                         {"step_s", times},
                         {"cpu_s_per_step", cpu_per_step},
-                        {"images_per_s", static_cast<double>(batch) / med}};
+                        {"images_per_s", static_cast<double>(batch) / med},
+                        {"blas", blas_info()},
+                        {"onednn", onednn_version()}};
     if (d.is_cuda()) {
       j["peak_bytes"] = ms.peak_allocated_bytes;
       j["peak_kind"] = "device allocated";

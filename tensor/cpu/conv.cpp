@@ -236,6 +236,7 @@ void for_each_tile(const ConvGeometry& g, const Plan& p, int64_t grp, const F& f
 
 template <class T>
 void forward_impl(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y) {
+  if (g.n == 0) return;
   const int threads = get_num_threads();
   const Plan p = make_plan(g, threads);
   const int64_t ohw = g.oh * g.ow, og = g.o / g.groups, krows = (g.c / g.groups) * g.kh * g.kw;
@@ -306,7 +307,7 @@ void backward_impl(const ConvGeometry& g, const T* x, const T* w, const T* dy, T
       }
     });
   }
-  if (!dx && !dw) return;
+  if ((!dx && !dw) || g.n == 0) return;
   const int threads = get_num_threads();
   const Plan p = make_plan(g, threads);
   const bool need_col = !(p.direct && p.ns == 1);

@@ -14,9 +14,9 @@
 // full fp32 precision unless conv_allow_tf32(true), matching cudl's cuBLAS policy.
 //
 // CPU, float32: oneDNN (when built in; the library PyTorch runs its CPU convolutions on) for
-// kernels larger than 1x1. Its JIT kernels run ResNet-18's 3x3 convolutions at ~37 GFLOP/s per
-// core on the 2-core test machine, where im2col + OpenBLAS reaches ~33 at 128+ channels and
-// ~21 at 64 channels (OpenBLAS's GEMM is weak with 64 rows); see bench/conv.sh.
+// kernels larger than 1x1. Its JIT kernels run ResNet-18's 3x3 convolutions forward at ~37
+// GFLOP/s per core on the 2-core test machine, where im2col + OpenBLAS reaches 31-34 with 128+
+// channels and ~20 with 64 (OpenBLAS's GEMM is weak with 64 rows); see bench/conv.sh.
 // CPU, otherwise (float64, 1x1 kernels, or without oneDNN): im2col + the BLAS GEMM. A few
 // samples at a time are unfolded into one column buffer (C*kH*kW, samples*OH*OW) so the GEMM
 // is wide enough even for small late-stage feature maps, and large maps are unfolded a band of
