@@ -143,6 +143,7 @@ int main(int argc, char** argv) {
       j["peak_bytes"] = max_rss_bytes();
       j["peak_kind"] = "process max RSS";
       j["peak_allocated_bytes"] = ms.peak_allocated_bytes;
+      j["peak_reserved_bytes"] = ms.peak_reserved_bytes;  // including cudl's CPU block cache
     }
     std::cout << j.dump() << std::endl;
   } catch (const std::exception& e) {
