@@ -13,6 +13,8 @@
 //                   [--weights-grad-only 1]   (backward computes dw only)
 // Prints one JSON line per layer: name, count (how many such convolutions the model has),
 // fwd_s, bwd_s (medians), gflop (forward multiply-adds x 2).
+#include "tensor/ops/conv.h"
+
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
@@ -22,7 +24,6 @@
 #include <vector>
 
 #include "bench/bench_util.h"
-#include "tensor/ops/conv.h"
 #include "tensor/random.h"
 
 namespace {
@@ -62,28 +63,41 @@ int main(int argc, char** argv) {
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i];
     const char* v = argv[i + 1];
-    if (k == "--batch") batch = std::atoll(v);
-    else if (k == "--size") size = std::atoll(v);
-    else if (k == "--threads") threads = std::atoi(v);
-    else if (k == "--reps") reps = std::atoi(v);
-    else if (k == "--device") device = v;
-    else if (k == "--layer") only = v;
-    else if (k == "--path") path = v;
-    else if (k == "--weights-grad-only") weights_only = std::string(v) == "1";
+    if (k == "--batch")
+      batch = std::atoll(v);
+    else if (k == "--size")
+      size = std::atoll(v);
+    else if (k == "--threads")
+      threads = std::atoi(v);
+    else if (k == "--reps")
+      reps = std::atoi(v);
+    else if (k == "--device")
+      device = v;
+    else if (k == "--layer")
+      only = v;
+    else if (k == "--path")
+      path = v;
+    else if (k == "--weights-grad-only")
+      weights_only = std::string(v) == "1";
     else {
-      std::cerr << "bench_conv: unknown option " << k
-                << "\nusage: bench_conv [--batch 16] [--size 300] [--threads T] [--reps 3] "
-                   "[--device cpu|cuda] [--layer NAME]\n"
-                   "       [--path auto|onednn|im2col-parallel|im2col-blas] [--weights-grad-only 0|1]\n";
+      std::cerr
+          << "bench_conv: unknown option " << k
+          << "\nusage: bench_conv [--batch 16] [--size 300] [--threads T] [--reps 3] "
+             "[--device cpu|cuda] [--layer NAME]\n"
+             "       [--path auto|onednn|im2col-parallel|im2col-blas] [--weights-grad-only 0|1]\n";
       return 2;
     }
   }
   try {
     set_num_threads(threads);
-    if (path == "onednn") set_cpu_conv_path(CpuConvPath::kOneDnn);
-    else if (path == "im2col-parallel") set_cpu_conv_path(CpuConvPath::kIm2colSampleParallel);
-    else if (path == "im2col-blas") set_cpu_conv_path(CpuConvPath::kIm2colBlasThreads);
-    else if (path != "auto") throw std::runtime_error("unknown --path " + path);
+    if (path == "onednn")
+      set_cpu_conv_path(CpuConvPath::kOneDnn);
+    else if (path == "im2col-parallel")
+      set_cpu_conv_path(CpuConvPath::kIm2colSampleParallel);
+    else if (path == "im2col-blas")
+      set_cpu_conv_path(CpuConvPath::kIm2colBlasThreads);
+    else if (path != "auto")
+      throw std::runtime_error("unknown --path " + path);
     const Device d = Device::parse(device);
     const TensorOptions o = TensorOptions().device(d);
     Generator gen(0);
@@ -114,10 +128,10 @@ int main(int argc, char** argv) {
       std::sort(t.begin(), t.end());
       const double bwd = t[t.size() / 2];
       const double gflop = 2.0 * static_cast<double>(y.numel()) * l.cin * l.k * l.k / 1e9;
-      nlohmann::json j = {{"impl", "cudl"},   {"path", path},   {"layer", l.name}, {"count", l.count},
-                          {"batch", batch},   {"size", size},    {"threads", threads},
-                          {"fwd_s", fwd},     {"bwd_s", bwd},
-                          {"gflop", gflop},   {"out_shape", y.shape()}};
+      nlohmann::json j = {{"impl", "cudl"},     {"path", path},          {"layer", l.name},
+                          {"count", l.count},   {"batch", batch},        {"size", size},
+                          {"threads", threads}, {"fwd_s", fwd},          {"bwd_s", bwd},
+                          {"gflop", gflop},     {"out_shape", y.shape()}};
       std::cout << j.dump() << std::endl;
     }
   } catch (const std::exception& e) {

@@ -69,12 +69,18 @@ int main(int argc, char** argv) {
       return 2;
     }
     const char* v = argv[++i];
-    if (k == "--batch") batch = std::atoll(v);
-    else if (k == "--size") size = std::atoll(v);
-    else if (k == "--device") device = v;
-    else if (k == "--threads") threads = std::atoi(v);
-    else if (k == "--warmup") warmup = std::atoi(v);
-    else if (k == "--steps") steps = std::atoi(v);
+    if (k == "--batch")
+      batch = std::atoll(v);
+    else if (k == "--size")
+      size = std::atoll(v);
+    else if (k == "--device")
+      device = v;
+    else if (k == "--threads")
+      threads = std::atoi(v);
+    else if (k == "--warmup")
+      warmup = std::atoi(v);
+    else if (k == "--steps")
+      steps = std::atoi(v);
     else {
       std::cerr << "bench_train_step: unknown option " << k << "\n";
       usage(std::cerr);
@@ -115,8 +121,7 @@ int main(int argc, char** argv) {
       const auto t0 = std::chrono::steady_clock::now();
       step();
       bench::sync(d);
-      times.push_back(
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+      times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     }
     const double cpu_per_step = (cpu_seconds() - cpu0) / steps;
     std::vector<double> sorted = times;

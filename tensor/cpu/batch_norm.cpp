@@ -61,10 +61,13 @@ void forward_train_impl(int64_t n, int64_t c, int64_t s, const T* x, const T* w,
       double sum = 0.0, sq = 0.0;
       for (int64_t i = 0; i < n; ++i) {
         const T* p = x + (i * c + ch) * s;
-        sum_terms(s, [&](int64_t k) {
-          const double d = static_cast<double>(p[k]) - shift;
-          return std::make_pair(d, d * d);
-        }, sum, sq);
+        sum_terms(
+            s,
+            [&](int64_t k) {
+              const double d = static_cast<double>(p[k]) - shift;
+              return std::make_pair(d, d * d);
+            },
+            sum, sq);
       }
       const double mean_shifted = sum / m;
       const double mean = shift + mean_shifted;
@@ -78,7 +81,8 @@ void forward_train_impl(int64_t n, int64_t c, int64_t s, const T* x, const T* w,
             static_cast<T>((1.0 - momentum) * running_var[ch] + momentum * var * m / (m - 1.0));
       }
       // y = (x - mean) * (invstd * w) + b, in T (the subtraction first: no cancellation).
-      const T mu = static_cast<T>(mean), alpha = static_cast<T>(invstd * static_cast<double>(w[ch]));
+      const T mu = static_cast<T>(mean),
+              alpha = static_cast<T>(invstd * static_cast<double>(w[ch]));
       const T beta = b[ch];
       for (int64_t i = 0; i < n; ++i) {
         const T* p = x + (i * c + ch) * s;
@@ -95,8 +99,8 @@ void forward_eval_impl(int64_t n, int64_t c, int64_t s, const T* x, const T* w, 
   parallel_for(0, n * c, channel_grain(1, s), [&](int64_t begin, int64_t end) {
     for (int64_t t = begin; t < end; ++t) {
       const int64_t ch = t % c;
-      const T alpha = static_cast<T>(static_cast<double>(w[ch]) /
-                                     std::sqrt(static_cast<double>(rv[ch]) + eps));
+      const T alpha =
+          static_cast<T>(static_cast<double>(w[ch]) / std::sqrt(static_cast<double>(rv[ch]) + eps));
       const T mu = rm[ch], beta = b[ch];
       const T* p = x + t * s;
       T* q = y + t * s;
@@ -116,10 +120,13 @@ void backward_train_impl(int64_t n, int64_t c, int64_t s, const T* x, const T* d
       for (int64_t i = 0; i < n; ++i) {
         const T* p = x + (i * c + ch) * s;
         const T* g = dy + (i * c + ch) * s;
-        sum_terms(s, [&](int64_t k) {
-          const double gk = static_cast<double>(g[k]);
-          return std::make_pair(gk, gk * (static_cast<double>(p[k]) - mean));
-        }, sum_dy, sum_dy_xc);
+        sum_terms(
+            s,
+            [&](int64_t k) {
+              const double gk = static_cast<double>(g[k]);
+              return std::make_pair(gk, gk * (static_cast<double>(p[k]) - mean));
+            },
+            sum_dy, sum_dy_xc);
       }
       const double sum_dy_xhat = sum_dy_xc * invstd;
       db[ch] = static_cast<T>(sum_dy);

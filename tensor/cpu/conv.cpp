@@ -21,6 +21,8 @@
 //   other; the unfold and the fold are split over threads, and each GEMM uses every thread.
 // OpenBLAS's OpenMP build runs a GEMM called inside a parallel region on the calling thread,
 // and outside one on the same OpenMP pool as cudl's loops: one set of worker threads.
+#include "tensor/ops/conv.h"
+
 #include <cblas.h>
 
 #include <algorithm>
@@ -28,7 +30,6 @@
 #include <vector>
 
 #include "tensor/cpu/conv_onednn.h"
-#include "tensor/ops/conv.h"
 #include "tensor/ops/conv_kernels.h"
 #include "tensor/parallel.h"
 #include "tensor/tensor.h"
@@ -39,9 +40,15 @@ namespace {
 std::atomic<CpuConvPath> g_cpu_conv_path{CpuConvPath::kAuto};
 }
 
-void set_cpu_conv_path(CpuConvPath path) { g_cpu_conv_path = path; }
-CpuConvPath cpu_conv_path() { return g_cpu_conv_path; }
-std::string onednn_version() { return cpu::onednn::version(); }
+void set_cpu_conv_path(CpuConvPath path) {
+  g_cpu_conv_path = path;
+}
+CpuConvPath cpu_conv_path() {
+  return g_cpu_conv_path;
+}
+std::string onednn_version() {
+  return cpu::onednn::version();
+}
 
 namespace cpu {
 
@@ -67,12 +74,12 @@ constexpr int64_t kMaxColumnElems = int64_t(16) << 20;
 
 // How a convolution is cut into tiles and tasks.
 struct Plan {
-  int64_t ns = 1;        // most samples in one group (a task); > 1 only for small maps
-  int64_t groups = 1;    // sample groups
-  int64_t band = 1;      // output rows per tile (oh when ns > 1)
-  int64_t cols = 1;      // columns of the largest tile
-  bool direct = false;   // 1x1, stride 1, no padding: x is its own column matrix
-  bool parallel = false; // sample-parallel (true) or BLAS-threaded (false)
+  int64_t ns = 1;         // most samples in one group (a task); > 1 only for small maps
+  int64_t groups = 1;     // sample groups
+  int64_t band = 1;       // output rows per tile (oh when ns > 1)
+  int64_t cols = 1;       // columns of the largest tile
+  bool direct = false;    // 1x1, stride 1, no padding: x is its own column matrix
+  bool parallel = false;  // sample-parallel (true) or BLAS-threaded (false)
 };
 
 Plan make_plan(const ConvGeometry& g, int threads) {
@@ -367,7 +374,8 @@ void backward_impl(const ConvGeometry& g, const T* x, const T* w, const T* dy, T
         if (p.parallel) {
           col2im(g, s.col, t, 0, planes, dx);
         } else {
-          parallel_for(0, planes, 1, [&](int64_t p0, int64_t p1) { col2im(g, s.col, t, p0, p1, dx); });
+          parallel_for(0, planes, 1,
+                       [&](int64_t p0, int64_t p1) { col2im(g, s.col, t, p0, p1, dx); });
         }
       }
     }

@@ -38,7 +38,8 @@ struct Reorder {
   Reorder() = default;
   Reorder(const memory::desc& from, const memory::desc& to) : want(to) {
     needed = from != to;
-    if (needed) prim = dnnl::reorder(dnnl::reorder::primitive_desc(cpu_engine(), from, cpu_engine(), to));
+    if (needed)
+      prim = dnnl::reorder(dnnl::reorder::primitive_desc(cpu_engine(), from, cpu_engine(), to));
   }
 };
 
@@ -109,12 +110,11 @@ std::shared_ptr<Entry> make_entry(const ConvGeometry& g, bool has_bias) {
 
 void make_backward(Entry& e) {
   try {
-    dnnl::convolution_backward_data::desc d(dnnl::algorithm::convolution_direct,
-                                            any_like(e.src_md), any_like(e.weights_md),
-                                            any_like(e.dst_md), e.strides, e.dilates, e.pad_l,
-                                            e.pad_r);
+    dnnl::convolution_backward_data::desc d(dnnl::algorithm::convolution_direct, any_like(e.src_md),
+                                            any_like(e.weights_md), any_like(e.dst_md), e.strides,
+                                            e.dilates, e.pad_l, e.pad_r);
     e.bwd_data_pd = dnnl::convolution_backward_data::primitive_desc(d, user_scratchpad(),
-                                                                   cpu_engine(), e.fwd_pd);
+                                                                    cpu_engine(), e.fwd_pd);
     e.bwd_data = dnnl::convolution_backward_data(e.bwd_data_pd);
     e.bd_diff_dst = Reorder(e.dst_md, e.bwd_data_pd.diff_dst_desc());
     e.bd_weights = Reorder(e.weights_md, e.bwd_data_pd.weights_desc());
@@ -125,12 +125,11 @@ void make_backward(Entry& e) {
     e.bwd_data_ok = false;
   }
   try {
-    dnnl::convolution_backward_weights::desc d(dnnl::algorithm::convolution_direct,
-                                               any_like(e.src_md), any_like(e.weights_md),
-                                               any_like(e.dst_md), e.strides, e.dilates, e.pad_l,
-                                               e.pad_r);
-    e.bwd_weights_pd = dnnl::convolution_backward_weights::primitive_desc(
-        d, user_scratchpad(), cpu_engine(), e.fwd_pd);
+    dnnl::convolution_backward_weights::desc d(
+        dnnl::algorithm::convolution_direct, any_like(e.src_md), any_like(e.weights_md),
+        any_like(e.dst_md), e.strides, e.dilates, e.pad_l, e.pad_r);
+    e.bwd_weights_pd = dnnl::convolution_backward_weights::primitive_desc(d, user_scratchpad(),
+                                                                          cpu_engine(), e.fwd_pd);
     e.bwd_weights = dnnl::convolution_backward_weights(e.bwd_weights_pd);
     e.bw_src = Reorder(e.src_md, e.bwd_weights_pd.src_desc());
     e.bw_diff_dst = Reorder(e.dst_md, e.bwd_weights_pd.diff_dst_desc());
@@ -150,8 +149,23 @@ using Key = std::array<int64_t, 17>;
 std::shared_ptr<Entry> entry(const ConvGeometry& g, bool has_bias) {
   static std::mutex mutex;
   static std::map<Key, std::shared_ptr<Entry>> cache;
-  const Key key = {g.n,  g.c,  g.h,  g.w,  g.o,  g.kh, g.kw,     g.sh,        g.sw,
-                   g.ph, g.pw, g.dh, g.dw, g.groups, g.oh, has_bias, get_num_threads()};
+  const Key key = {g.n,
+                   g.c,
+                   g.h,
+                   g.w,
+                   g.o,
+                   g.kh,
+                   g.kw,
+                   g.sh,
+                   g.sw,
+                   g.ph,
+                   g.pw,
+                   g.dh,
+                   g.dw,
+                   g.groups,
+                   g.oh,
+                   has_bias,
+                   get_num_threads()};
   std::lock_guard<std::mutex> lock(mutex);
   auto it = cache.find(key);
   if (it != cache.end()) return it->second;
@@ -201,11 +215,11 @@ bool conv2d_forward(const ConvGeometry& g, const float* x, const float* w, const
     memory wts = to_layout(s, e->fwd_weights, user_memory(e->weights_md, w), w_t);
     memory user_dst = user_memory(e->dst_md, y);
     memory dst = e->fwd_dst.needed ? scratch_memory(e->fwd_pd.dst_desc(), dst_t) : user_dst;
-    std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, src},
-                                            {DNNL_ARG_WEIGHTS, wts},
-                                            {DNNL_ARG_DST, dst},
-                                            {DNNL_ARG_SCRATCHPAD,
-                                             scratch_memory(e->fwd_pd.scratchpad_desc(), pad_t)}};
+    std::unordered_map<int, memory> args = {
+        {DNNL_ARG_SRC, src},
+        {DNNL_ARG_WEIGHTS, wts},
+        {DNNL_ARG_DST, dst},
+        {DNNL_ARG_SCRATCHPAD, scratch_memory(e->fwd_pd.scratchpad_desc(), pad_t)}};
     if (bias) args.emplace(DNNL_ARG_BIAS, user_memory(e->bias_md, bias));
     e->fwd.execute(s, args);
     if (e->fwd_dst.needed) e->fwd_dst.prim.execute(s, dst, user_dst);
@@ -216,8 +230,8 @@ bool conv2d_forward(const ConvGeometry& g, const float* x, const float* w, const
   return true;
 }
 
-BackwardDone conv2d_backward(const ConvGeometry& g, const float* x, const float* w,
-                             const float* dy, float* dx, float* dw, bool jit_only) {
+BackwardDone conv2d_backward(const ConvGeometry& g, const float* x, const float* w, const float* dy,
+                             float* dx, float* dw, bool jit_only) {
   // The forward entry (made by the forward pass) carries the backward primitives; bias does
   // not change them, so look it up without.
   std::shared_ptr<Entry> e = entry(g, false);
@@ -236,9 +250,8 @@ BackwardDone conv2d_backward(const ConvGeometry& g, const float* x, const float*
       dy_data = to_layout(s, e->bd_diff_dst, user_dy, dy_t);
       memory wts = to_layout(s, e->bd_weights, user_memory(e->weights_md, w), w_t);
       memory user_dx = user_memory(e->src_md, dx);
-      memory diff_src = e->bd_diff_src.needed
-                            ? scratch_memory(e->bwd_data_pd.diff_src_desc(), dx_t)
-                            : user_dx;
+      memory diff_src =
+          e->bd_diff_src.needed ? scratch_memory(e->bwd_data_pd.diff_src_desc(), dx_t) : user_dx;
       e->bwd_data.execute(
           s, {{DNNL_ARG_DIFF_DST, dy_data},
               {DNNL_ARG_WEIGHTS, wts},
@@ -282,14 +295,16 @@ BackwardDone conv2d_backward(const ConvGeometry& g, const float* x, const float*
 
 namespace cudl::cpu::onednn {
 
-std::string version() { return ""; }
+std::string version() {
+  return "";
+}
 
 bool conv2d_forward(const ConvGeometry&, const float*, const float*, const float*, float*, bool) {
   return false;
 }
 
-BackwardDone conv2d_backward(const ConvGeometry&, const float*, const float*, const float*,
-                             float*, float*, bool) {
+BackwardDone conv2d_backward(const ConvGeometry&, const float*, const float*, const float*, float*,
+                             float*, bool) {
   return {};
 }
 

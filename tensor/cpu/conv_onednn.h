@@ -29,7 +29,7 @@ bool conv2d_forward(const ConvGeometry& g, const float* x, const float* w, const
 struct BackwardDone {
   bool dx = false, dw = false;
 };
-BackwardDone conv2d_backward(const ConvGeometry& g, const float* x, const float* w,
-                             const float* dy, float* dx, float* dw, bool jit_only);
+BackwardDone conv2d_backward(const ConvGeometry& g, const float* x, const float* w, const float* dy,
+                             float* dx, float* dw, bool jit_only);
 
 }  // namespace cudl::cpu::onednn

@@ -135,8 +135,8 @@ TEST(CpuConvPaths, EveryPathMatchesTheDefinitionInFloat32) {
   for (const ConvCase& c : conv_cases()) {
     const Tensor x = rand64(c.x, ++seed), w = rand64(c.w, ++seed);
     const Tensor b = rand64({c.w[0]}, ++seed);
-    const ConvGeometry g = conv2d_geometry(x, w, c.bias ? b : Tensor(), c.stride, c.pad, c.dil,
-                                           c.groups);
+    const ConvGeometry g =
+        conv2d_geometry(x, w, c.bias ? b : Tensor(), c.stride, c.pad, c.dil, c.groups);
     const Tensor dy = rand64({g.n, g.o, g.oh, g.ow}, ++seed);
     const ConvResult ref = naive_conv(c, x, w, b, dy);
     for (const auto& [path, path_name] : paths) {
@@ -171,8 +171,8 @@ TEST(CpuConvPaths, Im2colPathsMatchTheDefinitionInFloat64) {
   for (const ConvCase& c : conv_cases()) {
     const Tensor x = rand64(c.x, ++seed), w = rand64(c.w, ++seed);
     const Tensor b = rand64({c.w[0]}, ++seed);
-    const ConvGeometry g = conv2d_geometry(x, w, c.bias ? b : Tensor(), c.stride, c.pad, c.dil,
-                                           c.groups);
+    const ConvGeometry g =
+        conv2d_geometry(x, w, c.bias ? b : Tensor(), c.stride, c.pad, c.dil, c.groups);
     const Tensor dy = rand64({g.n, g.o, g.oh, g.ow}, ++seed);
     const ConvResult ref = naive_conv(c, x, w, b, dy);
     for (CpuConvPath path : {CpuConvPath::kIm2colSampleParallel, CpuConvPath::kIm2colBlasThreads,
@@ -214,8 +214,12 @@ TEST(CpuPoolPaths, MaxPoolMatchesTheSharedFormulaExactly) {
   struct PoolCase {
     Size2 k, s, p, d;
   };
-  const std::vector<PoolCase> cases = {{3, 2, 1, 1},  {2, 2, 0, 1},      {3, 1, 1, 1},
-                                       {3, 3, 0, 1},  {3, 2, 1, 2},      {{2, 3}, {1, 2}, {1, 1}, 1},
+  const std::vector<PoolCase> cases = {{3, 2, 1, 1},
+                                       {2, 2, 0, 1},
+                                       {3, 1, 1, 1},
+                                       {3, 3, 0, 1},
+                                       {3, 2, 1, 2},
+                                       {{2, 3}, {1, 2}, {1, 1}, 1},
                                        {{3, 2}, {3, 1}, {0, 1}, {1, 2}}};
   const int64_t n = 2, c = 3, h = 23, w = 19;
   std::vector<double> xv = rand64({n, c, h, w}, 300).to_vector<double>();
@@ -270,8 +274,8 @@ TEST(CpuPoolPaths, MaxPoolMatchesTheSharedFormulaExactly) {
         for (int64_t iw = 0; iw < w; ++iw) {
           const float e = pool::max_grad_at(g, dyv.data() + p * g.oh * g.ow,
                                             arg.data() + p * g.oh * g.ow, ih, iw);
-          ASSERT_EQ(dx[(p * h + ih) * w + iw], e) << "dx at plane " << p << " (" << ih << ", "
-                                                  << iw << ")";
+          ASSERT_EQ(dx[(p * h + ih) * w + iw], e)
+              << "dx at plane " << p << " (" << ih << ", " << iw << ")";
         }
   }
 }
