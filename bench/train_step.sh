@@ -17,13 +17,15 @@
 #                    second shape) takes minutes per step on 2 cores: it runs only when asked
 #                    for explicitly with --shape 256x224 --allow-large.
 #   --allow-large    allow more than 64 images per step on the CPU
+#   --also BIN       also run another bench_train_step build (e.g. of an older commit) each round
 # On CUDA the rounds also run PyTorch with the step captured in a CUDA graph.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 build="$root/build" device=cpu threads=2 rounds=5 warmup=1 steps=3 shape=16x300 allow_large=0
 out=""
-usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; }
+also=()
+usage() { sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --build) build=$(cd "$2" && pwd); shift 2 ;;
@@ -34,6 +36,7 @@ while [ $# -gt 0 ]; do
     --steps) steps=$2; shift 2 ;;
     --shape) shape=$2; shift 2 ;;
     --allow-large) allow_large=1; shift ;;
+    --also) also+=("$2"); shift 2 ;;
     -h|--help) usage; exit 0 ;;
     -*) echo "train_step.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
     *) out=$1; shift ;;
@@ -57,6 +60,9 @@ load() { cut -d' ' -f1-3 /proc/loadavg; }
 for r in $(seq "$rounds"); do
   echo "round $r/$rounds (load $(load))" >&2
   echo "{\"round\": $r, \"load_before\": \"$(load)\", \"run\": $("$bin" "${args[@]}")}" >> "$raw"
+  for b in ${also[@]+"${also[@]}"}; do
+    echo "{\"round\": $r, \"load_before\": \"$(load)\", \"run\": $("$b" "${args[@]}")}" >> "$raw"
+  done
   echo "{\"round\": $r, \"load_before\": \"$(load)\", \"run\": $(cd "$here" && "$py" train_step_torch.py "${args[@]}")}" >> "$raw"
   if [ "$device" = cuda ]; then
     echo "{\"round\": $r, \"load_before\": \"$(load)\", \"run\": $(cd "$here" && "$py" train_step_torch.py "${args[@]}" --graphs)}" >> "$raw"
