@@ -7,8 +7,8 @@ packages=(
   build-essential cmake ninja-build pkg-config
   libopenblas-dev libgtest-dev nlohmann-json3-dev libcli11-dev
   # OpenBLAS on OpenMP, the one cudl links (CMakeLists.txt): with the pthread build its own
-  # thread pool fights cudl's OpenMP threads (a 1x1 convolution took 16 ms with 1 thread and
-  # 257 ms with 2 on a loaded 2-core machine); this one shares OpenMP's pool.
+  # thread pool competes with cudl's OpenMP threads (ResNet-18's im2col convolutions ran
+  # 1.6-3.2x slower with it on 2 cores); this one shares OpenMP's pool.
   libopenblas-openmp-dev
   # oneDNN (the library PyTorch runs its CPU convolutions on) for float32 convolutions:
   # ResNet-18's convolutions at 16 x 300x300, 2 threads, forward + backward: 5.1 s on oneDNN
