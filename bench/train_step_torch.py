@@ -1,5 +1,7 @@
 """PyTorch twin of bench_train_step: one training step (forward, BCE-with-logits, backward,
-AdamW) of the notebook's ResNet-18, timed as images/s. Prints one JSON line."""
+AdamW) of the notebook's ResNet-18, timed as images/s. Prints one JSON line: the median step,
+every timed step, the CPU time (user + system) per timed step, and the peak memory (CUDA:
+max_memory_allocated; CPU: the process's max RSS)."""
 import argparse
 import json
 import resource
@@ -65,11 +67,14 @@ sync()
 if dev.type == "cuda":
     torch.cuda.reset_peak_memory_stats()
 times = []
+ru0 = resource.getrusage(resource.RUSAGE_SELF)
 for _ in range(a.steps):
     t = time.perf_counter()
     run()
     sync()
     times.append(time.perf_counter() - t)
+ru1 = resource.getrusage(resource.RUSAGE_SELF)
+cpu_per_step = (ru1.ru_utime + ru1.ru_stime - ru0.ru_utime - ru0.ru_stime) / a.steps
 med = sorted(times)[len(times) // 2]
 peak = (torch.cuda.max_memory_allocated() if dev.type == "cuda"
         else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
@@ -77,5 +82,6 @@ print(json.dumps({"impl": "pytorch " + torch.__version__ + (" graphs" if a.graph
                   "device": torch.cuda.get_device_name() if dev.type == "cuda" else "cpu",
                   "batch": a.batch, "size": a.size, "precision": a.precision,
                   "threads": a.threads, "steps": a.steps, "median_step_s": med,
+                  "step_s": times, "cpu_s_per_step": cpu_per_step,
                   "images_per_s": a.batch / med, "peak_bytes": peak,
                   "peak_kind": "device allocated" if dev.type == "cuda" else "process max RSS"}))

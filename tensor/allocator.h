@@ -1,9 +1,12 @@
 // Raw memory for Storage, and the statistics users and tests read.
 //
 // CPU memory is 64-byte aligned heap memory (pinned, page-locked memory when asked and CUDA is
-// available, for fast asynchronous uploads). CUDA memory comes from a caching allocator:
-// freed blocks go to size-ordered free lists and are reused, so a training loop stops calling
-// cudaMalloc after its first step. See tensor/cuda/caching_allocator.h.
+// available, for fast asynchronous uploads). Freed CPU blocks of 1 MiB and more are kept and
+// reused for requests of the same size (rounded to 64 KiB), so a training loop stops asking the
+// kernel for fresh, zero-filled pages after its first step (tensor/allocator.cpp says why).
+// CUDA memory comes from a caching allocator: freed blocks go to size-ordered free lists and
+// are reused, so a training loop stops calling cudaMalloc after its first step. See
+// tensor/cuda/caching_allocator.h.
 #pragma once
 
 #include <cstddef>
@@ -16,7 +19,7 @@ namespace cudl {
 struct MemoryStats {
   int64_t allocated_bytes = 0;       // held by live storages
   int64_t peak_allocated_bytes = 0;  // max of the above since the last reset
-  int64_t reserved_bytes = 0;        // obtained from the system (CUDA: includes the cache)
+  int64_t reserved_bytes = 0;        // obtained from the system (includes the cache)
   int64_t peak_reserved_bytes = 0;
   int64_t num_alloc_requests = 0;    // storages created
   int64_t num_device_allocs = 0;     // real cudaMalloc / malloc calls
@@ -25,7 +28,7 @@ struct MemoryStats {
 
 MemoryStats memory_stats(Device device);
 void reset_peak_memory_stats(Device device);
-// Gives cached, unused CUDA blocks back to the driver. No-op on the CPU.
+// Gives cached, unused blocks back to the driver (CUDA) or the system (CPU).
 void empty_cache(Device device);
 
 namespace detail {

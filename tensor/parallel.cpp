@@ -23,6 +23,14 @@ std::atomic<int>& thread_count() {
 }
 }  // namespace
 
+std::string blas_info() {
+  const int mode = openblas_get_parallel();
+  return std::string(openblas_get_config()) + " " + openblas_get_corename() +
+         (mode == 2 ? " (OpenMP)" : mode == 1 ? " (pthreads)" : " (sequential)");
+}
+
+bool blas_uses_openmp() { return openblas_get_parallel() == 2; }
+
 int get_num_threads() { return thread_count().load(std::memory_order_relaxed); }
 
 void set_num_threads(int n) {

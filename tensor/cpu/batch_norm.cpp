@@ -1,6 +1,9 @@
 // CPU batch norm: one task per channel (statistics need every sample of a channel); sums in
-// double, so float32 statistics over millions of elements do not drift.
+// double, so float32 statistics over millions of elements do not drift; the elementwise passes
+// in the tensor's own type, so they vectorise.
+#include <algorithm>
 #include <cmath>
+#include <utility>
 
 #include "tensor/ops/batch_norm_kernels.h"
 #include "tensor/parallel.h"
@@ -22,6 +25,29 @@ int64_t channel_grain(int64_t n, int64_t s) {
   return std::max<int64_t>(1, 16384 / per_channel);
 }
 
+// Two sums at once in double, of term(k) = {u, v} for k < n, with 4 independent accumulators
+// each, so the loop vectorises (one accumulator would make every add wait for the previous).
+template <class F>
+void sum_terms(int64_t n, F term, double& acc_u, double& acc_v) {
+  double u[4] = {0, 0, 0, 0}, v[4] = {0, 0, 0, 0};
+  int64_t k = 0;
+  for (; k + 4 <= n; k += 4) {
+    for (int l = 0; l < 4; ++l) {
+      const auto t = term(k + l);
+      u[l] += t.first;
+      v[l] += t.second;
+    }
+  }
+  double ru = 0.0, rv = 0.0;
+  for (; k < n; ++k) {
+    const auto t = term(k);
+    ru += t.first;
+    rv += t.second;
+  }
+  acc_u += ((u[0] + u[1]) + (u[2] + u[3])) + ru;
+  acc_v += ((v[0] + v[1]) + (v[2] + v[3])) + rv;
+}
+
 template <class T>
 void forward_train_impl(int64_t n, int64_t c, int64_t s, const T* x, const T* w, const T* b, T* y,
                         T* save_mean, T* save_invstd, T* running_mean, T* running_var,
@@ -29,19 +55,23 @@ void forward_train_impl(int64_t n, int64_t c, int64_t s, const T* x, const T* w,
   const double m = static_cast<double>(n * s);
   parallel_for(0, c, channel_grain(n, s), [&](int64_t begin, int64_t end) {
     for (int64_t ch = begin; ch < end; ++ch) {
-      double sum = 0.0;
-      for_channel(x, n, c, s, ch, [&](const T* p, int64_t) {
-        for (int64_t k = 0; k < s; ++k) sum += static_cast<double>(p[k]);
-      });
-      const double mean = sum / m;
-      double sq = 0.0;  // two passes: no cancellation for inputs with a large mean
-      for_channel(x, n, c, s, ch, [&](const T* p, int64_t) {
-        for (int64_t k = 0; k < s; ++k) {
-          const double d = static_cast<double>(p[k]) - mean;
-          sq += d * d;
-        }
-      });
-      const double var = sq / m;
+      // One pass: sums of (x - shift) and its square in double, shifted by a value of the
+      // channel so a large mean does not cancel the variance away.
+      const double shift = static_cast<double>(x[ch * s]);
+      double sum = 0.0, sq = 0.0;
+      for (int64_t i = 0; i < n; ++i) {
+        const T* p = x + (i * c + ch) * s;
+        sum_terms(
+            s,
+            [&](int64_t k) {
+              const double d = static_cast<double>(p[k]) - shift;
+              return std::make_pair(d, d * d);
+            },
+            sum, sq);
+      }
+      const double mean_shifted = sum / m;
+      const double mean = shift + mean_shifted;
+      const double var = std::max(sq / m - mean_shifted * mean_shifted, 0.0);
       const double invstd = 1.0 / std::sqrt(var + eps);
       save_mean[ch] = static_cast<T>(mean);
       save_invstd[ch] = static_cast<T>(invstd);
@@ -50,13 +80,14 @@ void forward_train_impl(int64_t n, int64_t c, int64_t s, const T* x, const T* w,
         running_var[ch] =
             static_cast<T>((1.0 - momentum) * running_var[ch] + momentum * var * m / (m - 1.0));
       }
-      const double alpha = invstd * static_cast<double>(w[ch]);
-      const double beta = static_cast<double>(b[ch]) - mean * alpha;
+      // y = (x - mean) * (invstd * w) + b, in T (the subtraction first: no cancellation).
+      const T mu = static_cast<T>(mean),
+              alpha = static_cast<T>(invstd * static_cast<double>(w[ch]));
+      const T beta = b[ch];
       for (int64_t i = 0; i < n; ++i) {
         const T* p = x + (i * c + ch) * s;
         T* q = y + (i * c + ch) * s;
-        for (int64_t k = 0; k < s; ++k)
-          q[k] = static_cast<T>(static_cast<double>(p[k]) * alpha + beta);
+        for (int64_t k = 0; k < s; ++k) q[k] = (p[k] - mu) * alpha + beta;
       }
     }
   });
@@ -68,13 +99,12 @@ void forward_eval_impl(int64_t n, int64_t c, int64_t s, const T* x, const T* w, 
   parallel_for(0, n * c, channel_grain(1, s), [&](int64_t begin, int64_t end) {
     for (int64_t t = begin; t < end; ++t) {
       const int64_t ch = t % c;
-      const double alpha =
-          static_cast<double>(w[ch]) / std::sqrt(static_cast<double>(rv[ch]) + eps);
-      const double beta = static_cast<double>(b[ch]) - static_cast<double>(rm[ch]) * alpha;
+      const T alpha =
+          static_cast<T>(static_cast<double>(w[ch]) / std::sqrt(static_cast<double>(rv[ch]) + eps));
+      const T mu = rm[ch], beta = b[ch];
       const T* p = x + t * s;
       T* q = y + t * s;
-      for (int64_t k = 0; k < s; ++k)
-        q[k] = static_cast<T>(static_cast<double>(p[k]) * alpha + beta);
+      for (int64_t k = 0; k < s; ++k) q[k] = (p[k] - mu) * alpha + beta;
     }
   });
 }
@@ -86,30 +116,33 @@ void backward_train_impl(int64_t n, int64_t c, int64_t s, const T* x, const T* d
   parallel_for(0, c, channel_grain(n, s), [&](int64_t begin, int64_t end) {
     for (int64_t ch = begin; ch < end; ++ch) {
       const double mean = save_mean[ch], invstd = save_invstd[ch];
-      double sum_dy = 0.0, sum_dy_xhat = 0.0;
+      double sum_dy = 0.0, sum_dy_xc = 0.0;
       for (int64_t i = 0; i < n; ++i) {
         const T* p = x + (i * c + ch) * s;
         const T* g = dy + (i * c + ch) * s;
-        for (int64_t k = 0; k < s; ++k) {
-          const double gk = static_cast<double>(g[k]);
-          sum_dy += gk;
-          sum_dy_xhat += gk * (static_cast<double>(p[k]) - mean);
-        }
+        sum_terms(
+            s,
+            [&](int64_t k) {
+              const double gk = static_cast<double>(g[k]);
+              return std::make_pair(gk, gk * (static_cast<double>(p[k]) - mean));
+            },
+            sum_dy, sum_dy_xc);
       }
-      sum_dy_xhat *= invstd;
+      const double sum_dy_xhat = sum_dy_xc * invstd;
       db[ch] = static_cast<T>(sum_dy);
       dw[ch] = static_cast<T>(sum_dy_xhat);
       // dx = w * invstd * (dy - mean(dy) - xhat * mean(dy * xhat))
+      //    = k1 * dy + (x - mean) * k2 + k3, in T.
       const double k1 = static_cast<double>(w[ch]) * invstd;
-      const double mean_dy = sum_dy / m, mean_dy_xhat = sum_dy_xhat / m;
+      const T a = static_cast<T>(k1);
+      const T k2 = static_cast<T>(-k1 * invstd * sum_dy_xhat / m);
+      const T k3 = static_cast<T>(-k1 * sum_dy / m);
+      const T mu = static_cast<T>(mean);
       for (int64_t i = 0; i < n; ++i) {
         const T* p = x + (i * c + ch) * s;
         const T* g = dy + (i * c + ch) * s;
         T* q = dx + (i * c + ch) * s;
-        for (int64_t k = 0; k < s; ++k) {
-          const double xhat = (static_cast<double>(p[k]) - mean) * invstd;
-          q[k] = static_cast<T>(k1 * (static_cast<double>(g[k]) - mean_dy - xhat * mean_dy_xhat));
-        }
+        for (int64_t k = 0; k < s; ++k) q[k] = a * g[k] + (p[k] - mu) * k2 + k3;
       }
     }
   });

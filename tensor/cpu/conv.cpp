@@ -1,27 +1,56 @@
-// CPU conv2d: im2col + BLAS GEMM (OpenBLAS, multi-threaded).
+// CPU conv2d: im2col + BLAS GEMM (OpenBLAS, OpenMP build).
 //
-// The unfold/fold loops run on the calling thread, deliberately: OpenBLAS (the pthread build)
-// has its own thread pool, and alternating an OpenMP region with a BLAS call for every group
-// of samples made the two pools fight for the cores (the OpenMP workers spin after their
-// region while the BLAS threads wait). Measured on the 2-core CI machine under load, the
-// serial unfold was 1.5-4x faster per convolution than the parallel one; the GEMMs, which are
-// most of the work, still use every core.
+// Columns: row r = (c*kH + a)*kW + b of a column matrix holds, for every output position of a
+// tile, the input value the kernel tap (c, a, b) sees (0 in the padding). A tile is either a
+// few whole samples (small output maps: `ns` samples side by side, so the GEMM is wide enough
+// even for 10x10 maps) or a band of output rows of one sample (large maps: the band's columns
+// stay in the cache between the unfold and the GEMM instead of going through memory). Per tile
+//   y_tile[o, :] = W[o, :] @ col                (one GEMM per conv group)
+//   dW += dy_tile @ col^T,  dcol = W^T @ dy_tile, then col2im adds dcol back into dx.
+// A 1x1, stride-1, unpadded convolution of one sample reads x directly (no unfold) and writes
+// dx straight from the GEMM.
 //
-// Columns: row r = (c*kH + a)*kW + b of the column matrix holds, for every output position of
-// every sample in the current group of samples, the input value the kernel tap (c, a, b) sees
-// (0 in the padding). With `ns` samples per GEMM, the matrix is (C*kH*kW, ns*OH*OW), so
-//   y_group[o, (s, p)] = W[o, :] @ col[:, (s, p)]      (one GEMM per conv group)
-//   dW += dy_group @ col^T,  dcol = W^T @ dy_group, then col2im adds dcol back into dx.
-// A 1x1, stride-1, unpadded convolution of one sample reads x directly (no unfold).
+// Threads (CpuConvPath in conv.h):
+// - sample-parallel (when there are at least as many sample groups as threads, e.g. training
+//   batches): each thread takes whole sample groups and runs the unfold, single-threaded GEMMs
+//   and the fold for them, with its own column buffer; nothing is shared but the read-only
+//   weights. The weight gradient is accumulated per slot (a fixed, contiguous range of sample
+//   groups) and the slots are summed in order afterwards, so the result does not depend on
+//   which thread ran which group.
+// - BLAS-threaded (few samples, e.g. inference on one image): the groups run one after the
+//   other; the unfold and the fold are split over threads, and each GEMM uses every thread.
+// OpenBLAS's OpenMP build runs a GEMM called inside a parallel region on the calling thread,
+// and outside one on the same OpenMP pool as cudl's loops: one set of worker threads.
+#include "tensor/ops/conv.h"
+
 #include <cblas.h>
 
 #include <algorithm>
+#include <atomic>
 #include <vector>
 
+#include "tensor/cpu/conv_onednn.h"
 #include "tensor/ops/conv_kernels.h"
+#include "tensor/parallel.h"
 #include "tensor/tensor.h"
 
-namespace cudl::cpu {
+namespace cudl {
+
+namespace {
+std::atomic<CpuConvPath> g_cpu_conv_path{CpuConvPath::kAuto};
+}
+
+void set_cpu_conv_path(CpuConvPath path) {
+  g_cpu_conv_path = path;
+}
+CpuConvPath cpu_conv_path() {
+  return g_cpu_conv_path;
+}
+std::string onednn_version() {
+  return cpu::onednn::version();
+}
+
+namespace cpu {
 
 namespace {
 
@@ -36,22 +65,67 @@ void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const double* a, in
               k, 1.0, a, lda, b, ldb, beta, c, ldc);
 }
 
-// Columns per GEMM we aim for: below this, GEMMs of late, small feature maps (e.g. 10x10)
-// run far below the BLAS's peak; above it the column buffer only grows.
+// Columns per GEMM we aim for: below this, GEMMs of late, small feature maps (e.g. 10x10) run
+// far below the BLAS's peak; above it the column tile no longer stays in the cache (1024
+// columns of a 64-channel 3x3 convolution are 2.4 MB).
 constexpr int64_t kTargetColumns = 1024;
-// Upper bound on the column buffer, in elements (64 MiB of float32).
+// Upper bound on one column tile, in elements (64 MiB of float32).
 constexpr int64_t kMaxColumnElems = int64_t(16) << 20;
 
-int64_t samples_per_gemm(const ConvGeometry& g) {
-  const int64_t ohw = g.oh * g.ow;
-  const int64_t rows = g.c * g.kh * g.kw;
-  int64_t ns = (kTargetColumns + ohw - 1) / ohw;
-  ns = std::min(ns, std::max<int64_t>(1, kMaxColumnElems / std::max<int64_t>(rows * ohw, 1)));
-  return std::clamp<int64_t>(ns, 1, std::max<int64_t>(g.n, 1));
+// How a convolution is cut into tiles and tasks.
+struct Plan {
+  int64_t ns = 1;         // most samples in one group (a task); > 1 only for small maps
+  int64_t groups = 1;     // sample groups
+  int64_t band = 1;       // output rows per tile (oh when ns > 1)
+  int64_t cols = 1;       // columns of the largest tile
+  bool direct = false;    // 1x1, stride 1, no padding: x is its own column matrix
+  bool parallel = false;  // sample-parallel (true) or BLAS-threaded (false)
+};
+
+Plan make_plan(const ConvGeometry& g, int threads) {
+  Plan p;
+  const int64_t ohw = g.oh * g.ow, rows = g.c * g.kh * g.kw;
+  p.direct = g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.ph == 0 && g.pw == 0;
+  if (ohw >= kTargetColumns) {
+    // Large maps: one sample per group, cut into bands of about kTargetColumns columns.
+    p.ns = 1;
+    const int64_t bands = (ohw + kTargetColumns - 1) / kTargetColumns;
+    p.band = (g.oh + bands - 1) / bands;
+  } else {
+    int64_t ns = (kTargetColumns + ohw - 1) / ohw;
+    ns = std::min(ns, std::max<int64_t>(1, kMaxColumnElems / std::max<int64_t>(rows * ohw, 1)));
+    ns = std::clamp<int64_t>(ns, 1, std::max<int64_t>(g.n, 1));
+    p.ns = ns;
+    p.band = g.oh;
+  }
+  p.groups = (g.n + p.ns - 1) / p.ns;
+  const CpuConvPath path = cpu_conv_path();
+  if (path == CpuConvPath::kIm2colSampleParallel) {
+    p.parallel = true;
+  } else if (path == CpuConvPath::kIm2colBlasThreads) {
+    p.parallel = false;
+  } else {
+    // Balance: with fewer groups than threads some threads would idle; split the samples
+    // into more, smaller groups when that gives every thread one.
+    if (threads > 1 && p.groups < threads && p.ns > 1) {
+      p.ns = std::max<int64_t>(1, g.n / threads);
+      p.groups = (g.n + p.ns - 1) / p.ns;
+    }
+    p.parallel = threads > 1 && p.groups >= threads;
+  }
+  // Balanced groups (group k holds samples [k*n/G, (k+1)*n/G)): sizes differ by at most one.
+  p.ns = (g.n + p.groups - 1) / p.groups;
+  p.cols = p.ns * p.band * g.ow;
+  return p;
 }
 
-bool is_direct(const ConvGeometry& g) {
-  return g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.ph == 0 && g.pw == 0;
+// Samples [n0, n0 + ns) of sample group k.
+struct Group {
+  int64_t n0, ns;
+};
+Group group_of(const ConvGeometry& g, const Plan& p, int64_t k) {
+  const int64_t n0 = k * g.n / p.groups;
+  return {n0, (k + 1) * g.n / p.groups - n0};
 }
 
 // Output positions j in [lo, hi) read input column j*s + off inside [0, n); the others read
@@ -67,19 +141,25 @@ ValidRange valid_range(int64_t off, int64_t s, int64_t n, int64_t out) {
   return {lo, hi};
 }
 
-// Unfolds samples [n0, n0 + ns) of x into col (C*kH*kW, ns*OH*OW).
+// A tile: samples [n0, n0 + ns), output rows [r0, r0 + nr) of each (all rows when ns > 1).
+struct Tile {
+  int64_t n0, ns, r0, nr;
+};
+
+// Unfolds column-matrix rows [r_begin, r_end) of the tile into col (C*kH*kW, ns*nr*OW).
 template <class T>
-void im2col(const ConvGeometry& g, const T* x, int64_t n0, int64_t ns, T* col) {
-  const int64_t kk = g.kh * g.kw, rows = g.c * kk, ohw = g.oh * g.ow, ld = ns * ohw;
-  for (int64_t r = 0; r < rows; ++r) {
+void im2col(const ConvGeometry& g, const T* x, const Tile& t, int64_t r_begin, int64_t r_end,
+            T* col) {
+  const int64_t kk = g.kh * g.kw, tile = t.nr * g.ow, ld = t.ns * tile;
+  for (int64_t r = r_begin; r < r_end; ++r) {
     const int64_t c = r / kk, a = (r / g.kw) % g.kh, b = r % g.kw;
-    for (int64_t s = 0; s < ns; ++s) {
-      const T* plane = x + ((n0 + s) * g.c + c) * g.h * g.w;
-      T* out = col + r * ld + s * ohw;
-      const int64_t off_w = b * g.dw - g.pw;
-      const ValidRange vr = valid_range(off_w, g.sw, g.w, g.ow);
-      for (int64_t i = 0; i < g.oh; ++i) {
-        T* orow = out + i * g.ow;
+    const int64_t off_w = b * g.dw - g.pw;
+    const ValidRange vr = valid_range(off_w, g.sw, g.w, g.ow);
+    for (int64_t s = 0; s < t.ns; ++s) {
+      const T* plane = x + ((t.n0 + s) * g.c + c) * g.h * g.w;
+      T* out = col + r * ld + s * tile;
+      for (int64_t i = t.r0; i < t.r0 + t.nr; ++i) {
+        T* orow = out + (i - t.r0) * g.ow;
         const int64_t ih = i * g.sh - g.ph + a * g.dh;
         if (ih < 0 || ih >= g.h) {
           std::fill(orow, orow + g.ow, T(0));
@@ -98,25 +178,29 @@ void im2col(const ConvGeometry& g, const T* x, int64_t n0, int64_t ns, T* col) {
   }
 }
 
-// dx[n0 + s] = the columns folded back (overlapping taps add up), for samples [n0, n0 + ns).
-// Taps are added in a fixed order (a, b), so the result is reproducible.
+// Adds the tile's columns back into dx (overlapping taps add up), for the (sample, channel)
+// planes [p_begin, p_end) of the tile (plane index s * C + c). Taps are added in a fixed order
+// (a, b), so the result is reproducible. dx must be initialised (zero) before the first tile.
 template <class T>
-void col2im(const ConvGeometry& g, const T* col, int64_t n0, int64_t ns, T* dx) {
-  const int64_t ohw = g.oh * g.ow, ld = ns * ohw;
-  for (int64_t s = 0; s < ns; ++s) {
-    for (int64_t c = 0; c < g.c; ++c) {
-      T* plane = dx + ((n0 + s) * g.c + c) * g.h * g.w;
-      std::fill(plane, plane + g.h * g.w, T(0));
-      for (int64_t a = 0; a < g.kh; ++a) {
-        for (int64_t b = 0; b < g.kw; ++b) {
-          const T* in = col + ((c * g.kh + a) * g.kw + b) * ld + s * ohw;
-          const int64_t off_w = b * g.dw - g.pw;
-          const ValidRange vr = valid_range(off_w, g.sw, g.w, g.ow);
-          for (int64_t i = 0; i < g.oh; ++i) {
-            const int64_t ih = i * g.sh - g.ph + a * g.dh;
-            if (ih < 0 || ih >= g.h) continue;
-            T* xrow = plane + ih * g.w + off_w;
-            const T* irow = in + i * g.ow;
+void col2im(const ConvGeometry& g, const T* col, const Tile& t, int64_t p_begin, int64_t p_end,
+            T* dx) {
+  const int64_t tile = t.nr * g.ow, ld = t.ns * tile;
+  for (int64_t p = p_begin; p < p_end; ++p) {
+    const int64_t s = p / g.c, c = p % g.c;
+    T* plane = dx + ((t.n0 + s) * g.c + c) * g.h * g.w;
+    for (int64_t a = 0; a < g.kh; ++a) {
+      for (int64_t b = 0; b < g.kw; ++b) {
+        const T* in = col + ((c * g.kh + a) * g.kw + b) * ld + s * tile;
+        const int64_t off_w = b * g.dw - g.pw;
+        const ValidRange vr = valid_range(off_w, g.sw, g.w, g.ow);
+        for (int64_t i = t.r0; i < t.r0 + t.nr; ++i) {
+          const int64_t ih = i * g.sh - g.ph + a * g.dh;
+          if (ih < 0 || ih >= g.h) continue;
+          T* xrow = plane + ih * g.w + off_w;
+          const T* irow = in + (i - t.r0) * g.ow;
+          if (g.sw == 1) {
+            for (int64_t j = vr.lo; j < vr.hi; ++j) xrow[j] += irow[j];
+          } else {
             for (int64_t j = vr.lo; j < vr.hi; ++j) xrow[j * g.sw] += irow[j];
           }
         }
@@ -130,45 +214,86 @@ Tensor scratch(int64_t elems) {
   return empty({std::max<int64_t>(elems, 0)}, DTypeOf<T>::value);
 }
 
+// Scratch memory of one thread: a column tile and, for multi-sample tiles, a (O, cols)
+// staging matrix (the GEMM's output in the forward pass, dy gathered in the backward pass).
+template <class T>
+struct Scratch {
+  Tensor col_t, tmp_t;
+  T* col = nullptr;
+  T* tmp = nullptr;
+  Scratch(const ConvGeometry& g, const Plan& p, bool need_col) {
+    if (need_col) {
+      col_t = scratch<T>(g.c * g.kh * g.kw * p.cols);
+      col = col_t.template data<T>();
+    }
+    if (p.ns > 1) {
+      tmp_t = scratch<T>(g.o * p.cols);
+      tmp = tmp_t.template data<T>();
+    }
+  }
+};
+
+// The tiles of sample group `grp`, in order.
+template <class F>
+void for_each_tile(const ConvGeometry& g, const Plan& p, int64_t grp, const F& f) {
+  const Group s = group_of(g, p, grp);
+  for (int64_t r0 = 0; r0 < g.oh; r0 += p.band)
+    f(Tile{s.n0, s.ns, r0, std::min(p.band, g.oh - r0)});
+}
+
 template <class T>
 void forward_impl(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y) {
+  if (g.n == 0) return;
+  const int threads = get_num_threads();
+  const Plan p = make_plan(g, threads);
   const int64_t ohw = g.oh * g.ow, og = g.o / g.groups, krows = (g.c / g.groups) * g.kh * g.kw;
-  const int64_t ns_max = samples_per_gemm(g);
-  const bool direct = is_direct(g);
-  const bool need_col = !(direct && ns_max == 1);
-  Tensor col_t = scratch<T>(need_col ? g.c * g.kh * g.kw * ns_max * ohw : 0);
-  Tensor tmp_t = scratch<T>(ns_max > 1 ? g.o * ns_max * ohw : 0);
-  T* col = need_col ? col_t.data<T>() : nullptr;
-  T* tmp = ns_max > 1 ? tmp_t.data<T>() : nullptr;
-  for (int64_t n0 = 0; n0 < g.n; n0 += ns_max) {
-    const int64_t ns = std::min(ns_max, g.n - n0), ld = ns * ohw;
-    const T* cols = x + n0 * g.c * ohw;  // the direct case: x[n0] is its own column matrix
+  const int64_t rows = g.c * g.kh * g.kw;
+  const bool need_col = !(p.direct && p.ns == 1);
+  const int nthreads = p.parallel ? parallel_task_threads(p.groups) : 1;
+  std::vector<Scratch<T>> bufs;
+  for (int i = 0; i < nthreads; ++i) bufs.emplace_back(g, p, need_col);
+
+  // y for one tile; im2col parallelised over column-matrix rows when the tiles are serial.
+  auto run_tile = [&](const Tile& t, Scratch<T>& s) {
+    const int64_t cols = t.ns * t.nr * g.ow;
+    const T* b = x + t.n0 * g.c * ohw + t.r0 * g.ow;  // direct: x[n0] rows of the band
+    int64_t ldb = ohw;
     if (need_col) {
-      im2col(g, x, n0, ns, col);
-      cols = col;
+      if (p.parallel) {
+        im2col(g, x, t, 0, rows, s.col);
+      } else {
+        parallel_for(0, rows, 8, [&](int64_t r0, int64_t r1) { im2col(g, x, t, r0, r1, s.col); });
+      }
+      b = s.col;
+      ldb = cols;
     }
-    // One sample: the GEMM writes y[n0] directly, on top of the bias (beta = 1).
-    T* out = ns == 1 ? y + n0 * g.o * ohw : tmp;
-    T beta = T(0);
-    if (ns == 1 && bias) {
-      for (int64_t o = 0; o < g.o; ++o) std::fill(out + o * ohw, out + (o + 1) * ohw, bias[o]);
-      beta = T(1);
-    }
+    // One sample: the GEMM writes y[n0]'s band directly.
+    T* out = t.ns == 1 ? y + t.n0 * g.o * ohw + t.r0 * g.ow : s.tmp;
+    const int64_t ldc = t.ns == 1 ? ohw : cols;
     for (int64_t grp = 0; grp < g.groups; ++grp) {
-      gemm(false, false, og, ld, krows, w + grp * og * krows, krows, cols + grp * krows * ld, ld,
-           beta, out + grp * og * ld, ld);
+      gemm(false, false, og, cols, krows, w + grp * og * krows, krows, b + grp * krows * ldb, ldb,
+           T(0), out + grp * og * ldc, ldc);
     }
-    if (ns > 1) {
-      // tmp (O, ns, OH*OW) -> y[n0 + s] (O, OH*OW), adding the bias.
-      for (int64_t s = 0; s < ns; ++s) {
-        for (int64_t o = 0; o < g.o; ++o) {
-          const T* src = tmp + o * ld + s * ohw;
-          T* dst = y + ((n0 + s) * g.o + o) * ohw;
-          const T add = bias ? bias[o] : T(0);
-          for (int64_t p = 0; p < ohw; ++p) dst[p] = src[p] + add;
-        }
+    const int64_t tile = t.nr * g.ow;
+    if (t.ns == 1 && !bias) return;
+    // tmp (O, ns, band) -> y[n0 + s] (O, band), adding the bias (in place when ns == 1).
+    for (int64_t sm = 0; sm < t.ns; ++sm) {
+      for (int64_t o = 0; o < g.o; ++o) {
+        const T* src = out + o * ldc + sm * tile;
+        T* dst = y + ((t.n0 + sm) * g.o + o) * ohw + t.r0 * g.ow;
+        const T add = bias ? bias[o] : T(0);
+        for (int64_t q = 0; q < tile; ++q) dst[q] = src[q] + add;
       }
     }
+  };
+
+  if (p.parallel) {
+    parallel_tasks(p.groups, [&](int64_t grp, int th) {
+      for_each_tile(g, p, grp, [&](const Tile& t) { run_tile(t, bufs[th]); });
+    });
+  } else {
+    for (int64_t grp = 0; grp < p.groups; ++grp)
+      for_each_tile(g, p, grp, [&](const Tile& t) { run_tile(t, bufs[0]); });
   }
 }
 
@@ -176,65 +301,154 @@ template <class T>
 void backward_impl(const ConvGeometry& g, const T* x, const T* w, const T* dy, T* dx, T* dw,
                    T* db) {
   const int64_t ohw = g.oh * g.ow, og = g.o / g.groups, krows = (g.c / g.groups) * g.kh * g.kw;
+  const int64_t rows = g.c * g.kh * g.kw, wsize = g.o * krows;
   if (db) {
-    for (int64_t o = 0; o < g.o; ++o) {
-      double acc = 0.0;
-      for (int64_t n = 0; n < g.n; ++n) {
-        const T* p = dy + (n * g.o + o) * ohw;
-        for (int64_t i = 0; i < ohw; ++i) acc += static_cast<double>(p[i]);
-      }
-      db[o] = static_cast<T>(acc);
-    }
-  }
-  if (!dx && !dw) return;
-  const int64_t ns_max = samples_per_gemm(g);
-  const bool direct = is_direct(g);
-  const bool need_col = !(direct && ns_max == 1);
-  Tensor col_t = scratch<T>(need_col ? g.c * g.kh * g.kw * ns_max * ohw : 0);
-  Tensor tmp_t = scratch<T>(ns_max > 1 ? g.o * ns_max * ohw : 0);
-  T* col = need_col ? col_t.data<T>() : nullptr;
-  T* tmp = ns_max > 1 ? tmp_t.data<T>() : nullptr;
-  for (int64_t n0 = 0; n0 < g.n; n0 += ns_max) {
-    const int64_t ns = std::min(ns_max, g.n - n0), ld = ns * ohw;
-    // dy of the group as (O, ns*OH*OW).
-    const T* dyc = dy + n0 * g.o * ohw;
-    if (ns > 1) {
-      for (int64_t s = 0; s < ns; ++s) {
-        for (int64_t o = 0; o < g.o; ++o) {
-          const T* src = dy + ((n0 + s) * g.o + o) * ohw;
-          std::copy(src, src + ohw, tmp + o * ld + s * ohw);
+    parallel_for(0, g.o, 16, [&](int64_t o0, int64_t o1) {
+      for (int64_t o = o0; o < o1; ++o) {
+        double acc = 0.0;
+        for (int64_t n = 0; n < g.n; ++n) {
+          const T* q = dy + (n * g.o + o) * ohw;
+          for (int64_t i = 0; i < ohw; ++i) acc += static_cast<double>(q[i]);
         }
+        db[o] = static_cast<T>(acc);
       }
-      dyc = tmp;
+    });
+  }
+  if ((!dx && !dw) || g.n == 0) return;
+  const int threads = get_num_threads();
+  const Plan p = make_plan(g, threads);
+  const bool need_col = !(p.direct && p.ns == 1);
+  const int nthreads = p.parallel ? parallel_task_threads(p.groups) : 1;
+  std::vector<Scratch<T>> bufs;
+  for (int i = 0; i < nthreads; ++i) bufs.emplace_back(g, p, need_col);
+
+  // Weight-gradient slots: slot k accumulates groups [k*G/S, (k+1)*G/S); slot 0 is dw itself.
+  // S depends only on the number of groups and threads, never on the scheduling.
+  const int64_t slots = p.parallel ? std::min<int64_t>(p.groups, 2 * int64_t(nthreads)) : 1;
+  Tensor slot_t = scratch<T>(dw && slots > 1 ? (slots - 1) * wsize : 0);
+  T* extra = slot_t.data<T>();
+  auto slot_ptr = [&](int64_t k) { return k == 0 ? dw : extra + (k - 1) * wsize; };
+
+  // One tile: dW_slot (+)= dy_tile @ col^T, then dx's share. `first` starts the slot's sum.
+  auto run_tile = [&](const Tile& t, Scratch<T>& s, T* dw_slot, bool first) {
+    const int64_t cols = t.ns * t.nr * g.ow, tile = t.nr * g.ow;
+    // dy of the tile as (O, cols).
+    const T* d = dy + t.n0 * g.o * ohw + t.r0 * g.ow;
+    int64_t ldd = ohw;
+    if (t.ns > 1) {
+      for (int64_t sm = 0; sm < t.ns; ++sm)
+        for (int64_t o = 0; o < g.o; ++o) {
+          const T* src = dy + ((t.n0 + sm) * g.o + o) * ohw;
+          std::copy(src, src + ohw, s.tmp + o * cols + sm * tile);
+        }
+      d = s.tmp;
+      ldd = cols;
     }
-    if (dw) {
-      const T* cols = x + n0 * g.c * ohw;
+    if (dw_slot) {
+      const T* b = x + t.n0 * g.c * ohw + t.r0 * g.ow;
+      int64_t ldb = ohw;
       if (need_col) {
-        im2col(g, x, n0, ns, col);
-        cols = col;
+        if (p.parallel) {
+          im2col(g, x, t, 0, rows, s.col);
+        } else {
+          parallel_for(0, rows, 8, [&](int64_t r0, int64_t r1) { im2col(g, x, t, r0, r1, s.col); });
+        }
+        b = s.col;
+        ldb = cols;
       }
-      const T beta = n0 == 0 ? T(0) : T(1);
       for (int64_t grp = 0; grp < g.groups; ++grp) {
-        gemm(false, true, og, krows, ld, dyc + grp * og * ld, ld, cols + grp * krows * ld, ld, beta,
-             dw + grp * og * krows, krows);
+        gemm(false, true, og, krows, cols, d + grp * og * ldd, ldd, b + grp * krows * ldb, ldb,
+             first ? T(0) : T(1), dw_slot + grp * og * krows, krows);
       }
     }
     if (dx) {
-      // dcol = W^T @ dy; in the direct case dcol is dx[n0] itself.
-      T* dcol = need_col ? col : dx + n0 * g.c * ohw;
+      // dcol = W^T @ dy; in the direct case dcol is dx[n0]'s band itself.
+      T* dcol = need_col ? s.col : dx + t.n0 * g.c * ohw + t.r0 * g.ow;
+      const int64_t ldc = need_col ? cols : ohw;
       for (int64_t grp = 0; grp < g.groups; ++grp) {
-        gemm(true, false, krows, ld, og, w + grp * og * krows, krows, dyc + grp * og * ld, ld, T(0),
-             dcol + grp * krows * ld, ld);
+        gemm(true, false, krows, cols, og, w + grp * og * krows, krows, d + grp * og * ldd, ldd,
+             T(0), dcol + grp * krows * ldc, ldc);
       }
-      if (need_col) col2im(g, col, n0, ns, dx);
+      if (need_col) {
+        const int64_t planes = t.ns * g.c;
+        if (p.parallel) {
+          col2im(g, s.col, t, 0, planes, dx);
+        } else {
+          parallel_for(0, planes, 1,
+                       [&](int64_t p0, int64_t p1) { col2im(g, s.col, t, p0, p1, dx); });
+        }
+      }
     }
+  };
+
+  // col2im adds into dx: each group's samples start from zero.
+  auto zero_dx = [&](int64_t grp) {
+    if (!dx || !need_col) return;
+    const Group s = group_of(g, p, grp);
+    std::fill(dx + s.n0 * g.c * g.h * g.w, dx + (s.n0 + s.ns) * g.c * g.h * g.w, T(0));
+  };
+
+  if (p.parallel) {
+    parallel_tasks(slots, [&](int64_t k, int th) {
+      const int64_t g0 = k * p.groups / slots, g1 = (k + 1) * p.groups / slots;
+      for (int64_t grp = g0; grp < g1; ++grp) {
+        zero_dx(grp);
+        bool first = grp == g0;
+        for_each_tile(g, p, grp, [&](const Tile& t) {
+          run_tile(t, bufs[th], dw ? slot_ptr(k) : nullptr, first);
+          first = false;
+        });
+      }
+    });
+    if (dw && slots > 1) {
+      // dw = slot 0 + slot 1 + ... in this order.
+      parallel_for(0, wsize, 4096, [&](int64_t i0, int64_t i1) {
+        for (int64_t k = 1; k < slots; ++k) {
+          const T* src = extra + (k - 1) * wsize;
+          for (int64_t i = i0; i < i1; ++i) dw[i] += src[i];
+        }
+      });
+    }
+  } else {
+    if (dx && need_col) {
+      T* base = dx;
+      parallel_for(0, g.n * g.c * g.h * g.w, 1 << 16,
+                   [&](int64_t i0, int64_t i1) { std::fill(base + i0, base + i1, T(0)); });
+    }
+    bool first = true;
+    for (int64_t grp = 0; grp < p.groups; ++grp)
+      for_each_tile(g, p, grp, [&](const Tile& t) {
+        run_tile(t, bufs[0], dw, first);
+        first = false;
+      });
   }
+}
+
+}  // namespace
+
+namespace {
+
+// oneDNN for float32 unless a path forces im2col. In kAuto, only its JIT kernels and not for
+// 1x1 kernels: a 1x1 convolution is a plain GEMM, which OpenBLAS does faster (bench_conv:
+// ResNet-18's downsample convolutions took ~1.6x longer on oneDNN).
+bool try_onednn(DType dtype, const ConvGeometry& g, bool* jit_only) {
+  const CpuConvPath path = cpu_conv_path();
+  *jit_only = path != CpuConvPath::kOneDnn;
+  if (dtype != kFloat32) return false;
+  if (path == CpuConvPath::kOneDnn) return true;
+  return path == CpuConvPath::kAuto && !(g.kh == 1 && g.kw == 1);
 }
 
 }  // namespace
 
 void conv2d_forward(DType dtype, const ConvGeometry& g, const void* x, const void* w,
                     const void* bias, void* y, bool /*benchmark*/, bool /*allow_tf32*/) {
+  bool jit_only = true;
+  if (try_onednn(dtype, g, &jit_only) &&
+      onednn::conv2d_forward(g, static_cast<const float*>(x), static_cast<const float*>(w),
+                             static_cast<const float*>(bias), static_cast<float*>(y), jit_only)) {
+    return;
+  }
   CUDL_DISPATCH_FLOATING(dtype, "conv2d", [&] {
     forward_impl(g, static_cast<const scalar_t*>(x), static_cast<const scalar_t*>(w),
                  static_cast<const scalar_t*>(bias), static_cast<scalar_t*>(y));
@@ -244,6 +458,14 @@ void conv2d_forward(DType dtype, const ConvGeometry& g, const void* x, const voi
 void conv2d_backward(DType dtype, const ConvGeometry& g, const void* x, const void* w,
                      const void* dy, void* dx, void* dw, void* db, bool /*benchmark*/,
                      bool /*allow_tf32*/) {
+  bool jit_only = true;
+  if ((dx || dw) && try_onednn(dtype, g, &jit_only)) {
+    const onednn::BackwardDone done = onednn::conv2d_backward(
+        g, static_cast<const float*>(x), static_cast<const float*>(w),
+        static_cast<const float*>(dy), static_cast<float*>(dx), static_cast<float*>(dw), jit_only);
+    if (done.dx) dx = nullptr;  // what oneDNN computed is left out of the im2col pass
+    if (done.dw) dw = nullptr;
+  }
   CUDL_DISPATCH_FLOATING(dtype, "conv2d backward", [&] {
     backward_impl(g, static_cast<const scalar_t*>(x), static_cast<const scalar_t*>(w),
                   static_cast<const scalar_t*>(dy), static_cast<scalar_t*>(dx),
@@ -251,4 +473,5 @@ void conv2d_backward(DType dtype, const ConvGeometry& g, const void* x, const vo
   });
 }
 
-}  // namespace cudl::cpu
+}  // namespace cpu
+}  // namespace cudl

@@ -13,11 +13,22 @@
 // torch.backends.cudnn.benchmark); otherwise cuDNN's heuristics pick them. float32 runs in
 // full fp32 precision unless conv_allow_tf32(true), matching cudl's cuBLAS policy.
 //
-// CPU: im2col + the BLAS GEMM. A few samples at a time are unfolded into one column buffer
-// (C*kH*kW, samples*OH*OW) so the GEMM is wide enough even for small late-stage feature maps;
-// the buffer is a temporary of the op (no memory kept between calls). The backward pass
-// unfolds x again rather than keeping the columns, so the graph holds only x and the weight.
+// CPU, float32: oneDNN (when built in; the library PyTorch runs its CPU convolutions on) for
+// kernels larger than 1x1. Its JIT kernels run ResNet-18's 3x3 convolutions forward at ~37
+// GFLOP/s per core on the 2-core test machine, where im2col + OpenBLAS reaches 31-34 with 128+
+// channels and ~20 with 64 (OpenBLAS's GEMM is weak with 64 rows); see bench/conv.sh.
+// CPU, otherwise (float64, 1x1 kernels, or without oneDNN): im2col + the BLAS GEMM. A few
+// samples at a time are unfolded into one column buffer (C*kH*kW, samples*OH*OW) so the GEMM
+// is wide enough even for small late-stage feature maps, and large maps are unfolded a band of
+// output rows at a time, so the columns stay in the cache; the buffers are temporaries of the
+// op (no memory kept between calls). The backward pass unfolds x again rather than keeping the
+// columns, so the graph holds only x and the weight. Threads: with at least as many sample
+// groups as threads (training batches), each thread convolves whole samples with
+// single-threaded GEMMs; otherwise the samples run one after the other with every thread in
+// each GEMM. All paths give the same result up to float rounding.
 #pragma once
+
+#include <string>
 
 #include "tensor/ops/conv_geometry.h"
 #include "tensor/tensor.h"
@@ -40,5 +51,16 @@ bool conv_benchmark();
 // default.
 void set_conv_allow_tf32(bool on);
 bool conv_allow_tf32();
+
+// The CPU convolution's implementation (see above). kAuto: oneDNN's JIT kernels for float32
+// kernels larger than 1x1, when cudl is built with oneDNN; im2col otherwise, with the thread
+// strategy picked from the batch and the thread count. The others force one path, for tests
+// and benchmarks: kOneDnn (any oneDNN implementation, float32; im2col where it has none or
+// for float64), kIm2colSampleParallel, kIm2colBlasThreads.
+enum class CpuConvPath { kAuto, kOneDnn, kIm2colSampleParallel, kIm2colBlasThreads };
+void set_cpu_conv_path(CpuConvPath path);
+CpuConvPath cpu_conv_path();
+// oneDNN's version ("2.6.3") when cudl was built with it, "" otherwise.
+std::string onednn_version();
 
 }  // namespace cudl

@@ -1,6 +1,9 @@
 // Tensor core on the CPU: creation, views, copies, printing, errors, memory statistics.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+#include <string>
+
 #include "tests/common/test_util.h"
 
 namespace cudl {
@@ -165,6 +168,36 @@ TEST(Memory, CpuStatsTrackLiveBytes) {
     EXPECT_EQ(memory_stats(Device::cpu()).allocated_bytes, before + 8000);
   }
   EXPECT_EQ(memory_stats(Device::cpu()).allocated_bytes, before);
+}
+
+// Large CPU blocks are cached: freeing one and asking for the same size again reuses it (no new
+// system allocation, reserved bytes unchanged, the same address); a different size gets a new
+// block; empty_cache gives the cached ones back (reserved falls to what live tensors hold).
+TEST(Memory, CpuCacheReusesLargeBlocks) {
+  if (const char* env = std::getenv("CUDL_CPU_CACHE"); env && std::string(env) == "0")
+    GTEST_SKIP() << "CUDL_CPU_CACHE=0 turns the CPU cache off";
+  const Device cpu = Device::cpu();
+  empty_cache(cpu);
+  const MemoryStats start = memory_stats(cpu);
+  EXPECT_GE(start.reserved_bytes, start.allocated_bytes);
+  const void* first = nullptr;
+  {
+    Tensor t = empty({1 << 20});  // 4 MiB
+    first = t.data_ptr();
+  }
+  const MemoryStats freed = memory_stats(cpu);
+  EXPECT_EQ(freed.allocated_bytes, start.allocated_bytes);
+  EXPECT_EQ(freed.reserved_bytes, start.reserved_bytes + (4 << 20)) << "the block stays cached";
+  {
+    Tensor again = empty({1 << 20});
+    EXPECT_EQ(again.data_ptr(), first);
+    EXPECT_EQ(memory_stats(cpu).num_device_allocs, freed.num_device_allocs);
+    Tensor other = empty({(1 << 20) + (1 << 15)});  // 4.125 MiB: another size class
+    EXPECT_NE(other.data_ptr(), first);
+    EXPECT_EQ(memory_stats(cpu).num_device_allocs, freed.num_device_allocs + 1);
+  }
+  empty_cache(cpu);
+  EXPECT_EQ(memory_stats(cpu).reserved_bytes, start.reserved_bytes);
 }
 
 TEST(Threads, SetAndGet) {

@@ -1,0 +1,43 @@
+"""Where a CPU training step spends its oneDNN time: sums the exec lines of oneDNN's verbose log
+(DNNL_VERBOSE=1) by primitive, direction and implementation, and per convolution shape.
+Both cudl and PyTorch (on the CPU) run their convolutions on the same libdnnl, so the same
+log format describes both.
+
+Usage: DNNL_VERBOSE=1 build/bench/bench_train_step --warmup 1 --steps 1 > log.txt
+       DNNL_VERBOSE=1 /usr/bin/python3 bench/train_step_torch.py --warmup 1 --steps 1 > log.txt
+       python3 bench/onednn_breakdown.py log.txt [--skip-first-half]
+--skip-first-half drops the first half of the exec lines (the warm-up step of a run with one
+warm-up and one timed step)."""
+import collections
+import sys
+
+
+def main():
+    path = sys.argv[1]
+    rows = [l.strip().split(",") for l in open(path)
+            if l.startswith(("onednn_verbose,exec", "dnnl_verbose,exec"))]
+    if "--skip-first-half" in sys.argv:
+        rows = rows[len(rows) // 2:]
+    by_kind = collections.defaultdict(float)
+    count = collections.Counter()
+    by_shape = collections.defaultdict(float)
+    for r in rows:
+        kind, impl, prop, problem, ms = r[3], r[4], r[5], r[-2], float(r[-1])
+        key = (kind, prop, impl)
+        by_kind[key] += ms
+        count[key] += 1
+        if kind == "convolution":
+            by_shape[(problem.split("_iw")[0], prop)] += ms
+    total = sum(by_kind.values())
+    print(f"{'ms':>9s} {'calls':>5s}  primitive / direction / implementation")
+    for key, ms in sorted(by_kind.items(), key=lambda kv: -kv[1]):
+        print(f"{ms:9.1f} {count[key]:5d}  {' / '.join(key)}")
+    print(f"{total:9.1f}        total oneDNN time")
+    print()
+    print(f"{'ms':>9s}  convolution shape (oneDNN problem string) / direction")
+    for (shape, prop), ms in sorted(by_shape.items()):
+        print(f"{ms:9.1f}  {shape} / {prop}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,159 @@
+// One training step of the notebook's model (models::notebook_model(resnet18, 4 classes): the
+// ResNet-18 body and fastai's head) in train mode: forward, BCE-with-logits (mean), backward,
+// AdamW (lr 1e-4, betas (0.9, 0.99), eps 1e-8, weight decay 1e-2 decoupled), on random input
+// and random 0/1 targets. The same step as bench/train_step_torch.py, which PyTorch runs.
+//
+// Gradients are zeroed in place before each step (zero_grad(set_to_none = false)), as the
+// PyTorch twin does. `warmup` untimed steps, then the median of `steps` timed steps.
+//
+// Usage: bench_train_step [--batch 16] [--size 300] [--device cpu|cuda] [--threads T]
+//                         [--warmup 2] [--steps 5]
+// Prints one JSON line: images_per_s, median_step_s, the CPU time of the timed steps
+// (getrusage, user + system, per step) and the peak memory: on the CPU the process's max RSS
+// (what the PyTorch twin reports) and cudl's own peak of allocated tensor bytes; on CUDA the
+// caching allocator's peak of allocated bytes (torch.cuda.max_memory_allocated's analogue).
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "bench/bench_util.h"
+#include "models/resnet.h"
+#include "optim/optim.h"
+#include "tensor/ops/conv.h"
+#include "tensor/parallel.h"
+
+namespace {
+
+double cpu_seconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         1e-6 * static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
+}
+
+int64_t max_rss_bytes() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<int64_t>(u.ru_maxrss) * 1024;  // Linux reports KiB
+}
+
+void usage(std::ostream& os) {
+  os << "usage: bench_train_step [--batch 16] [--size 300] [--device cpu|cuda] [--threads T]\n"
+        "                        [--warmup 2] [--steps 5]\n"
+        "One training step (forward, BCE-with-logits, backward, AdamW) of the notebook's\n"
+        "ResNet-18 model; prints one JSON line.\n";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace cudl;
+  int64_t batch = 16, size = 300;
+  int threads = get_num_threads(), warmup = 2, steps = 5;
+  std::string device = "cpu";
+  for (int i = 1; i < argc; ++i) {
+    const std::string k = argv[i];
+    if (k == "--help" || k == "-h") {
+      usage(std::cout);
+      return 0;
+    }
+    if (i + 1 >= argc) {
+      std::cerr << "bench_train_step: " << k << " needs a value\n";
+      usage(std::cerr);
+      return 2;
+    }
+    const char* v = argv[++i];
+    if (k == "--batch")
+      batch = std::atoll(v);
+    else if (k == "--size")
+      size = std::atoll(v);
+    else if (k == "--device")
+      device = v;
+    else if (k == "--threads")
+      threads = std::atoi(v);
+    else if (k == "--warmup")
+      warmup = std::atoi(v);
+    else if (k == "--steps")
+      steps = std::atoi(v);
+    else {
+      std::cerr << "bench_train_step: unknown option " << k << "\n";
+      usage(std::cerr);
+      return 2;
+    }
+  }
+  if (batch < 2 || size < 32 || threads < 1 || warmup < 0 || steps < 1) {
+    std::cerr << "bench_train_step: need --batch >= 2 (BatchNorm), --size >= 32, --threads >= 1, "
+                 "--warmup >= 0, --steps >= 1\n";
+    return 2;
+  }
+  try {
+    set_num_threads(threads);
+    const Device d = Device::parse(device);
+    Generator gen(0);
+    auto model = models::notebook_model(models::Arch::kResNet18, 4, &gen);
+    model->to(d);
+    model->train();
+    AdamWOptions o;  // betas (0.9, 0.99), eps 1e-8, weight decay 1e-2, decoupled
+    o.lr = 1e-4;
+    AdamW opt(model->parameters(), o);
+    const TensorOptions to = TensorOptions().device(d);
+    Tensor x = randn({batch, 3, size, size}, to, &gen);
+    Tensor y = gt(rand({batch, 4}, to, &gen), full({}, 0.5, to));
+
+    auto step = [&] {
+      opt.zero_grad(false);
+      Tensor loss = binary_cross_entropy_with_logits((*model)(x), y);
+      loss.backward();
+      opt.step();
+    };
+    for (int i = 0; i < warmup; ++i) step();
+    bench::sync(d);
+    reset_peak_memory_stats(d);
+    std::vector<double> times;
+    const double cpu0 = cpu_seconds();
+    for (int i = 0; i < steps; ++i) {
+      const auto t0 = std::chrono::steady_clock::now();
+      step();
+      bench::sync(d);
+      times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    }
+    const double cpu_per_step = (cpu_seconds() - cpu0) / steps;
+    std::vector<double> sorted = times;
+    std::sort(sorted.begin(), sorted.end());
+    const double med = sorted[sorted.size() / 2];
+    const MemoryStats ms = memory_stats(d);
+    nlohmann::json j = {{"impl", "cudl"},
+                        {"device", d.str()},
+                        {"batch", batch},
+                        {"size", size},
+                        {"precision", "fp32"},
+                        {"threads", threads},
+                        {"steps", steps},
+                        {"median_step_s", med},
+                        {"step_s", times},
+                        {"cpu_s_per_step", cpu_per_step},
+                        {"images_per_s", static_cast<double>(batch) / med},
+                        {"blas", blas_info()},
+                        {"onednn", onednn_version()}};
+    if (d.is_cuda()) {
+      j["peak_bytes"] = ms.peak_allocated_bytes;
+      j["peak_kind"] = "device allocated";
+    } else {
+      j["peak_bytes"] = max_rss_bytes();
+      j["peak_kind"] = "process max RSS";
+      j["peak_allocated_bytes"] = ms.peak_allocated_bytes;
+      j["peak_reserved_bytes"] = ms.peak_reserved_bytes;  // including cudl's CPU block cache
+    }
+    std::cout << j.dump() << std::endl;
+  } catch (const std::exception& e) {
+    std::cerr << "bench_train_step: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,317 @@
+// The CPU kernels' alternative paths, each against an independent reference:
+// - conv2d: every CpuConvPath (oneDNN, sample-parallel im2col, BLAS-threaded im2col, auto), at
+//   1, 2 and 3 threads, forward and backward, against a direct float64 loop over conv.h's
+//   formula; shapes reach the row bands of large maps, multi-sample groups of small maps, the
+//   1x1 direct GEMM, strides, dilation, groups, bias and an input without gradient.
+// - max pooling: the vectorised interior loop against the shared per-window formula
+//   (pool::max_window / pool::max_grad_at, which the CUDA kernels use), bit for bit, with ties
+//   and NaNs.
+// - batch norm: the single-pass, shifted statistics on data with a large mean.
+// - the BLAS cudl links is OpenBLAS's OpenMP build (CMakeLists.txt).
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "layers/layers.h"
+#include "tensor/ops/pool_kernels.h"
+#include "tensor/parallel.h"
+#include "tests/common/test_util.h"
+
+namespace cudl {
+namespace {
+
+using testing::all_close;
+using testing::rand64;
+
+// Restores the thread count and the convolution path a test changes.
+struct CpuSettingsGuard {
+  int threads = get_num_threads();
+  CpuConvPath path = cpu_conv_path();
+  ~CpuSettingsGuard() {
+    set_num_threads(threads);
+    set_cpu_conv_path(path);
+  }
+};
+
+double max_abs(const Tensor& t) {
+  double m = 0.0;
+  for (double v : t.to(kFloat64).contiguous().to_vector<double>()) m = std::max(m, std::fabs(v));
+  return m;
+}
+
+struct ConvCase {
+  const char* name;
+  Shape x, w;
+  bool bias;
+  Size2 stride, pad, dil;
+  int64_t groups;
+  bool grad_x;
+};
+
+struct ConvResult {
+  Tensor y, dx, dw, db;
+};
+
+// conv.h's formula, one output at a time, in float64; and the three gradients from dy.
+ConvResult naive_conv(const ConvCase& c, const Tensor& x64, const Tensor& w64, const Tensor& b64,
+                      const Tensor& dy64) {
+  const ConvGeometry g = conv2d_geometry(x64, w64, b64, c.stride, c.pad, c.dil, c.groups);
+  const std::vector<double> x = x64.to_vector<double>(), w = w64.to_vector<double>();
+  const std::vector<double> dy = dy64.to_vector<double>();
+  std::vector<double> b = c.bias ? b64.to_vector<double>() : std::vector<double>(g.o, 0.0);
+  std::vector<double> y(g.n * g.o * g.oh * g.ow), dx(x.size(), 0.0), dw(w.size(), 0.0),
+      db(g.o, 0.0);
+  const int64_t cg = g.c / g.groups, og = g.o / g.groups;
+  for (int64_t n = 0; n < g.n; ++n)
+    for (int64_t o = 0; o < g.o; ++o)
+      for (int64_t i = 0; i < g.oh; ++i)
+        for (int64_t j = 0; j < g.ow; ++j) {
+          const int64_t yi = ((n * g.o + o) * g.oh + i) * g.ow + j;
+          double acc = b[o];
+          for (int64_t ci = 0; ci < cg; ++ci) {
+            const int64_t ch = (o / og) * cg + ci;
+            for (int64_t a = 0; a < g.kh; ++a)
+              for (int64_t bb = 0; bb < g.kw; ++bb) {
+                const int64_t ih = i * g.sh - g.ph + a * g.dh, iw = j * g.sw - g.pw + bb * g.dw;
+                if (ih < 0 || ih >= g.h || iw < 0 || iw >= g.w) continue;
+                const int64_t xi = ((n * g.c + ch) * g.h + ih) * g.w + iw;
+                const int64_t wi = ((o * cg + ci) * g.kh + a) * g.kw + bb;
+                acc += w[wi] * x[xi];
+                dx[xi] += w[wi] * dy[yi];
+                dw[wi] += x[xi] * dy[yi];
+              }
+          }
+          y[yi] = acc;
+          db[o] += dy[yi];
+        }
+  const TensorOptions o64(kFloat64);
+  return {from_vector(y, {g.n, g.o, g.oh, g.ow}, o64), from_vector(dx, x64.shape(), o64),
+          from_vector(dw, w64.shape(), o64), from_vector(db, {g.o}, o64)};
+}
+
+ConvResult run_conv(const ConvCase& c, DType dt, const Tensor& x64, const Tensor& w64,
+                    const Tensor& b64, const Tensor& dy64) {
+  // detach(): fresh leaves each run (to() of the same dtype returns the tensor itself).
+  Tensor x = x64.detach().to(dt).set_requires_grad(c.grad_x);
+  Tensor w = w64.detach().to(dt).set_requires_grad();
+  Tensor b = c.bias ? b64.detach().to(dt).set_requires_grad() : Tensor();
+  Tensor y = conv2d(x, w, b, c.stride, c.pad, c.dil, c.groups);
+  y.backward(dy64.to(dt));
+  return {y.detach(), c.grad_x ? x.grad() : Tensor(), w.grad(), c.bias ? b.grad() : Tensor()};
+}
+
+const std::vector<ConvCase>& conv_cases() {
+  static const std::vector<ConvCase> cases = {
+      // 40x40 outputs (>= 1024 columns): one sample per task, cut into bands of rows.
+      {"3x3 large maps", {4, 16, 40, 40}, {16, 16, 3, 3}, false, 1, 1, 1, 1, true},
+      // 9x9 outputs: several samples per GEMM, groups rebalanced over the threads.
+      {"3x3 small maps", {6, 8, 9, 9}, {12, 8, 3, 3}, true, 1, 1, 1, 1, true},
+      // ResNet's stem on a small image; the input needs no gradient (weights only).
+      {"7x7 stride 2 stem", {2, 3, 70, 70}, {8, 3, 7, 7}, false, 2, 3, 1, 1, false},
+      // 1x1 stride 1 (x is its own column matrix) with bias, and 1x1 stride 2 (downsample).
+      {"1x1 direct", {3, 8, 33, 33}, {16, 8, 1, 1}, true, 1, 0, 1, 1, true},
+      {"1x1 stride 2", {4, 8, 12, 12}, {8, 8, 1, 1}, false, 2, 0, 1, 1, true},
+      // Groups, dilation, asymmetric stride/padding/kernel.
+      {"grouped dilated", {3, 4, 15, 13}, {6, 2, 3, 2}, true, {2, 1}, {2, 1}, {2, 1}, 2, true},
+      // One sample: the BLAS-threaded path in kAuto.
+      {"one sample", {1, 8, 20, 20}, {8, 8, 3, 3}, false, 1, 1, 1, 1, true},
+  };
+  return cases;
+}
+
+// Every path and thread count gives the definition's result in float32, up to the rounding of
+// float32 sums: each output sums at most 16*9 = 144 products, each weight-gradient element at
+// most 4*40*40 = 6400, so 2e-5 of the tensor's largest magnitude (~300 roundings of 6e-8) is
+// ample, while a wrong tap, band edge or missing sample is off by O(1) of it. Each path is also
+// run twice: the results must be identical (no dependence on thread scheduling).
+TEST(CpuConvPaths, EveryPathMatchesTheDefinitionInFloat32) {
+  CpuSettingsGuard guard;
+  const std::vector<std::pair<CpuConvPath, const char*>> paths = {
+      {CpuConvPath::kAuto, "auto"},
+      {CpuConvPath::kOneDnn, "oneDNN"},
+      {CpuConvPath::kIm2colSampleParallel, "im2col sample-parallel"},
+      {CpuConvPath::kIm2colBlasThreads, "im2col BLAS-threaded"}};
+  uint64_t seed = 100;
+  for (const ConvCase& c : conv_cases()) {
+    const Tensor x = rand64(c.x, ++seed), w = rand64(c.w, ++seed);
+    const Tensor b = rand64({c.w[0]}, ++seed);
+    const ConvGeometry g =
+        conv2d_geometry(x, w, c.bias ? b : Tensor(), c.stride, c.pad, c.dil, c.groups);
+    const Tensor dy = rand64({g.n, g.o, g.oh, g.ow}, ++seed);
+    const ConvResult ref = naive_conv(c, x, w, b, dy);
+    for (const auto& [path, path_name] : paths) {
+      for (int threads : {1, 2, 3}) {
+        SCOPED_TRACE(std::string(c.name) + ", " + path_name + ", " + std::to_string(threads) +
+                     " threads");
+        set_cpu_conv_path(path);
+        set_num_threads(threads);
+        const ConvResult r = run_conv(c, kFloat32, x, w, b, dy);
+        const ConvResult again = run_conv(c, kFloat32, x, w, b, dy);
+        auto check = [&](const Tensor& got, const Tensor& twice, const Tensor& want,
+                         const char* what) {
+          SCOPED_TRACE(what);
+          ASSERT_TRUE(got.defined());
+          EXPECT_TRUE(all_close(got.to(kFloat64), want, 2e-5 * max_abs(want), 0.0));
+          EXPECT_TRUE(all_close(twice, got, 0.0, 0.0)) << "not reproducible";
+        };
+        check(r.y, again.y, ref.y, "output");
+        check(r.dw, again.dw, ref.dw, "weight gradient");
+        if (c.grad_x) check(r.dx, again.dx, ref.dx, "input gradient");
+        if (c.bias) check(r.db, again.db, ref.db, "bias gradient");
+      }
+    }
+  }
+}
+
+// The im2col paths in float64 (oneDNN has no float64; kAuto and kOneDnn fall back to im2col):
+// agreement to float64 rounding.
+TEST(CpuConvPaths, Im2colPathsMatchTheDefinitionInFloat64) {
+  CpuSettingsGuard guard;
+  uint64_t seed = 200;
+  for (const ConvCase& c : conv_cases()) {
+    const Tensor x = rand64(c.x, ++seed), w = rand64(c.w, ++seed);
+    const Tensor b = rand64({c.w[0]}, ++seed);
+    const ConvGeometry g =
+        conv2d_geometry(x, w, c.bias ? b : Tensor(), c.stride, c.pad, c.dil, c.groups);
+    const Tensor dy = rand64({g.n, g.o, g.oh, g.ow}, ++seed);
+    const ConvResult ref = naive_conv(c, x, w, b, dy);
+    for (CpuConvPath path : {CpuConvPath::kIm2colSampleParallel, CpuConvPath::kIm2colBlasThreads,
+                             CpuConvPath::kOneDnn}) {
+      SCOPED_TRACE(std::string(c.name) + ", path " + std::to_string(static_cast<int>(path)));
+      set_cpu_conv_path(path);
+      set_num_threads(2);
+      const ConvResult r = run_conv(c, kFloat64, x, w, b, dy);
+      EXPECT_TRUE(all_close(r.y, ref.y, 1e-12 * max_abs(ref.y), 0.0));
+      EXPECT_TRUE(all_close(r.dw, ref.dw, 1e-12 * max_abs(ref.dw), 0.0));
+      if (c.grad_x) {
+        EXPECT_TRUE(all_close(r.dx, ref.dx, 1e-12 * max_abs(ref.dx), 0.0));
+      }
+    }
+  }
+}
+
+TEST(CpuConvPaths, OneDnnIsUsedWhenBuiltIn) {
+  // The build links oneDNN whenever libdnnl-dev is installed (scripts/setup.sh installs it);
+  // then its version is known. Without it every path above ran on im2col.
+  if (onednn_version().empty()) GTEST_SKIP() << "cudl was built without oneDNN";
+  EXPECT_EQ(onednn_version().substr(0, 2), "2.");
+}
+
+TEST(CpuBlas, IsOpenBlasOnOpenMP) {
+#ifdef CUDL_OPENBLAS_OPENMP
+  EXPECT_TRUE(blas_uses_openmp()) << "loaded BLAS: " << blas_info()
+                                  << " (the run path should point at the openblas-openmp build)";
+#else
+  GTEST_SKIP() << "configured with CUDL_OPENBLAS_OPENMP=OFF: " << blas_info();
+#endif
+}
+
+// Max pooling: the CPU kernel vs the shared per-window formula, exactly (outputs bit for bit,
+// NaN where the formula gives NaN; the input gradient, which routes dy through the argmax, bit
+// for bit). Inputs take few distinct values (many ties: the first maximum must win) and a few
+// NaNs.
+TEST(CpuPoolPaths, MaxPoolMatchesTheSharedFormulaExactly) {
+  struct PoolCase {
+    Size2 k, s, p, d;
+  };
+  const std::vector<PoolCase> cases = {{3, 2, 1, 1},
+                                       {2, 2, 0, 1},
+                                       {3, 1, 1, 1},
+                                       {3, 3, 0, 1},
+                                       {3, 2, 1, 2},
+                                       {{2, 3}, {1, 2}, {1, 1}, 1},
+                                       {{3, 2}, {3, 1}, {0, 1}, {1, 2}}};
+  const int64_t n = 2, c = 3, h = 23, w = 19;
+  std::vector<double> xv = rand64({n, c, h, w}, 300).to_vector<double>();
+  for (size_t i = 0; i < xv.size(); ++i) {
+    xv[i] = std::round(xv[i] * 3.0);  // 7 levels: ties everywhere
+    if (i % 97 == 5) xv[i] = NAN;
+  }
+  for (const PoolCase& pc : cases) {
+    SCOPED_TRACE("kernel (" + std::to_string(pc.k.h) + ", " + std::to_string(pc.k.w) +
+                 ") stride (" + std::to_string(pc.s.h) + ", " + std::to_string(pc.s.w) + ")");
+    Tensor x = from_vector(xv, {n, c, h, w}, TensorOptions(kFloat64)).to(kFloat32);
+    x.set_requires_grad();
+    Tensor y = max_pool2d(x, pc.k, pc.s, pc.p, pc.d);
+    PoolGeometry g;
+    g.planes = n * c;
+    g.h = h;
+    g.w = w;
+    g.kh = pc.k.h;
+    g.kw = pc.k.w;
+    g.sh = pc.s.h;
+    g.sw = pc.s.w;
+    g.ph = pc.p.h;
+    g.pw = pc.p.w;
+    g.dh = pc.d.h;
+    g.dw = pc.d.w;
+    g.oh = y.size(2);
+    g.ow = y.size(3);
+    const std::vector<float> xf = x.detach().to_vector<float>();
+    std::vector<float> want(g.planes * g.oh * g.ow);
+    std::vector<int64_t> arg(want.size());
+    for (int64_t p = 0; p < g.planes; ++p)
+      for (int64_t i = 0; i < g.oh; ++i)
+        for (int64_t j = 0; j < g.ow; ++j) {
+          const int64_t o = (p * g.oh + i) * g.ow + j;
+          pool::max_window(g, xf.data() + p * h * w, i, j, &want[o], &arg[o]);
+        }
+    const std::vector<float> got = y.detach().to_vector<float>();
+    for (size_t i = 0; i < got.size(); ++i) {
+      if (std::isnan(want[i])) {
+        EXPECT_TRUE(std::isnan(got[i])) << "output " << i;
+      } else {
+        EXPECT_EQ(got[i], want[i]) << "output " << i;
+      }
+    }
+    // Distinct upstream gradients, so every routing decision shows in dx.
+    std::vector<float> dyv(got.size());
+    for (size_t i = 0; i < dyv.size(); ++i) dyv[i] = 1.0f + static_cast<float>(i % 1000) / 1024.0f;
+    y.backward(from_vector(dyv, y.shape()));
+    const std::vector<float> dx = x.grad().to_vector<float>();
+    for (int64_t p = 0; p < g.planes; ++p)
+      for (int64_t ih = 0; ih < h; ++ih)
+        for (int64_t iw = 0; iw < w; ++iw) {
+          const float e = pool::max_grad_at(g, dyv.data() + p * g.oh * g.ow,
+                                            arg.data() + p * g.oh * g.ow, ih, iw);
+          ASSERT_EQ(dx[(p * h + ih) * w + iw], e)
+              << "dx at plane " << p << " (" << ih << ", " << iw << ")";
+        }
+  }
+}
+
+// Batch norm's statistics come from one pass of double sums shifted by a value of the channel,
+// so a mean 1e4 times the spread costs no accuracy: the running variance after one step equals
+// the float64 computation on the same float32 inputs to float32 rounding (bound 1e-6
+// relative; a one-pass unshifted float sum would lose every digit here), and the output matches
+// to the float32 resolution of the inputs themselves (ulp(1e4) / std ~ 1e-3: bound 2e-3).
+TEST(CpuBatchNorm, LargeMeanKeepsItsVariance) {
+  const int64_t n = 8, c = 3, hw = 50;
+  const Tensor x64 = rand64({n, c, hw, 1}, 400) * 1.7 + 1e4;
+  const Tensor x = x64.to(kFloat32);
+  const Tensor xd = x.to(kFloat64);  // the float32 inputs, exactly, in float64
+  Tensor rm = zeros({c}), rv = ones({c});
+  Tensor y = batch_norm(x, Tensor(), Tensor(), rm, rv, true, 1.0, 1e-5);
+  const std::vector<double> v = xd.contiguous().to_vector<double>();
+  const std::vector<float> yv = y.to_vector<float>();
+  const std::vector<float> rvv = rv.to_vector<float>();
+  const double m = static_cast<double>(n * hw);
+  for (int64_t ch = 0; ch < c; ++ch) {
+    double mean = 0.0, var = 0.0;
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t k = 0; k < hw; ++k) mean += v[(i * c + ch) * hw + k];
+    mean /= m;
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t k = 0; k < hw; ++k) var += std::pow(v[(i * c + ch) * hw + k] - mean, 2);
+    var /= m;
+    EXPECT_NEAR(rvv[ch], var * m / (m - 1.0), 1e-6 * var) << "channel " << ch;
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t k = 0; k < hw; ++k) {
+        const int64_t at = (i * c + ch) * hw + k;
+        EXPECT_NEAR(yv[at], (v[at] - mean) / std::sqrt(var + 1e-5), 2e-3) << "element " << at;
+      }
+  }
+}
+
+}  // namespace
+}  // namespace cudl
