@@ -178,8 +178,11 @@ void Run::load_data() {
       data::DemoDataOptions demo;
       demo.num_images = o_.demo_images;
       demo.seed = o_.demo_seed;
+      demo.height = o_.demo_height;
+      demo.width = (o_.demo_height * 3 + 2) / 4;
       log_ << "No --data given: writing the built-in demo data (" << o_.demo_images
-           << " photo-like images, 4 classes) to " << dir << "\n";
+           << " photo-like images of " << demo.width << "x" << demo.height << ", 4 classes) to "
+           << dir << "\n";
       data::write_demo_data(dir, demo);
     } else {
       log_ << "No --data given: using the demo data in " << dir << "\n";

@@ -63,6 +63,7 @@ struct TrainOptions {
   uint64_t init_seed = 0;  // weights of the head (and of the body without --weights), dropout
   // ---- demo data (data_dir empty) ----
   int64_t demo_images = 128;
+  int demo_height = 333;  // of the demo images; the width is 3/4 of it (portrait, as the photos)
   uint64_t demo_seed = 0;
 };
 

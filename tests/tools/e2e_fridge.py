@@ -171,6 +171,18 @@ check(len(pj["predictions"]) == 40, "every image of the folder is predicted")
 pc = list(csv.DictReader(open(os.path.join(pv, "predictions.csv"))))
 check(len(pc) == 40 and "true" not in pc[0], "predictions.csv without labels")
 
+# ---- without --data: the built-in demo data, with the demo flags overridden to stay small --------
+demo_out = os.path.join(WORK, "demo")
+code, out = run([TRAIN, "--out", demo_out, "--demo-images", "24", "--demo-height", "60"] + common(1))
+check(code == 0 and "built-in demo data (24 photo-like images of 45x60" in out,
+      "fridge_train without --data writes and trains on the demo data")
+demo_rows = list(csv.DictReader(open(os.path.join(demo_out, "demo_data", "labels.csv"))))
+demo_sizes = {Image.open(os.path.join(demo_out, "demo_data", "images", r["filename"])).size for r in demo_rows}
+check(len(demo_rows) == 24 and demo_sizes == {(45, 60)}, "the demo data has 24 images of 45x60")
+check(os.path.exists(os.path.join(demo_out, "model.h5")), "the demo run writes model.h5")
+code, out = run([TRAIN, "--help"])
+check(code == 0 and "Demo defaults (without --data, unless given): --size" in out, "--help gives the demo defaults")
+
 # ---- bad invocations ----------------------------------------------------------------------------
 code, out = run([TRAIN, "--bs", "0"])
 check(code == 2 and "--bs" in out, "fridge_train --bs 0 is a usage error (exit 2)")
