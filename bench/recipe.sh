@@ -19,7 +19,7 @@ if [ -z "$data" ]; then
   data="$results/data"
   if [ ! -f "$data/labels.csv" ]; then
     # One epoch of fridge_train writes the demo data; only the data is kept.
-    "$build/tools/fridge_train" --out "$results/demo_gen" --demo-images 128 --epochs 1 --size 32 \
+    "$build/tools/fridge_train" --out "$results/demo_gen" --demo-images 128 --demo-height 333 --epochs 1 --size 32 --bs 16 \
       --no-progress > /dev/null
     mv "$results/demo_gen/demo_data" "$data"
     rm -rf "$results/demo_gen"
