@@ -128,7 +128,7 @@ std::string svg_line_chart(const std::vector<Series>& series, const std::string&
     o << "<text x='" << fmt(px(marker_x) + 4, 1) << "' y='" << top + 12 << "' class='tick'>"
       << html_escape(marker_label) << "</text>";
   }
-  // series, then the legend on a light box so it stays readable over the lines
+  // series, then the legend on a light box so it stays readable where it must cover a line
   for (const Series& s : series) {
     std::string pts;
     for (size_t i = 0; i < s.x.size() && i < s.y.size(); ++i) {
@@ -143,16 +143,47 @@ std::string svg_line_chart(const std::vector<Series>& series, const std::string&
         << s.colour << "'><title>" << html_escape(s.name) << ": " << fmt(s.y[i], 4) << "</title></circle>";
     }
   }
-  if (!series.empty()) {
-    o << "<rect x='" << left + pw - 136 << "' y='" << top + 2 << "' width='132' height='"
-      << 16 * series.size() + 4 << "' class='legendbox'/>";
+  // The legend box goes into the corner of the plot that hides the fewest points of the lines
+  // (each segment sampled), preferring top right, bottom right, top left, bottom left on ties.
+  const double box_w = 132, box_h = 16.0 * series.size() + 4;
+  const double corners[4][2] = {{left + pw - box_w - 4, top + 2.0},
+                                {left + pw - box_w - 4, top + ph - box_h - 2},
+                                {left + 4.0, top + 2.0},
+                                {left + 4.0, top + ph - box_h - 2}};
+  int best = 0;
+  long best_hidden = -1;
+  for (int c = 0; c < 4; ++c) {
+    const double bx = corners[c][0], by = corners[c][1];
+    long hidden = 0;
+    for (const Series& s : series) {
+      for (size_t i = 0; i < s.x.size() && i < s.y.size(); ++i) {
+        if (!std::isfinite(s.y[i])) continue;
+        const bool has_next = i + 1 < s.x.size() && i + 1 < s.y.size() && std::isfinite(s.y[i + 1]);
+        const int samples = has_next ? 8 : 1;
+        for (int k = 0; k < samples; ++k) {
+          const double f = static_cast<double>(k) / samples;
+          const double X = px(s.x[i]) + (has_next ? f * (px(s.x[i + 1]) - px(s.x[i])) : 0);
+          const double Y = py(s.y[i]) + (has_next ? f * (py(s.y[i + 1]) - py(s.y[i])) : 0);
+          hidden += X >= bx && X <= bx + box_w && Y >= by && Y <= by + box_h;
+        }
+      }
+    }
+    if (best_hidden < 0 || hidden < best_hidden) {
+      best = c;
+      best_hidden = hidden;
+    }
   }
-  int legend_y = top + 10;
+  const double lx = corners[best][0], ly = corners[best][1];
+  if (!series.empty()) {
+    o << "<rect x='" << fmt(lx, 1) << "' y='" << fmt(ly, 1) << "' width='" << box_w << "' height='"
+      << box_h << "' class='legendbox'/>";
+  }
+  double legend_y = ly + 8;
   for (const Series& s : series) {
-    o << "<line x1='" << left + pw - 130 << "' x2='" << left + pw - 110 << "' y1='" << legend_y
-      << "' y2='" << legend_y << "' stroke='" << s.colour << "' stroke-width='2'"
+    o << "<line x1='" << fmt(lx + 6, 1) << "' x2='" << fmt(lx + 26, 1) << "' y1='" << fmt(legend_y, 1)
+      << "' y2='" << fmt(legend_y, 1) << "' stroke='" << s.colour << "' stroke-width='2'"
       << (s.dashed ? " stroke-dasharray='6 4'" : "") << "/>";
-    o << "<text x='" << left + pw - 104 << "' y='" << legend_y + 4 << "' class='tick'>"
+    o << "<text x='" << fmt(lx + 32, 1) << "' y='" << fmt(legend_y + 4, 1) << "' class='tick'>"
       << html_escape(s.name) << "</text>";
     legend_y += 16;
   }

@@ -2,6 +2,7 @@
 // end-to-end tool test.)
 #include <gtest/gtest.h>
 
+#include <array>
 #include <regex>
 
 #include "train/report.h"
@@ -51,6 +52,42 @@ TEST(Report, LineChartHasOnePointPerValueAndTheMarker) {
     EXPECT_GE(y, 34 - 0.1);
     EXPECT_LE(y, 300 - 46 + 0.1);
   }
+}
+
+// The legend box avoids the lines: a rising curve leaves the bottom right free, a falling one
+// the top right (the default corner).
+TEST(Report, LegendGoesWhereItHidesNoLine) {
+  auto legend_box = [](const std::string& svg) {
+    std::smatch m;
+    std::regex box("<rect x='([0-9.]+)' y='([0-9.]+)' width='([0-9.]+)' height='([0-9.]+)' class='legendbox'");
+    EXPECT_TRUE(std::regex_search(svg, m, box));
+    return std::array<double, 4>{std::stod(m[1]), std::stod(m[2]), std::stod(m[3]), std::stod(m[4])};
+  };
+  auto hides = [](const std::string& svg, const std::array<double, 4>& b) {
+    int n = 0;
+    std::regex pt("cx='([0-9.]+)' cy='([0-9.]+)'");
+    for (auto it = std::sregex_iterator(svg.begin(), svg.end(), pt); it != std::sregex_iterator(); ++it) {
+      double x = std::stod((*it)[1]), y = std::stod((*it)[2]);
+      n += x >= b[0] && x <= b[0] + b[2] && y >= b[1] && y <= b[1] + b[3];
+    }
+    return n;
+  };
+  std::vector<double> x, up, down;
+  for (int i = 0; i <= 20; ++i) {
+    x.push_back(i);
+    up.push_back(i / 20.0);
+    down.push_back(1 - i / 20.0);
+  }
+  const std::string rising = svg_line_chart({{"acc", "#111111", x, up}}, "t", "x", "y", 400, 300);
+  const auto br = legend_box(rising);
+  EXPECT_GT(br[1], 300 / 2.0) << "bottom half for a rising line";
+  EXPECT_GT(br[0], 400 / 2.0) << "right half for a rising line";
+  EXPECT_EQ(hides(rising, br), 0);
+  const std::string falling = svg_line_chart({{"loss", "#111111", x, down}}, "t", "x", "y", 400, 300);
+  const auto tr = legend_box(falling);
+  EXPECT_LT(tr[1], 300 / 2.0);
+  EXPECT_GT(tr[0], 400 / 2.0);
+  EXPECT_EQ(hides(falling, tr), 0);
 }
 
 TEST(Report, RenderHasEverySectionAndEmbedsImages) {
