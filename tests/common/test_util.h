@@ -29,6 +29,26 @@ bool cuda_required();
     }                                                                                 \
   } while (0)
 
+// The message (without the source location) of the cudl::Error that `f` throws; a test failure,
+// and "", when it throws nothing.
+template <class F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.message();
+  }
+  ADD_FAILURE() << "expected a cudl::Error";
+  return "";
+}
+
+// Expects `stmt` to throw a cudl::Error whose message contains `text`.
+#define EXPECT_ERROR_HAS(stmt, text)                                                   \
+  do {                                                                                 \
+    const std::string cudl_error_message_ = ::cudl::testing::error_of([&] { stmt; });  \
+    EXPECT_NE(cudl_error_message_.find(text), std::string::npos) << cudl_error_message_; \
+  } while (0)
+
 // |actual - expected| <= atol + rtol * |expected| for every element; on failure the message
 // names the worst element (index, both values, the error and the bound) and the count of bad ones.
 ::testing::AssertionResult all_close(const Tensor& actual, const Tensor& expected, double atol,

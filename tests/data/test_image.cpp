@@ -11,26 +11,17 @@
 
 #include "data/image.h"
 #include "data/load.h"
+#include "tests/common/test_util.h"
 #include "tests/data/data_test_util.h"
 
 namespace cudl::data {
 namespace {
 
+using ::cudl::testing::error_of;
+
 using ::testing::AllOf;
 using ::testing::HasSubstr;
 using testing::TempDir;
-
-// The message of the cudl::Error thrown by f, or a failure.
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected a cudl::Error";
-  return "";
-}
 
 double max_abs_diff(const Image& a, const Image& b) {
   EXPECT_EQ(a.height, b.height);

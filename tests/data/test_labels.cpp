@@ -6,26 +6,18 @@
 
 #include "data/csv.h"
 #include "data/labels.h"
+#include "tests/common/test_util.h"
 #include "tests/data/data_test_util.h"
 
 namespace cudl::data {
 namespace {
 
+using ::cudl::testing::error_of;
+
 using ::testing::AllOf;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using testing::TempDir;
-
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected a cudl::Error";
-  return "";
-}
 
 // ---- CSV ---------------------------------------------------------------------------------------
 

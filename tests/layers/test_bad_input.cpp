@@ -10,17 +10,7 @@
 namespace cudl {
 namespace {
 
-// The message of the cudl::Error f throws (fails the test when it does not throw).
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.message();
-  }
-  ADD_FAILURE() << "no error thrown";
-  return "";
-}
+using ::cudl::testing::error_of;
 
 // A ResNet-shaped model: "layer1" > "0" > conv1/bn1/..., plus a fastai-like head.
 std::shared_ptr<Sequential> model() {

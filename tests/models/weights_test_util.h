@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "models/weights_io.h"
+#include "tests/common/test_util.h"
 
 namespace cudl::testing {
 
@@ -96,18 +97,6 @@ inline ::testing::AssertionResult same_tensors(const NamedTensors& a, const Name
     if (!r) return ::testing::AssertionFailure() << a[i].first << ": " << r.message();
   }
   return ::testing::AssertionSuccess();
-}
-
-// The message of the cudl::Error that `f` throws (fails the test when it throws nothing).
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.message();
-  }
-  ADD_FAILURE() << "expected a cudl::Error";
-  return "";
 }
 
 }  // namespace cudl::testing

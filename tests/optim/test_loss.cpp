@@ -14,22 +14,11 @@
 namespace cudl {
 namespace {
 
+using ::cudl::testing::error_of;
+
 using testing::all_close;
 using testing::gradcheck;
 using testing::rand64;
-
-template <class F>
-std::string error_of(F f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.message();
-  }
-  return "(no error)";
-}
-
-#define EXPECT_ERROR_HAS(stmt, text) \
-  EXPECT_NE(error_of([&] { stmt; }).find(text), std::string::npos) << error_of([&] { stmt; })
 
 Tensor f32(const std::vector<float>& v, const Shape& s) { return from_vector(v, s); }
 

@@ -11,20 +11,9 @@
 namespace cudl {
 namespace {
 
+using ::cudl::testing::error_of;
+
 using testing::all_close;
-
-template <class F>
-std::string error_of(F f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.message();
-  }
-  return "(no error)";
-}
-
-#define EXPECT_ERROR_HAS(stmt, text) \
-  EXPECT_NE(error_of([&] { stmt; }).find(text), std::string::npos) << error_of([&] { stmt; })
 
 Tensor param(const std::vector<double>& v) { return from_vector(v, {static_cast<int64_t>(v.size())}).set_requires_grad(); }
 Tensor vec(const std::vector<double>& v) { return from_vector(v, {static_cast<int64_t>(v.size())}); }
