@@ -27,6 +27,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <utility>
 #include <vector>
 
 #include "tensor/cpu/conv_onednn.h"
@@ -241,32 +242,38 @@ void for_each_tile(const ConvGeometry& g, const Plan& p, int64_t grp, const F& f
     f(Tile{s.n0, s.ns, r0, std::min(p.band, g.oh - r0)});
 }
 
+// The GEMM operand of tile t as a (rows, cols) matrix and its leading dimension: x itself for a
+// direct convolution of one sample, else its im2col columns in `col` (filled in parallel over
+// rows when the tiles themselves run serially).
+template <class T>
+std::pair<const T*, int64_t> tile_columns(const ConvGeometry& g, const Plan& p, const T* x,
+                                          const Tile& t, bool need_col, T* col) {
+  const int64_t ohw = g.oh * g.ow;
+  if (!need_col) return {x + t.n0 * g.c * ohw + t.r0 * g.ow, ohw};
+  const int64_t rows = g.c * g.kh * g.kw;
+  if (p.parallel) {
+    im2col(g, x, t, 0, rows, col);
+  } else {
+    parallel_for(0, rows, 8, [&](int64_t r0, int64_t r1) { im2col(g, x, t, r0, r1, col); });
+  }
+  return {col, t.ns * t.nr * g.ow};
+}
+
 template <class T>
 void forward_impl(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y) {
   if (g.n == 0) return;
   const int threads = get_num_threads();
   const Plan p = make_plan(g, threads);
   const int64_t ohw = g.oh * g.ow, og = g.o / g.groups, krows = (g.c / g.groups) * g.kh * g.kw;
-  const int64_t rows = g.c * g.kh * g.kw;
   const bool need_col = !(p.direct && p.ns == 1);
   const int nthreads = p.parallel ? parallel_task_threads(p.groups) : 1;
   std::vector<Scratch<T>> bufs;
   for (int i = 0; i < nthreads; ++i) bufs.emplace_back(g, p, need_col);
 
-  // y for one tile; im2col parallelised over column-matrix rows when the tiles are serial.
+  // y for one tile.
   auto run_tile = [&](const Tile& t, Scratch<T>& s) {
     const int64_t cols = t.ns * t.nr * g.ow;
-    const T* b = x + t.n0 * g.c * ohw + t.r0 * g.ow;  // direct: x[n0] rows of the band
-    int64_t ldb = ohw;
-    if (need_col) {
-      if (p.parallel) {
-        im2col(g, x, t, 0, rows, s.col);
-      } else {
-        parallel_for(0, rows, 8, [&](int64_t r0, int64_t r1) { im2col(g, x, t, r0, r1, s.col); });
-      }
-      b = s.col;
-      ldb = cols;
-    }
+    const auto [b, ldb] = tile_columns(g, p, x, t, need_col, s.col);
     // One sample: the GEMM writes y[n0]'s band directly.
     T* out = t.ns == 1 ? y + t.n0 * g.o * ohw + t.r0 * g.ow : s.tmp;
     const int64_t ldc = t.ns == 1 ? ohw : cols;
@@ -301,7 +308,7 @@ template <class T>
 void backward_impl(const ConvGeometry& g, const T* x, const T* w, const T* dy, T* dx, T* dw,
                    T* db) {
   const int64_t ohw = g.oh * g.ow, og = g.o / g.groups, krows = (g.c / g.groups) * g.kh * g.kw;
-  const int64_t rows = g.c * g.kh * g.kw, wsize = g.o * krows;
+  const int64_t wsize = g.o * krows;
   if (db) {
     parallel_for(0, g.o, 16, [&](int64_t o0, int64_t o1) {
       for (int64_t o = o0; o < o1; ++o) {
@@ -345,17 +352,7 @@ void backward_impl(const ConvGeometry& g, const T* x, const T* w, const T* dy, T
       ldd = cols;
     }
     if (dw_slot) {
-      const T* b = x + t.n0 * g.c * ohw + t.r0 * g.ow;
-      int64_t ldb = ohw;
-      if (need_col) {
-        if (p.parallel) {
-          im2col(g, x, t, 0, rows, s.col);
-        } else {
-          parallel_for(0, rows, 8, [&](int64_t r0, int64_t r1) { im2col(g, x, t, r0, r1, s.col); });
-        }
-        b = s.col;
-        ldb = cols;
-      }
+      const auto [b, ldb] = tile_columns(g, p, x, t, need_col, s.col);
       for (int64_t grp = 0; grp < g.groups; ++grp) {
         gemm(false, true, og, krows, cols, d + grp * og * ldd, ldd, b + grp * krows * ldb, ldb,
              first ? T(0) : T(1), dw_slot + grp * og * krows, krows);
