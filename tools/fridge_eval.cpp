@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <iostream>
 
+#include "tensor/error.h"
 #include "train/evaluate.h"
 
 int main(int argc, char** argv) {
@@ -76,7 +77,9 @@ int main(int argc, char** argv) {
     }
   } catch (const std::exception& e) {
     std::fflush(stdout);
-    std::fprintf(stderr, "fridge_eval: error: %s\n", e.what());
+    // cudl's own errors without their source location: the message names what is wrong.
+    const auto* ce = dynamic_cast<const cudl::Error*>(&e);
+    std::fprintf(stderr, "fridge_eval: error: %s\n", ce ? ce->message().c_str() : e.what());
     return 1;
   }
   return 0;

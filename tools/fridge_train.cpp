@@ -136,7 +136,9 @@ int main(int argc, char** argv) {
     cudl::train::fit(o, std::cout);
   } catch (const std::exception& e) {
     std::fflush(stdout);
-    std::fprintf(stderr, "fridge_train: error: %s\n", e.what());
+    // cudl's own errors without their source location: the message names what is wrong.
+    const auto* ce = dynamic_cast<const cudl::Error*>(&e);
+    std::fprintf(stderr, "fridge_train: error: %s\n", ce ? ce->message().c_str() : e.what());
     return 1;
   }
   return 0;

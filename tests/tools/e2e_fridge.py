@@ -9,6 +9,7 @@ import csv
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -194,6 +195,7 @@ broken = os.path.join(WORK, "broken.h5")
 open(broken, "wb").write(b"not an hdf5 file")
 code, out = run([EVAL, "--model", broken, "--predict", os.path.join(data, "images")])
 check(code == 1 and "broken.h5" in out, "fridge_eval with a corrupt model fails (exit 1) naming the file")
+check(re.search(r"\.(cpp|cu|h):[0-9]+", out) is None, "the error message carries no source location")
 bad = os.path.join(WORK, "bad_data")
 shutil.copytree(data, bad)
 open(os.path.join(bad, "images", "5.jpg"), "wb").write(b"\xff\xd8\xff\xe0 truncated")
