@@ -1,8 +1,11 @@
 // Tensor core on the CPU: creation, views, copies, printing, errors, memory statistics.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
+#include <random>
 #include <string>
+#include <vector>
 
 #include "tests/common/test_util.h"
 
@@ -198,6 +201,86 @@ TEST(Memory, CpuCacheReusesLargeBlocks) {
   }
   empty_cache(cpu);
   EXPECT_EQ(memory_stats(cpu).reserved_bytes, start.reserved_bytes);
+}
+
+// A freed large block serves smaller requests of other sizes (split, no new system memory);
+// freed neighbours merge back into one block that serves the original size again; empty_cache
+// unmaps only segments that are entirely free.
+TEST(Memory, CpuBlocksSplitAndMerge) {
+  if (const char* env = std::getenv("CUDL_CPU_CACHE"); env && std::string(env) == "0")
+    GTEST_SKIP() << "CUDL_CPU_CACHE=0 turns the CPU cache off";
+  const Device cpu = Device::cpu();
+  empty_cache(cpu);
+  const MemoryStats start = memory_stats(cpu);
+  const char* base = nullptr;
+  { Tensor big = empty({4 << 20}); base = static_cast<const char*>(big.data_ptr()); }  // 16 MiB
+  const MemoryStats one = memory_stats(cpu);
+  EXPECT_EQ(one.num_device_allocs, start.num_device_allocs + 1);
+  {
+    Tensor a = empty({1 << 20});          // 4 MiB
+    Tensor b = empty({(3 << 20) / 2});    // 6 MiB
+    Tensor c = empty({(3 << 20) / 2});    // 6 MiB: the rest exactly
+    EXPECT_EQ(memory_stats(cpu).num_device_allocs, one.num_device_allocs) << "carved from the 16 MiB";
+    EXPECT_EQ(memory_stats(cpu).reserved_bytes, one.reserved_bytes);
+    std::vector<const char*> starts = {static_cast<const char*>(a.data_ptr()),
+                                       static_cast<const char*>(b.data_ptr()),
+                                       static_cast<const char*>(c.data_ptr())};
+    std::sort(starts.begin(), starts.end());
+    EXPECT_EQ(starts[0], base);
+    EXPECT_EQ(starts[1], base + (4 << 20));
+    EXPECT_EQ(starts[2], base + (10 << 20));
+    Tensor d = empty({1 << 18});  // 1 MiB more: nothing free, a new segment
+    EXPECT_EQ(memory_stats(cpu).num_device_allocs, one.num_device_allocs + 1);
+  }
+  {
+    Tensor whole = empty({4 << 20});
+    EXPECT_EQ(whole.data_ptr(), base) << "the three pieces merged back into one block";
+  }
+  empty_cache(cpu);
+  EXPECT_EQ(memory_stats(cpu).reserved_bytes, start.reserved_bytes);
+  // A segment with a block in use is kept by empty_cache; its free part serves later requests.
+  { Tensor big = empty({4 << 20}); }
+  Tensor keep = empty({1 << 20});  // 4 MiB of the 16 MiB segment
+  const MemoryStats part = memory_stats(cpu);
+  empty_cache(cpu);
+  EXPECT_EQ(memory_stats(cpu).reserved_bytes, part.reserved_bytes);
+  Tensor rest = empty({3 << 20});  // the other 12 MiB
+  EXPECT_EQ(memory_stats(cpu).num_device_allocs, part.num_device_allocs);
+}
+
+// Random sizes allocated and freed in random order: every live block keeps its own contents
+// (no two blocks overlap), and in the end everything is free again.
+TEST(Memory, CpuBlocksNeverOverlap) {
+  const Device cpu = Device::cpu();
+  const int64_t allocated_before = memory_stats(cpu).allocated_bytes;
+  std::mt19937 rng(5);
+  std::vector<std::pair<Tensor, float>> live;
+  for (int i = 0; i < 600; ++i) {
+    if (!live.empty() && rng() % 5 < 2) {
+      const size_t k = rng() % live.size();
+      const auto& [t, v] = live[k];
+      const float* p = t.data<float>();
+      const int64_t n = t.numel();
+      ASSERT_EQ(p[0], v);
+      ASSERT_EQ(p[n / 2], v);
+      ASSERT_EQ(p[n - 1], v);
+      live.erase(live.begin() + static_cast<std::ptrdiff_t>(k));
+      continue;
+    }
+    const int64_t n = (int64_t(1) << 18) + static_cast<int64_t>(rng() % (3u << 20));  // 1-13 MiB
+    Tensor t = empty({n});
+    const float v = static_cast<float>(i);
+    std::fill(t.data<float>(), t.data<float>() + n, v);
+    live.emplace_back(t, v);
+  }
+  for (const auto& [t, v] : live) {
+    const float* p = t.data<float>();
+    ASSERT_EQ(p[0], v);
+    ASSERT_EQ(p[t.numel() - 1], v);
+  }
+  live.clear();
+  EXPECT_EQ(memory_stats(cpu).allocated_bytes, allocated_before);
+  empty_cache(cpu);
 }
 
 TEST(Threads, SetAndGet) {
