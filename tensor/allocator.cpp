@@ -1,16 +1,13 @@
 #include "tensor/allocator.h"
 
 #include <algorithm>
-#include <cstdint>
 #include <cstdlib>
 #include <mutex>
 #include <string>
-#include <set>
-#include <unordered_map>
-#include <utility>
 
 #include <sys/mman.h>
 
+#include "tensor/block_pool.h"
 #include "tensor/error.h"
 
 #ifdef CUDL_WITH_CUDA
@@ -36,25 +33,28 @@ namespace {
 constexpr size_t kCacheMin = size_t(1) << 20;
 constexpr size_t kCacheGranule = size_t(64) << 10;  // sizes are rounded up to 64 KiB
 
-// A block of a segment; `prev`/`next` are its neighbours in address order within the segment
-// (both null: the block is the whole segment).
-struct Block {
-  char* addr;
-  size_t size;
-  bool free;
-  Block* prev;
-  Block* next;
-};
-
-uintptr_t key(const Block* b) { return reinterpret_cast<uintptr_t>(b->addr); }
-
 struct CpuState {
   std::mutex mutex;
   MemoryStats s;
-  std::unordered_map<const void*, Block*> blocks;  // every block of every segment, by address
-  std::set<std::pair<size_t, uintptr_t>> free_blocks;  // (size, address) of the free ones
-  int64_t cached_bytes = 0;                              // bytes in free blocks
   bool caching = true;
+  // Large blocks (tensor/block_pool.h) in segments mapped here, split when at least kCacheMin
+  // would be left over.
+  BlockPool large{kCacheMin,
+                  [](size_t n) -> void* {
+                    void* p = mmap(nullptr, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                                   -1, 0);
+                    return p == MAP_FAILED ? nullptr : p;
+                  },
+                  [](void* p, size_t n) { munmap(p, n); }};
+  // Blocks from malloc (small ones, and every one with the cache off) and pinned ones.
+  int64_t malloc_reserved = 0, malloc_allocs = 0, malloc_frees = 0;
+
+  void sync_stats() {
+    s.reserved_bytes = malloc_reserved + large.reserved_bytes();
+    s.num_device_allocs = malloc_allocs + large.num_maps();
+    s.num_device_frees = malloc_frees + large.num_unmaps();
+    s.peak_reserved_bytes = std::max(s.peak_reserved_bytes, s.reserved_bytes);
+  }
 };
 CpuState& cpu_state() {
   static CpuState* s = [] {
@@ -83,87 +83,8 @@ void* cpu_allocate(size_t nbytes) {
 
 // Unmaps every segment that is one free block; the caller holds the mutex.
 void release_cached(CpuState& st) {
-  for (auto it = st.free_blocks.begin(); it != st.free_blocks.end();) {
-    Block* b = st.blocks.at(reinterpret_cast<const void*>(it->second));
-    if (b->prev || b->next) {
-      ++it;
-      continue;
-    }
-    munmap(b->addr, b->size);
-    st.s.num_device_frees++;
-    st.s.reserved_bytes -= static_cast<int64_t>(b->size);
-    st.cached_bytes -= static_cast<int64_t>(b->size);
-    st.blocks.erase(b->addr);
-    delete b;
-    it = st.free_blocks.erase(it);
-  }
-}
-
-// A new segment of `size` bytes as one block in use; the caller holds the mutex.
-Block* map_segment(CpuState& st, size_t size, size_t nbytes) {
-  void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (p == MAP_FAILED) {
-    // Out of memory with free blocks parked: give whole free segments back and try once more.
-    release_cached(st);
-    p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED)
-      CUDL_THROW("out of host memory: tried to allocate ", nbytes, " bytes with ",
-                 st.s.reserved_bytes, " bytes reserved (", st.cached_bytes, " of them free)");
-  }
-  auto* b = new Block{static_cast<char*>(p), size, false, nullptr, nullptr};
-  st.blocks.emplace(b->addr, b);
-  st.s.num_device_allocs++;
-  st.s.reserved_bytes += static_cast<int64_t>(size);
-  return b;
-}
-
-// The smallest free block of at least `size` bytes, split to `size` when the rest is worth
-// keeping, marked in use; null when none fits. The caller holds the mutex.
-Block* take_free_block(CpuState& st, size_t size) {
-  auto it = st.free_blocks.lower_bound({size, 0});
-  if (it == st.free_blocks.end()) return nullptr;
-  Block* b = st.blocks.at(reinterpret_cast<const void*>(it->second));
-  st.free_blocks.erase(it);
-  if (b->size - size >= kCacheMin) {
-    auto* rest = new Block{b->addr + size, b->size - size, true, b, b->next};
-    if (b->next) b->next->prev = rest;
-    b->next = rest;
-    b->size = size;
-    st.blocks.emplace(rest->addr, rest);
-    st.free_blocks.emplace(rest->size, key(rest));
-  } else {
-    st.cached_bytes -= static_cast<int64_t>(b->size - size);  // the small rest goes with it
-  }
-  st.cached_bytes -= static_cast<int64_t>(size);
-  b->free = false;
-  return b;
-}
-
-// Marks the block at `ptr` free and merges it with free neighbours; the caller holds the mutex.
-void give_back_block(CpuState& st, void* ptr) {
-  auto found = st.blocks.find(ptr);
-  CUDL_CHECK(found != st.blocks.end() && !found->second->free,
-             "internal error: freeing a CPU block that is not in use");
-  Block* b = found->second;
-  b->free = true;
-  st.cached_bytes += static_cast<int64_t>(b->size);
-  auto absorb_next = [&](Block* left) {  // left and left->next are free: one block
-    Block* right = left->next;
-    st.free_blocks.erase({right->size, key(right)});
-    left->size += right->size;
-    left->next = right->next;
-    if (right->next) right->next->prev = left;
-    st.blocks.erase(right->addr);
-    delete right;
-  };
-  if (b->next && b->next->free) absorb_next(b);
-  if (b->prev && b->prev->free) {
-    Block* left = b->prev;
-    st.free_blocks.erase({left->size, key(left)});
-    absorb_next(left);
-    b = left;
-  }
-  st.free_blocks.emplace(b->size, key(b));
+  st.large.release_free_segments();
+  st.sync_stats();
 }
 
 void* cpu_cached_allocate(size_t nbytes) {
@@ -173,19 +94,21 @@ void* cpu_cached_allocate(size_t nbytes) {
   st.s.num_alloc_requests++;
   void* ptr = nullptr;
   if (from_segments(st, size)) {
-    Block* b = take_free_block(st, size);
-    if (!b) b = map_segment(st, size, nbytes);
-    ptr = b->addr;
+    ptr = st.large.take(size).ptr;
+    if (!ptr)
+      CUDL_THROW("out of host memory: tried to allocate ", nbytes, " bytes with ",
+                 st.large.reserved_bytes(), " bytes in cudl's segments (",
+                 st.large.free_bytes(), " of them free)");
   } else {
     lock.unlock();
     ptr = cpu_allocate(nbytes);
     lock.lock();
-    st.s.num_device_allocs++;
-    st.s.reserved_bytes += static_cast<int64_t>(size);
+    st.malloc_allocs++;
+    st.malloc_reserved += static_cast<int64_t>(size);
   }
+  st.sync_stats();
   st.s.allocated_bytes += static_cast<int64_t>(nbytes);
   st.s.peak_allocated_bytes = std::max(st.s.peak_allocated_bytes, st.s.allocated_bytes);
-  st.s.peak_reserved_bytes = std::max(st.s.peak_reserved_bytes, st.s.reserved_bytes);
   return ptr;
 }
 
@@ -195,12 +118,13 @@ void cpu_cached_free(void* ptr, size_t nbytes) {
   std::lock_guard<std::mutex> lock(st.mutex);
   st.s.allocated_bytes -= static_cast<int64_t>(nbytes);
   if (from_segments(st, size)) {
-    give_back_block(st, ptr);
+    if (st.large.give_back(ptr) == 0) log_warning("CPU allocator: free of a block it does not hold");
     return;
   }
   std::free(ptr);
-  st.s.num_device_frees++;
-  st.s.reserved_bytes -= static_cast<int64_t>(size);
+  st.malloc_frees++;
+  st.malloc_reserved -= static_cast<int64_t>(size);
+  st.sync_stats();
 }
 
 #ifndef CUDL_WITH_CUDA
@@ -228,11 +152,11 @@ void* allocate(size_t nbytes, Device device, bool pinned) {
     CpuState& st = cpu_state();
     std::lock_guard<std::mutex> lock(st.mutex);
     st.s.num_alloc_requests++;
-    st.s.num_device_allocs++;
+    st.malloc_allocs++;
+    st.malloc_reserved += static_cast<int64_t>(nbytes);
+    st.sync_stats();
     st.s.allocated_bytes += static_cast<int64_t>(nbytes);
-    st.s.reserved_bytes += static_cast<int64_t>(nbytes);
     st.s.peak_allocated_bytes = std::max(st.s.peak_allocated_bytes, st.s.allocated_bytes);
-    st.s.peak_reserved_bytes = std::max(st.s.peak_reserved_bytes, st.s.reserved_bytes);
     return ptr;
   }
 #else
@@ -253,9 +177,10 @@ void deallocate(void* ptr, size_t nbytes, Device device, bool pinned) noexcept {
     cuda::pinned_free(ptr);
     CpuState& st = cpu_state();
     std::lock_guard<std::mutex> lock(st.mutex);
-    st.s.num_device_frees++;
+    st.malloc_frees++;
+    st.malloc_reserved -= static_cast<int64_t>(nbytes);
+    st.sync_stats();
     st.s.allocated_bytes -= static_cast<int64_t>(nbytes);
-    st.s.reserved_bytes -= static_cast<int64_t>(nbytes);
     return;
   }
 #else
