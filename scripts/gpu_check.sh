@@ -33,6 +33,42 @@ fi
   echo "python: $py $($py -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)' 2>&1)"
 } | tee "$out/environment.txt"
 
+# Before spending GPU time on a build: every header the build needs, said at once when missing
+# (a GPU machine may lack the Debian packages that scripts/setup.sh installs; give their
+# prefixes in CMAKE_PREFIX_PATH / CPATH, or carry them).
+include_dirs=(/usr/include /usr/include/hdf5/serial /usr/include/x86_64-linux-gnu
+              /usr/include/x86_64-linux-gnu/openblas-openmp /usr/local/include)
+IFS=: read -ra extra <<< "${CPATH:-}"
+include_dirs+=("${extra[@]}")
+IFS=: read -ra prefixes <<< "${CMAKE_PREFIX_PATH:-}"
+for p in "${prefixes[@]}"; do include_dirs+=("$p/include" "$p/include/hdf5/serial"); done
+missing=()
+for h in hdf5.h jpeglib.h png.h zlib.h cblas.h gtest/gtest.h CLI/CLI.hpp nlohmann/json.hpp; do
+  found=0
+  for dir in "${include_dirs[@]}"; do
+    [ -n "$dir" ] && [ -f "$dir/$h" ] && { found=1; break; }
+  done
+  [ $found -eq 1 ] || missing+=("$h")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  log "missing headers (HDF5, libjpeg, libpng, zlib, CBLAS, GoogleTest, CLI11, nlohmann-json): ${missing[*]}"
+  exit 1
+fi
+# cuDNN: next to the toolkit, else from the nvidia-cudnn wheel of this machine's PyTorch.
+cuda_home=$(dirname "$(dirname "$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)")")
+if [ ! -f "$cuda_home/include/cudnn.h" ]; then
+  cudnn=$($py -c 'import nvidia.cudnn as c; print(list(c.__path__)[0])' 2>/dev/null || true)
+  lib=$(ls "$cudnn"/lib/libcudnn.so* 2>/dev/null | head -n 1)
+  if [ -n "$cudnn" ] && [ -f "$cudnn/include/cudnn.h" ] && [ -n "$lib" ]; then
+    log "cuDNN from $cudnn (PyTorch's wheel)"
+    CMAKE_ARGS="${CMAKE_ARGS:-} -DCUDNN_INCLUDE_DIR=$cudnn/include -DCUDNN_LIBRARY=$lib"
+    export LD_LIBRARY_PATH="$cudnn/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  else
+    log "cuDNN not found next to $cuda_home nor in $py's nvidia.cudnn"
+    exit 1
+  fi
+fi
+
 status=0
 if [ ! -f "$build/CMakeCache.txt" ]; then
   # shellcheck disable=SC2086
