@@ -55,6 +55,22 @@ struct CpuState {
     s.num_device_frees = malloc_frees + large.num_unmaps();
     s.peak_reserved_bytes = std::max(s.peak_reserved_bytes, s.reserved_bytes);
   }
+  // A block of `bytes` obtained from malloc (or pinned memory) and given back.
+  void note_malloc(int64_t bytes) {
+    malloc_allocs++;
+    malloc_reserved += bytes;
+  }
+  void note_malloc_free(int64_t bytes) {
+    malloc_frees++;
+    malloc_reserved -= bytes;
+    sync_stats();
+  }
+  // A storage of `nbytes` handed out (after its block was found or obtained).
+  void note_request(int64_t nbytes) {
+    sync_stats();
+    s.allocated_bytes += nbytes;
+    s.peak_allocated_bytes = std::max(s.peak_allocated_bytes, s.allocated_bytes);
+  }
 };
 CpuState& cpu_state() {
   static CpuState* s = [] {
@@ -103,12 +119,9 @@ void* cpu_cached_allocate(size_t nbytes) {
     lock.unlock();
     ptr = cpu_allocate(nbytes);
     lock.lock();
-    st.malloc_allocs++;
-    st.malloc_reserved += static_cast<int64_t>(size);
+    st.note_malloc(static_cast<int64_t>(size));
   }
-  st.sync_stats();
-  st.s.allocated_bytes += static_cast<int64_t>(nbytes);
-  st.s.peak_allocated_bytes = std::max(st.s.peak_allocated_bytes, st.s.allocated_bytes);
+  st.note_request(static_cast<int64_t>(nbytes));
   return ptr;
 }
 
@@ -122,9 +135,7 @@ void cpu_cached_free(void* ptr, size_t nbytes) {
     return;
   }
   std::free(ptr);
-  st.malloc_frees++;
-  st.malloc_reserved -= static_cast<int64_t>(size);
-  st.sync_stats();
+  st.note_malloc_free(static_cast<int64_t>(size));
 }
 
 #ifndef CUDL_WITH_CUDA
@@ -152,11 +163,8 @@ void* allocate(size_t nbytes, Device device, bool pinned) {
     CpuState& st = cpu_state();
     std::lock_guard<std::mutex> lock(st.mutex);
     st.s.num_alloc_requests++;
-    st.malloc_allocs++;
-    st.malloc_reserved += static_cast<int64_t>(nbytes);
-    st.sync_stats();
-    st.s.allocated_bytes += static_cast<int64_t>(nbytes);
-    st.s.peak_allocated_bytes = std::max(st.s.peak_allocated_bytes, st.s.allocated_bytes);
+    st.note_malloc(static_cast<int64_t>(nbytes));
+    st.note_request(static_cast<int64_t>(nbytes));
     return ptr;
   }
 #else
@@ -177,9 +185,7 @@ void deallocate(void* ptr, size_t nbytes, Device device, bool pinned) noexcept {
     cuda::pinned_free(ptr);
     CpuState& st = cpu_state();
     std::lock_guard<std::mutex> lock(st.mutex);
-    st.malloc_frees++;
-    st.malloc_reserved -= static_cast<int64_t>(nbytes);
-    st.sync_stats();
+    st.note_malloc_free(static_cast<int64_t>(nbytes));
     st.s.allocated_bytes -= static_cast<int64_t>(nbytes);
     return;
   }

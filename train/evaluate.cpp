@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <ostream>
 #include <sstream>
+#include <utility>
 
 #include "data/dataset.h"
 #include "data/loader.h"
@@ -84,12 +85,6 @@ Predictions run(const LoadedModel& m, std::shared_ptr<data::ImageDataset> ds, co
   return p;
 }
 
-void prepare(const EvalOptions& o, Device& device) {
-  if (o.threads > 0) set_num_threads(o.threads);
-  device = Device::parse(o.device);
-  CUDL_CHECK(o.bs >= 1, "the batch size must be positive, got ", o.bs);
-}
-
 // predictions.csv of a dataset: true labels (in class order) when labelled.
 std::string dataset_predictions(const LoadedModel& m, const data::ImageDataset& ds,
                                 const Tensor& probs, double threshold, bool labelled) {
@@ -138,11 +133,24 @@ LoadedModel load_model(const std::string& path, Device device) {
   return m;
 }
 
-MetricsReport score_model(const EvalOptions& o, std::ostream& log) {
+// Threads, device and model of one fridge_eval run, and its threshold (--threshold, else the
+// model's).
+struct Session {
   Device device;
-  prepare(o, device);
+  LoadedModel m;
+  double threshold;
+};
+Session open_session(const EvalOptions& o) {
+  if (o.threads > 0) set_num_threads(o.threads);
+  const Device device = Device::parse(o.device);
+  CUDL_CHECK(o.bs >= 1, "the batch size must be positive, got ", o.bs);
   LoadedModel m = load_model(o.model_path, device);
   const double threshold = o.threshold >= 0 ? o.threshold : m.threshold;
+  return {device, std::move(m), threshold};
+}
+
+MetricsReport score_model(const EvalOptions& o, std::ostream& log) {
+  const auto [device, m, threshold] = open_session(o);
   CUDL_CHECK(!o.csv.empty(), "scoring needs a labels file (--data or --csv)");
 
   data::LabelsOptions lo;
@@ -197,10 +205,7 @@ MetricsReport score_model(const EvalOptions& o, std::ostream& log) {
 }
 
 int64_t predict_images(const EvalOptions& o, std::ostream& log) {
-  Device device;
-  prepare(o, device);
-  LoadedModel m = load_model(o.model_path, device);
-  const double threshold = o.threshold >= 0 ? o.threshold : m.threshold;
+  const auto [device, m, threshold] = open_session(o);
   CUDL_CHECK(!o.predict.empty(), "nothing to predict: give image files or folders");
 
   // An unlabelled table: the loader then yields all-zero targets, which are ignored.

@@ -100,6 +100,20 @@ ConvResult run_conv(const ConvCase& c, DType dt, const Tensor& x64, const Tensor
   return {y.detach(), c.grad_x ? x.grad() : Tensor(), w.grad(), c.bias ? b.grad() : Tensor()};
 }
 
+// Random float64 inputs of a case (from seeds seed+1..seed+4) and the definition's result.
+struct CaseData {
+  Tensor x, w, b, dy;
+  ConvResult ref;
+};
+CaseData random_case(const ConvCase& c, uint64_t seed) {
+  const Tensor x = rand64(c.x, seed + 1), w = rand64(c.w, seed + 2);
+  const Tensor b = rand64({c.w[0]}, seed + 3);
+  const ConvGeometry g =
+      conv2d_geometry(x, w, c.bias ? b : Tensor(), c.stride, c.pad, c.dil, c.groups);
+  const Tensor dy = rand64({g.n, g.o, g.oh, g.ow}, seed + 4);
+  return {x, w, b, dy, naive_conv(c, x, w, b, dy)};
+}
+
 const std::vector<ConvCase>& conv_cases() {
   static const std::vector<ConvCase> cases = {
       // 40x40 outputs (>= 1024 columns): one sample per task, cut into bands of rows.
@@ -133,12 +147,8 @@ TEST(CpuConvPaths, EveryPathMatchesTheDefinitionInFloat32) {
       {CpuConvPath::kIm2colBlasThreads, "im2col BLAS-threaded"}};
   uint64_t seed = 100;
   for (const ConvCase& c : conv_cases()) {
-    const Tensor x = rand64(c.x, ++seed), w = rand64(c.w, ++seed);
-    const Tensor b = rand64({c.w[0]}, ++seed);
-    const ConvGeometry g =
-        conv2d_geometry(x, w, c.bias ? b : Tensor(), c.stride, c.pad, c.dil, c.groups);
-    const Tensor dy = rand64({g.n, g.o, g.oh, g.ow}, ++seed);
-    const ConvResult ref = naive_conv(c, x, w, b, dy);
+    const auto [x, w, b, dy, ref] = random_case(c, seed);
+    seed += 4;
     for (const auto& [path, path_name] : paths) {
       for (int threads : {1, 2, 3}) {
         SCOPED_TRACE(std::string(c.name) + ", " + path_name + ", " + std::to_string(threads) +
@@ -169,12 +179,8 @@ TEST(CpuConvPaths, Im2colPathsMatchTheDefinitionInFloat64) {
   CpuSettingsGuard guard;
   uint64_t seed = 200;
   for (const ConvCase& c : conv_cases()) {
-    const Tensor x = rand64(c.x, ++seed), w = rand64(c.w, ++seed);
-    const Tensor b = rand64({c.w[0]}, ++seed);
-    const ConvGeometry g =
-        conv2d_geometry(x, w, c.bias ? b : Tensor(), c.stride, c.pad, c.dil, c.groups);
-    const Tensor dy = rand64({g.n, g.o, g.oh, g.ow}, ++seed);
-    const ConvResult ref = naive_conv(c, x, w, b, dy);
+    const auto [x, w, b, dy, ref] = random_case(c, seed);
+    seed += 4;
     for (CpuConvPath path : {CpuConvPath::kIm2colSampleParallel, CpuConvPath::kIm2colBlasThreads,
                              CpuConvPath::kOneDnn}) {
       SCOPED_TRACE(std::string(c.name) + ", path " + std::to_string(static_cast<int>(path)));
