@@ -2,6 +2,7 @@
 
 #include <cuda_runtime_api.h>
 
+#include <exception>
 #include <utility>
 
 #include "tensor/cuda/check.h"
@@ -10,9 +11,12 @@
 namespace cudl::data {
 
 CopyEvent::~CopyEvent() {
-  if (event_) {
+  if (!event_) return;
+  try {  // never throw from a destructor (the runtime may be shutting down)
     cuda::DeviceGuard guard(device_);
     CUDL_CUDA_WARN(cudaEventDestroy(static_cast<cudaEvent_t>(event_)));
+  } catch (const std::exception& e) {
+    log_warning(str("CopyEvent: ", e.what()));
   }
 }
 

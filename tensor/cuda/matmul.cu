@@ -1,5 +1,7 @@
 // Matrix products through cuBLAS. cuBLAS is column-major, so the row-major product
 // C = op(A) @ op(B) is computed as C^T = op(B)^T @ op(A)^T, which needs no copies.
+#include <cstdint>
+
 #include "tensor/cuda/check.h"
 #include "tensor/ops/kernels.h"
 
@@ -9,6 +11,9 @@ void gemm(cudaStream_t stream, DType dtype, bool trans_a, bool trans_b, int64_t 
           int64_t k, const void* a, int64_t lda, int64_t stride_a, const void* b, int64_t ldb,
           int64_t stride_b, void* c, int64_t ldc, int64_t stride_c, int64_t batch) {
   if (m == 0 || n == 0 || batch == 0) return;
+  // cuBLAS's classic entry points take 32-bit sizes.
+  for (int64_t v : {m, n, k, lda, ldb, ldc, batch})
+    CUDL_CHECK(v <= INT32_MAX, "matmul: size ", v, " exceeds cuBLAS's 32-bit limit");
   int device = 0;
   CUDL_CUDA_CHECK(cudaGetDevice(&device));
   cublasHandle_t h = cublas_handle(device);

@@ -48,7 +48,8 @@ enum class Dist : int { kUniform, kNormal, kBernoulli };
 CUDL_HOST_DEVICE_INLINE void sample4(Dist dist, double a, double b, Uint4 r, double out[4]) {
   float u[4] = {to_unit(r.x), to_unit(r.y), to_unit(r.z), to_unit(r.w)};
   if (dist == Dist::kUniform) {
-    for (int i = 0; i < 4; ++i) out[i] = a + (b - a) * static_cast<double>(u[i]);
+    // fma on both backends: nvcc would fuse a + (b - a) * u on its own, the host would not.
+    for (int i = 0; i < 4; ++i) out[i] = ::fma(b - a, static_cast<double>(u[i]), a);
   } else if (dist == Dist::kBernoulli) {
     for (int i = 0; i < 4; ++i) out[i] = static_cast<double>(u[i]) < a ? 1.0 : 0.0;
   } else {
@@ -58,8 +59,8 @@ CUDL_HOST_DEVICE_INLINE void sample4(Dist dist, double a, double b, Uint4 r, dou
       double u2 = static_cast<double>(u[2 * p + 1]);
       double rad = ::sqrt(-2.0 * ::log(u1));
       double th = 6.283185307179586 * u2;
-      out[2 * p] = a + b * rad * ::cos(th);
-      out[2 * p + 1] = a + b * rad * ::sin(th);
+      out[2 * p] = ::fma(b * rad, ::cos(th), a);
+      out[2 * p + 1] = ::fma(b * rad, ::sin(th), a);
     }
   }
 }

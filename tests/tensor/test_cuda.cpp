@@ -76,6 +76,11 @@ TEST(Cuda, RandomMatchesCpu) {
     Tensor uc = rand({1001}, dt, &gc);
     Tensor ug = rand({1001}, TensorOptions(dt).device(Device::cuda(0)), &gg);
     EXPECT_TRUE(all_close(ug, uc, 0, 0)) << "uniform must be bit-identical";
+    // A range where (b - a) * u is inexact: both backends must round a + (b - a) * u once.
+    Tensor rc = empty({1001}, dt), rg = empty({1001}, TensorOptions(dt).device(Device::cuda(0)));
+    uniform_(rc, -0.1, 0.3, &gc);
+    uniform_(rg, -0.1, 0.3, &gg);
+    EXPECT_TRUE(all_close(rg, rc, 0, 0)) << "uniform on [-0.1, 0.3) must be bit-identical";
     Tensor nc = randn({1001}, dt, &gc);
     Tensor ng = randn({1001}, TensorOptions(dt).device(Device::cuda(0)), &gg);
     EXPECT_TRUE(all_close(ng, nc, 1e-6, 1e-6)) << "normal within libm rounding";
@@ -127,6 +132,9 @@ TEST(Cuda, ReductionsMatchCpu) {
   compare_devices([](auto& v) { return max(v[0], {1, 2}, true); }, {x});
   auto big = rnd({1 << 20}, 13);
   compare_devices([](auto& v) { return sum(v[0]); }, {big}, 1e-2, 1e-5);
+  // More rows than a grid dimension holds (65535): the global average pool of a large batch.
+  auto planes = rnd({300, 256, 2, 2}, 14);
+  compare_devices([](auto& v) { return mean(v[0], {2, 3}); }, {planes}, 1e-6, 1e-5);
 }
 
 TEST(Cuda, MatmulMatchesCpu) {
