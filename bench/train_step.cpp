@@ -4,10 +4,13 @@
 // and random 0/1 targets. The same step as bench/train_step_torch.py, which PyTorch runs.
 //
 // Gradients are zeroed in place before each step (zero_grad(set_to_none = false)), as the
-// PyTorch twin does. `warmup` untimed steps, then the median of `steps` timed steps.
+// PyTorch twin does. `warmup` untimed steps, then the median of `steps` timed steps. The step
+// is train::TrainStep, what fridge_train runs: on CUDA it is replayed from a captured CUDA graph
+// after its own two eager warm-up calls (counted in `warmup`), unless --cuda-graph 0; cuDNN
+// convolutions may use TF32 (PyTorch's default) unless --tf32 0.
 //
 // Usage: bench_train_step [--batch 16] [--size 300] [--device cpu|cuda] [--threads T]
-//                         [--warmup 2] [--steps 5]
+//                         [--warmup 3] [--steps 5] [--cuda-graph 1] [--tf32 1]
 // Prints one JSON line: images_per_s, median_step_s, the CPU time of the timed steps
 // (getrusage, user + system, per step) and the peak memory: on the CPU the process's max RSS
 // (what the PyTorch twin reports) and cudl's own peak of allocated tensor bytes; on CUDA the
@@ -27,6 +30,7 @@
 #include "optim/optim.h"
 #include "tensor/ops/conv.h"
 #include "tensor/parallel.h"
+#include "train/train_step.h"
 
 namespace {
 
@@ -45,7 +49,7 @@ int64_t max_rss_bytes() {
 
 void usage(std::ostream& os) {
   os << "usage: bench_train_step [--batch 16] [--size 300] [--device cpu|cuda] [--threads T]\n"
-        "                        [--warmup 2] [--steps 5]\n"
+        "                        [--warmup 3] [--steps 5] [--cuda-graph 1] [--tf32 1]\n"
         "One training step (forward, BCE-with-logits, backward, AdamW) of the notebook's\n"
         "ResNet-18 model; prints one JSON line.\n";
 }
@@ -55,7 +59,7 @@ void usage(std::ostream& os) {
 int main(int argc, char** argv) {
   using namespace cudl;
   int64_t batch = 16, size = 300;
-  int threads = get_num_threads(), warmup = 2, steps = 5;
+  int threads = get_num_threads(), warmup = 3, steps = 5, graph = 1, tf32 = 1;
   std::string device = "cpu";
   for (int i = 1; i < argc; ++i) {
     const std::string k = argv[i];
@@ -81,6 +85,10 @@ int main(int argc, char** argv) {
       warmup = std::atoi(v);
     else if (k == "--steps")
       steps = std::atoi(v);
+    else if (k == "--cuda-graph")
+      graph = std::atoi(v);
+    else if (k == "--tf32")
+      tf32 = std::atoi(v);
     else {
       std::cerr << "bench_train_step: unknown option " << k << "\n";
       usage(std::cerr);
@@ -106,13 +114,19 @@ int main(int argc, char** argv) {
     Tensor x = randn({batch, 3, size, size}, to, &gen);
     Tensor y = gt(rand({batch, 4}, to, &gen), full({}, 0.5, to));
 
-    auto step = [&] {
-      opt.zero_grad(false);
-      Tensor loss = binary_cross_entropy_with_logits((*model)(x), y);
-      loss.backward();
-      opt.step();
-    };
-    for (int i = 0; i < warmup; ++i) step();
+    set_conv_allow_tf32(tf32 != 0);
+    train::TrainStepOptions so;
+    so.cuda_graph = graph != 0;
+    train::TrainStep train_step(
+        *model, opt,
+        [](const Tensor& logits, const Tensor& targets) {
+          return binary_cross_entropy_with_logits(logits, targets);
+        },
+        {&gen}, d, so);
+    auto step = [&] { train_step.run(x, y); };
+    // With a graph, the warm-up also covers TrainStep's eager calls and the capture.
+    const int untimed = d.is_cuda() && graph != 0 ? std::max(warmup, so.warmup + 1) : warmup;
+    for (int i = 0; i < untimed; ++i) step();
     bench::sync(d);
     reset_peak_memory_stats(d);
     std::vector<double> times;
@@ -128,7 +142,10 @@ int main(int argc, char** argv) {
     std::sort(sorted.begin(), sorted.end());
     const double med = sorted[sorted.size() / 2];
     const MemoryStats ms = memory_stats(d);
-    nlohmann::json j = {{"impl", "cudl"},
+    const bool graphed = train_step.graphed();
+    nlohmann::json j = {{"impl", d.is_cuda() && graph == 0 ? "cudl eager" : "cudl"},
+                        {"train_step", graphed ? "cuda graph" : "eager (" + train_step.reason() + ")"},
+                        {"tf32", d.is_cuda() && tf32 != 0},
                         {"device", d.str()},
                         {"batch", batch},
                         {"size", size},

@@ -18,14 +18,16 @@
 #                    for explicitly with --shape 256x224 --allow-large.
 #   --allow-large    allow more than 64 images per step on the CPU
 #   --also BIN       also run another bench_train_step build (e.g. of an older commit) each round
-# On CUDA the rounds also run PyTorch with the step captured in a CUDA graph.
+# On CUDA the rounds also run cudl with eager steps (--cuda-graph 0; the default replays a CUDA
+# graph) and PyTorch with the step captured in a CUDA graph; cuDNN may use TF32 in both
+# (PyTorch's default).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 build="$root/build" device=cpu threads=2 rounds=5 warmup=1 steps=3 shape=16x300 allow_large=0
 out=""
 also=()
-usage() { sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --build) build=$(cd "$2" && pwd); shift 2 ;;
@@ -60,6 +62,9 @@ load() { cut -d' ' -f1-3 /proc/loadavg; }
 for r in $(seq "$rounds"); do
   echo "round $r/$rounds (load $(load))" >&2
   echo "{\"round\": $r, \"load_before\": \"$(load)\", \"run\": $("$bin" "${args[@]}")}" >> "$raw"
+  if [ "$device" = cuda ]; then
+    echo "{\"round\": $r, \"load_before\": \"$(load)\", \"run\": $("$bin" "${args[@]}" --cuda-graph 0)}" >> "$raw"
+  fi
   for b in ${also[@]+"${also[@]}"}; do
     echo "{\"round\": $r, \"load_before\": \"$(load)\", \"run\": $("$b" "${args[@]}")}" >> "$raw"
   done

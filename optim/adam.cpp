@@ -7,9 +7,6 @@
 #include "tensor/ops/kernels.h"
 #include "tensor/autograd.h"
 
-#ifdef CUDL_WITH_CUDA
-#include "tensor/cuda/context.h"
-#endif
 
 namespace cudl {
 
@@ -44,16 +41,19 @@ AdamW::AdamW(std::vector<ParamGroup> groups, const AdamWOptions& options)
 AdamW::AdamW(std::vector<Tensor> params, const AdamWOptions& options)
     : Adam(one_group(std::move(params)), options, true) {}
 
-void Adam::step() {
+void Adam::step() { update(pass_for_step()); }
+
+void Adam::update(Pass pass) {
   NoGradGuard no_grad;
   CUDL_DISPATCH_FLOATING(dtype_, "Adam step", [&] {
     using T = scalar_t;
     std::vector<optim::AdamSlot<T>> slots;
     std::vector<Tensor> keep;  // contiguous copies of gradients live until the update ran
+    std::vector<const void*> addresses;
     int64_t chunks = 0;
     for_each_with_grad([&](size_t g, size_t, const Tensor& p, const Tensor& grad, ParamState& st) {
-      if (st.step == 0) st.buffers = {zeros_like(p), zeros_like(p)};
-      st.step += 1;
+      if (st.step == 0 && pass == Pass::kEager) st.buffers = {zeros_like(p), zeros_like(p)};
+      if (counts_step(pass, st)) st.step += 1;
       if (p.numel() == 0) return;
       const Group& grp = groups_[g];
       const double lr = grp.lr, wd = grp.weight_decay, beta1 = grp.momentum, beta2 = options_.beta2;
@@ -71,21 +71,14 @@ void Adam::step() {
       h.bc2_sqrt = static_cast<T>(std::sqrt(bc2));
       h.eps = static_cast<T>(options_.eps);
       keep.push_back(grad);
+      addresses.insert(addresses.end(), {p.data_ptr(), grad.data_ptr()});
       slots.push_back({p.data<T>(), grad.data<T>(), st.buffers[0].data<T>(),
                        st.buffers[1].data<T>(), p.numel(), chunks, h});
       chunks += optim::chunks_of(p.numel());
     });
-    const int64_t n = static_cast<int64_t>(slots.size());
-    if (device_.is_cuda()) {
-#ifdef CUDL_WITH_CUDA
-      cuda::DeviceGuard guard(device_.index);
-      cuda::adam_multi_tensor(cuda::stream(device_.index), table_stage(), dtype_, slots.data(), n, chunks);
-#else
-      detail::throw_no_cuda("Adam step");
-#endif
-    } else {
-      cpu::adam_multi_tensor(dtype_, slots.data(), n, chunks);
-    }
+    note_addresses(pass, std::move(addresses));
+    hand_over(pass, /*adam=*/true, slots.data(), static_cast<int64_t>(slots.size()),
+              sizeof(optim::AdamSlot<T>), chunks);
   });
 }
 

@@ -42,6 +42,7 @@ class Adam : public Optimizer {
 
  protected:
   Adam(std::vector<ParamGroup> groups, const AdamOptions& options, bool decoupled);
+  void update(Pass pass) override;
 
  private:
   AdamOptions options_;

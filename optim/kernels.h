@@ -35,6 +35,9 @@ void adam_multi_tensor(cudaStream_t stream, TableStage& stage, DType dtype, cons
                        int64_t num_slots, int64_t total_chunks);
 void sgd_multi_tensor(cudaStream_t stream, TableStage& stage, DType dtype, const void* slots,
                       int64_t num_slots, int64_t total_chunks);
+// Uploads the table of the next replay of a step captured into a CUDA graph (the launch above
+// ran under capture with a table of the same size).
+void restage_table(cudaStream_t stream, TableStage& stage, const void* slots, size_t bytes);
 }  // namespace cuda
 #endif
 

@@ -5,10 +5,9 @@
 #include <sstream>
 
 #include "tensor/autograd.h"
-
-#ifdef CUDL_WITH_CUDA
 #include "optim/kernels.h"
-#endif
+#include "tensor/graph.h"
+#include "tensor/ops/kernels.h"
 
 namespace cudl {
 
@@ -62,6 +61,58 @@ Optimizer::Optimizer(std::vector<ParamGroup> groups, double default_lr, double d
 }
 
 Optimizer::~Optimizer() = default;
+
+Optimizer::Pass Optimizer::pass_for_step() const {
+  return is_capturing(device_) ? Pass::kCapture : Pass::kEager;
+}
+
+bool Optimizer::counts_step(Pass pass, const ParamState& st) const {
+  if (pass == Pass::kEager) return true;
+  CUDL_CHECK(st.step > 0, name(), ": run one step eagerly before capturing it into a CUDA graph "
+             "(the first step creates the optimiser state)");
+  CUDL_CHECK(pass == Pass::kCapture || captured_, name(),
+             ": prepare_replay() needs a step() captured into a CUDA graph");
+  // The capture runs nothing and its table is never read (each replay's is staged): only
+  // replays count, so a capture that fails leaves the counts as they were.
+  return pass == Pass::kReplay;
+}
+
+void Optimizer::note_addresses(Pass pass, std::vector<const void*> addresses) {
+  if (pass == Pass::kCapture) {
+    captured_ = true;
+    captured_addresses_ = std::move(addresses);
+  } else if (pass == Pass::kReplay) {
+    CUDL_CHECK(addresses == captured_addresses_, name(), ": parameters or gradients moved since "
+               "the step was captured (replaying needs zero_grad() in place, contiguous "
+               "gradients and the same parameters with gradients)");
+  }
+}
+
+void Optimizer::hand_over(Pass pass, bool adam, const void* slots, int64_t num_slots,
+                          size_t slot_bytes, int64_t total_chunks) {
+  if (device_.is_cuda()) {
+#ifdef CUDL_WITH_CUDA
+    cuda::DeviceGuard guard(device_.index);
+    cudaStream_t s = cuda::stream(device_.index);
+    if (pass == Pass::kReplay) {
+      if (num_slots > 0) cuda::restage_table(s, table_stage(), slots, num_slots * slot_bytes);
+    } else if (adam) {
+      cuda::adam_multi_tensor(s, table_stage(), dtype_, slots, num_slots, total_chunks);
+    } else {
+      cuda::sgd_multi_tensor(s, table_stage(), dtype_, slots, num_slots, total_chunks);
+    }
+#else
+    detail::throw_no_cuda(name());
+#endif
+    return;
+  }
+  CUDL_CHECK(pass == Pass::kEager, name(), ": CUDA graphs exist only on CUDA devices");
+  if (adam) {
+    cpu::adam_multi_tensor(dtype_, slots, num_slots, total_chunks);
+  } else {
+    cpu::sgd_multi_tensor(dtype_, slots, num_slots, total_chunks);
+  }
+}
 
 void Optimizer::check_group(size_t g, const char* what) const {
   CUDL_CHECK(g < groups_.size(), "optimizer ", what, ": group ", g, " does not exist (",

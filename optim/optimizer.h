@@ -17,6 +17,13 @@
 // tensors instead (torch >= 2.0's default): less memory traffic, and such parameters are then
 // skipped.
 //
+// CUDA graphs (tensor/graph.h): a step() run while the device's stream is captured records its
+// update reading the table of per-parameter hyperparameters from a buffer of the graph's own,
+// and counts nothing (a capture runs nothing). Before each replay, prepare_replay() advances
+// the step counts and uploads that step's table (learning rate, momentum, bias corrections), so
+// a replayed step updates exactly as step() would. The first step must run eagerly (it creates
+// the state), and gradients must stay where they were at the capture (zero_grad() in place).
+//
 // State for checkpoints: state_dict() lists named tensors, ready for an HDF5 file:
 //   "param_groups.<g>.lr", "param_groups.<g>.weight_decay", "param_groups.<g>.momentum"
 //                                 float64 scalars, one set per group
@@ -65,6 +72,7 @@ class Optimizer {
   Optimizer& operator=(const Optimizer&) = delete;
 
   virtual void step() = 0;
+  void prepare_replay() { update(Pass::kReplay); }
   virtual const char* name() const = 0;
   void zero_grad(bool set_to_none = false);
 
@@ -105,11 +113,27 @@ class Optimizer {
   template <class F>
   void for_each_with_grad(F&& f);
 
+  // One update of every parameter with a gradient: run now (kEager), recorded into a CUDA
+  // graph being captured (kCapture), or staged for the next replay of that graph (kReplay).
+  enum class Pass { kEager, kCapture, kReplay };
+  virtual void update(Pass pass) = 0;
+  Pass pass_for_step() const;  // kEager or kCapture, from the device's capture state
+  // For each parameter the update handles: whether its step count advances in this pass, after
+  // checking it has state when the pass needs it.
+  bool counts_step(Pass pass, const ParamState& st) const;
+  // Records (capture) or checks (replay) the parameter and gradient addresses of the table.
+  void note_addresses(Pass pass, std::vector<const void*> addresses);
+  // Hands a filled table of `num_slots` slots (`slot_bytes` each) to the device.
+  void hand_over(Pass pass, bool adam, const void* slots, int64_t num_slots, size_t slot_bytes,
+                 int64_t total_chunks);
+
   std::vector<Group> groups_;
   std::vector<std::vector<ParamState>> state_;  // [group][param]
   std::vector<std::string> buffer_names_;
   Device device_;
   DType dtype_ = kFloat32;
+  bool captured_ = false;  // a step() ran under capture
+  std::vector<const void*> captured_addresses_;
 #ifdef CUDL_WITH_CUDA
   std::shared_ptr<cuda::TableStage> table_stage_;  // created at the first CUDA step
   cuda::TableStage& table_stage();

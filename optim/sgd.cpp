@@ -5,10 +5,6 @@
 #include "tensor/ops/kernels.h"
 #include "tensor/autograd.h"
 
-#ifdef CUDL_WITH_CUDA
-#include "tensor/cuda/context.h"
-#endif
-
 namespace cudl {
 
 SGD::SGD(std::vector<ParamGroup> groups, const SGDOptions& options)
@@ -26,17 +22,20 @@ SGD::SGD(std::vector<ParamGroup> groups, const SGDOptions& options)
 SGD::SGD(std::vector<Tensor> params, const SGDOptions& options)
     : SGD(std::vector<ParamGroup>{ParamGroup(std::move(params))}, options) {}
 
-void SGD::step() {
+void SGD::step() { update(pass_for_step()); }
+
+void SGD::update(Pass pass) {
   NoGradGuard no_grad;
   CUDL_DISPATCH_FLOATING(dtype_, "SGD step", [&] {
     using T = scalar_t;
     std::vector<optim::SgdSlot<T>> slots;
     std::vector<Tensor> keep;  // contiguous copies of gradients live until the update ran
+    std::vector<const void*> addresses;
     int64_t chunks = 0;
     for_each_with_grad([&](size_t g, size_t, const Tensor& p, const Tensor& grad, ParamState& st) {
       const bool first = st.step == 0;
-      if (first) st.buffers = {zeros_like(p)};
-      st.step += 1;
+      if (first && pass == Pass::kEager) st.buffers = {zeros_like(p)};
+      if (counts_step(pass, st)) st.step += 1;
       if (p.numel() == 0) return;
       const Group& grp = groups_[g];
       optim::SgdHyper<T> h;
@@ -48,20 +47,13 @@ void SGD::step() {
       h.nesterov = options_.nesterov;
       h.first_step = first;
       keep.push_back(grad);
+      addresses.insert(addresses.end(), {p.data_ptr(), grad.data_ptr()});
       slots.push_back({p.data<T>(), grad.data<T>(), st.buffers[0].data<T>(), p.numel(), chunks, h});
       chunks += optim::chunks_of(p.numel());
     });
-    const int64_t n = static_cast<int64_t>(slots.size());
-    if (device_.is_cuda()) {
-#ifdef CUDL_WITH_CUDA
-      cuda::DeviceGuard guard(device_.index);
-      cuda::sgd_multi_tensor(cuda::stream(device_.index), table_stage(), dtype_, slots.data(), n, chunks);
-#else
-      detail::throw_no_cuda("SGD step");
-#endif
-    } else {
-      cpu::sgd_multi_tensor(dtype_, slots.data(), n, chunks);
-    }
+    note_addresses(pass, std::move(addresses));
+    hand_over(pass, /*adam=*/false, slots.data(), static_cast<int64_t>(slots.size()),
+              sizeof(optim::SgdSlot<T>), chunks);
   });
 }
 

@@ -27,6 +27,9 @@ class SGD : public Optimizer {
   const char* name() const override { return "SGD"; }
   const SGDOptions& options() const { return options_; }
 
+ protected:
+  void update(Pass pass) override;
+
  private:
   SGDOptions options_;
 };

@@ -8,6 +8,11 @@
 #   CUDL_PYTHON    Python with torch for the reference data (default: /usr/bin/python3 when it
 #                  imports torch, else python3)
 #   CMAKE_ARGS     extra configure arguments (e.g. -DCMAKE_CUDA_ARCHITECTURES=90)
+#   STAGES         what to run after the build, comma-separated (default tests,bench):
+#                  tests  every test with CUDL_REQUIRE_CUDA=1
+#                  bench  matmul, train_step at 16x300 and 256x224 (cudl with a CUDA graph and
+#                         eager, PyTorch eager and with a CUDA graph) and the recipe job
+#   ROUNDS         alternating rounds of the train_step benchmark (default 3)
 # Exit status: 0 only when a GPU was found, every test passed and none was skipped.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -81,22 +86,38 @@ if [ $status -ne 0 ]; then
   exit 1
 fi
 
-CUDL_REQUIRE_CUDA=1 ctest --test-dir "$build" -j 4 --output-on-failure > "$out/ctest.log" 2>&1
-ctest_status=$?
-tail -n 30 "$out/ctest.log"
-if [ $ctest_status -ne 0 ]; then
-  log "tests FAILED (see $out/ctest.log)"
-  status=1
-fi
-if grep -q "Skipped" "$out/ctest.log"; then
-  log "some tests were skipped on a GPU machine:"
-  grep "Skipped" "$out/ctest.log" | tee -a "$out/summary.txt"
-  status=1
-fi
-log "tests: $(grep -E 'tests passed' "$out/ctest.log")"
+stages=",${STAGES:-tests,bench},"
+rounds=${ROUNDS:-3}
 
-# Benchmarks: cudl beside the PyTorch of this machine.
-CUDL_PYTHON=$py bash bench/matmul_gpu.sh "$build" > "$out/bench_matmul.txt" 2>&1 || status=1
-tail -n 1 "$out/bench_matmul.txt" | tee -a "$out/summary.txt"
+if [[ $stages == *,tests,* ]]; then
+  CUDL_REQUIRE_CUDA=1 ctest --test-dir "$build" -j 4 --output-on-failure > "$out/ctest.log" 2>&1
+  ctest_status=$?
+  tail -n 30 "$out/ctest.log"
+  if [ $ctest_status -ne 0 ]; then
+    log "tests FAILED (see $out/ctest.log)"
+    status=1
+  fi
+  if grep -q "Skipped" "$out/ctest.log"; then
+    log "some tests were skipped on a GPU machine:"
+    grep "Skipped" "$out/ctest.log" | tee -a "$out/summary.txt"
+    status=1
+  fi
+  log "tests: $(grep -E 'tests passed' "$out/ctest.log")"
+fi
+
+if [[ $stages == *,bench,* ]]; then
+  # Benchmarks: cudl beside the PyTorch of this machine; each writes its table as it finishes.
+  CUDL_PYTHON=$py bash bench/matmul_gpu.sh "$build" > "$out/bench_matmul.txt" 2>&1 || status=1
+  tail -n 1 "$out/bench_matmul.txt" | tee -a "$out/summary.txt"
+  for shape in 16x300 256x224; do
+    CUDL_PYTHON=$py bash bench/train_step.sh --build "$build" --device cuda --shape "$shape" \
+      --rounds "$rounds" --warmup 3 --steps 10 "$out/train_step_$shape" \
+      > "$out/train_step_$shape.log" 2>&1 || { status=1; log "train_step $shape FAILED"; }
+    grep "^cudl /" "$out/train_step_$shape.log" | sed "s/^/$shape: /" | tee -a "$out/summary.txt"
+  done
+  CUDL_PYTHON=$py bash bench/recipe.sh "$build" "$out/recipe" "" cuda 8 > "$out/recipe.log" 2>&1 ||
+    { status=1; log "recipe FAILED"; }
+  tail -n 3 "$out/recipe.log" | tee -a "$out/summary.txt"
+fi
 [ $status -eq 0 ] && log "OK" || log "FAILED"
 exit $status

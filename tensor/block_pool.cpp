@@ -16,7 +16,7 @@ BlockPool::Block* BlockPool::block_at(uintptr_t addr) const {
   return it == blocks_.end() ? nullptr : it->second;
 }
 
-BlockPool::Taken BlockPool::take(size_t size) {
+BlockPool::Taken BlockPool::take(size_t size, bool may_release) {
   auto it = free_set_.lower_bound({size, 0});
   if (it != free_set_.end()) {
     Block* b = block_at(it->second);
@@ -35,6 +35,7 @@ BlockPool::Taken BlockPool::take(size_t size) {
   }
   void* p = map_(size);
   if (!p) {
+    if (!may_release) return {};
     release_free_segments();
     p = map_(size);
     if (!p) return {};

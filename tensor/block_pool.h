@@ -35,9 +35,9 @@ class BlockPool {
     size_t size = 0;      // the block's size: `size` asked, or up to min_split - 1 more
   };
   // A block of at least `size` bytes (a multiple of the caller's granule): a free one when one
-  // fits, else a new segment of `size` bytes. When mapping fails the entirely free segments are
-  // given back and mapping is tried once more.
-  Taken take(size_t size);
+  // fits, else a new segment of `size` bytes. When mapping fails and `may_release`, the entirely
+  // free segments are given back and mapping is tried once more.
+  Taken take(size_t size, bool may_release = true);
   // Frees the block at `ptr` (from take()); returns its size, or 0 when `ptr` is not a block of
   // this pool in use (nothing is changed then).
   size_t give_back(void* ptr);

@@ -1,5 +1,6 @@
 #include "tensor/random.h"
 
+#include "tensor/graph.h"
 #include "tensor/ops/kernels.h"
 
 namespace cudl {
@@ -17,8 +18,15 @@ Tensor& fill_dist(Tensor& t, philox::Dist dist, double a, double b, Generator* g
   CUDL_CHECK(isFloating(t.dtype()), name, " needs a floating tensor, got ", toString(t.dtype()));
   Generator& g = gen ? *gen : default_generator();
   const int64_t n = t.numel();
+  CUDL_CHECK(!g.device_base() || t.device().is_cuda(), name,
+             ": a generator being captured into a CUDA graph draws on CUDA only, got a tensor on ",
+             t.device().str());
+  CUDL_CHECK(g.device_base() || !is_capturing(t.device()), name,
+             ": draws from a generator that was not given to CudaGraph::capture; its numbers "
+             "would repeat at every replay");
   const uint64_t offset = g.reserve(static_cast<uint64_t>((n + 3) / 4));
-  CUDL_ON_DEVICE(t.device(), fill_random, t.dtype(), n, t.data_ptr(), g.seed(), offset, dist, a, b);
+  CUDL_ON_DEVICE(t.device(), fill_random, t.dtype(), n, t.data_ptr(), g.seed(), offset,
+                 g.device_base(), dist, a, b);
   return t;
 }
 }  // namespace

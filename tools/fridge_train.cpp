@@ -95,6 +95,13 @@ int main(int argc, char** argv) {
   app.add_flag("--deterministic", o.deterministic,
                "Reproducible results: no cuDNN algorithm benchmarking (CPU runs are reproducible "
                "for a given thread count either way)");
+  bool no_graph = false, no_tf32 = false;
+  app.add_flag("--no-cuda-graph", no_graph,
+               "On CUDA, run every training step eagerly instead of replaying it from one "
+               "captured CUDA graph");
+  app.add_flag("--no-tf32", no_tf32,
+               "On CUDA, convolutions in full float32 (default: TF32 tensor cores allowed, as "
+               "PyTorch's torch.backends.cudnn.allow_tf32)");
   app.add_flag("--skip-bad", o.skip_bad, "Skip unreadable images and bad label rows with a warning");
   auto* augment = app.add_flag("--augment,!--no-augment", o.augment,
                                "Augment training images: random horizontal flips and +-10% "
@@ -121,6 +128,8 @@ int main(int argc, char** argv) {
   }
   o.label_delim = delim[0];
   o.progress = !no_progress;
+  o.cuda_graph = !no_graph;
+  o.tf32 = !no_tf32;
   if (data->count() == 0) {
     if (size->count() == 0) o.size = demo.size;
     if (epochs->count() == 0) o.epochs = demo.epochs;

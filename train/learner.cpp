@@ -23,6 +23,7 @@
 #include "train/files.h"
 #include "train/outputs.h"
 #include "train/progress.h"
+#include "train/train_step.h"
 
 namespace cudl::train {
 
@@ -152,6 +153,8 @@ class Run {
   std::unique_ptr<data::DataLoader> train_dl_, valid_dl_;
   std::shared_ptr<Sequential> model_;
   std::unique_ptr<AdamW> opt_;
+  std::unique_ptr<TrainStep> step_;
+  bool step_mode_logged_ = false;
   std::unique_ptr<Schedule> schedule_;
   LossKind loss_kind_ = LossKind::kBCEWithLogits;
   SmoothLoss smooth_;
@@ -166,7 +169,8 @@ void Run::set_up_device() {
   device_ = Device::parse(o_.device);
   // cuDNN: measure the algorithms once per shape, unless results must be reproducible.
   set_conv_benchmark(!o_.deterministic);
-  set_conv_allow_tf32(false);
+  // PyTorch's defaults: TF32 allowed in cuDNN convolutions, not in matrix products.
+  set_conv_allow_tf32(o_.tf32);
 }
 
 void Run::load_data() {
@@ -276,6 +280,14 @@ void Run::build_model() {
   } else {
     CUDL_THROW("unknown schedule '", o_.schedule, "' (constant or one-cycle)");
   }
+  TrainStepOptions so;
+  so.cuda_graph = o_.cuda_graph;
+  step_ = std::make_unique<TrainStep>(
+      *model_, *opt_,
+      [this](const Tensor& logits, const Tensor& targets) {
+        return compute_loss(loss_kind_, logits, targets);
+      },
+      std::vector<Generator*>{&gen_}, device_, so);
   int64_t trainable = 0;
   for (const Tensor& p : group.params) trainable += p.numel();
   log_ << "Model: " << o_.arch << " body + fastai head, " << trainable << " trainable parameters"
@@ -351,20 +363,20 @@ EpochPass Run::train_epoch(int64_t epoch) {
   int64_t done = 0;
   while (train_dl_->next(b)) {
     schedule_->apply(*opt_, iteration_++);
-    opt_->zero_grad();
-    Tensor logits = (*model_)(b.images);
-    Tensor loss = compute_loss(loss_kind_, logits, b.targets);
-    loss.backward();
-    opt_->step();
-    const double l = loss.item();
+    TrainStep::Result step = step_->run(b.images, b.targets);
+    const double l = step.loss.item();
     CUDL_CHECK(std::isfinite(l), "the training loss became ", l, " at epoch ", epoch + 1,
                ", batch ", done + 1, "; lower --lr");
     smooth_.add(l);
-    Scored s = score(logits, b.targets, data_.multi_label);
+    Scored s = score(step.logits, b.targets, data_.multi_label);
     acc.append(s.probs, s.targets);
     bar_.update(++done, "loss " + fixed(smooth_.value(), 4));
   }
   bar_.finish();
+  if (device_.is_cuda() && o_.cuda_graph && !step_->graphed() && !step_mode_logged_) {
+    step_mode_logged_ = true;
+    log_ << "Warning: training steps run eagerly, the CUDA graph " << step_->reason() << "\n";
+  }
   EpochPass r;
   r.loss = smooth_.value();
   r.metrics = acc.compute(o_.threshold);
@@ -451,6 +463,7 @@ void Run::write_outputs(const EpochPass& v, TrainResult& result) {
   // metrics.json
   nlohmann::json j;
   j["device"] = device_.str();
+  j["train_step"] = step_->graphed() ? "cuda graph" : "eager (" + step_->reason() + ")";
   j["arch"] = o_.arch;
   j["classes"] = classes;
   j["multi_label"] = data_.multi_label;

@@ -56,6 +56,8 @@ struct TrainOptions {
   int workers = 2;
   int threads = 0;  // CPU threads for the ops; 0 = all cores
   bool deterministic = false;
+  bool cuda_graph = true;  // CUDA: replay the training step from a CUDA graph (train_step.h)
+  bool tf32 = true;        // CUDA: TF32 in cuDNN convolutions, as PyTorch allows by default
   double threshold = 0.5;
   std::string out = "fridge_out";
   bool resume = false;

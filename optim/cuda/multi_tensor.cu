@@ -31,27 +31,58 @@ class TableStage {
   // Copies `bytes` from host memory to the device buffer on `stream` and returns the device
   // address. Work queued on the stream after this call sees the table; the next upload is
   // queued behind it, so the buffer is never overwritten while a kernel still reads it.
+  //
+  // While the stream is captured into a CUDA graph nothing is copied: the table goes to a
+  // buffer of the graph's own, which restage() fills before each replay (outside the graph,
+  // in stream order), so every replay reads the hyperparameters of its own step.
   const void* upload(cudaStream_t stream, const void* host, size_t bytes) {
-    // The previous upload must have left the pinned buffer before it is rewritten.
-    if (recorded_) CUDL_CUDA_CHECK(cudaEventSynchronize(uploaded_));
-    if (!host_.defined() || static_cast<size_t>(host_.numel()) < bytes) {
-      const int64_t cap = static_cast<int64_t>(std::max<size_t>(bytes, 2 * (host_.defined() ? host_.numel() : 2048)));
-      host_ = empty({cap}, TensorOptions(kUInt8).pinned());
+    cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+    CUDL_CUDA_CHECK(cudaStreamIsCapturing(stream, &status));
+    if (status == cudaStreamCaptureStatusActive) {
+      graph_buf_ = empty({static_cast<int64_t>(bytes)}, TensorOptions(kUInt8).device(Device::cuda(device_)));
+      graph_bytes_ = bytes;
+      return graph_buf_.data_ptr();
+    }
+    ensure_host(bytes);
+    if (!device_buf_.defined() || static_cast<size_t>(device_buf_.numel()) < bytes) {
       // The old device buffer goes back to the caching allocator, which hands it out again
       // only in stream order (after the kernels queued before this point).
-      device_buf_ = empty({cap}, TensorOptions(kUInt8).device(Device::cuda(device_)));
+      device_buf_ = empty({host_.numel()}, TensorOptions(kUInt8).device(Device::cuda(device_)));
     }
-    std::memcpy(host_.data_ptr(), host, bytes);
-    CUDL_CUDA_CHECK(cudaMemcpyAsync(device_buf_.data_ptr(), host_.data_ptr(), bytes,
-                                    cudaMemcpyHostToDevice, stream));
-    CUDL_CUDA_CHECK(cudaEventRecord(uploaded_, stream));
-    recorded_ = true;
+    copy_in(stream, device_buf_.data_ptr(), host, bytes);
     return device_buf_.data_ptr();
   }
 
+  // Fills the captured table (see upload) for the next replay.
+  void restage(cudaStream_t stream, const void* host, size_t bytes) {
+    CUDL_CHECK(graph_buf_.defined(), "optimiser: prepare_replay() before a step was captured");
+    CUDL_CHECK(bytes == graph_bytes_, "optimiser: the captured step updated a different set of "
+               "parameters (", graph_bytes_, " table bytes, now ", bytes, ")");
+    ensure_host(bytes);
+    copy_in(stream, graph_buf_.data_ptr(), host, bytes);
+  }
+
  private:
+  void ensure_host(size_t bytes) {
+    // The previous upload must have left the pinned buffer before it is rewritten.
+    if (recorded_) CUDL_CUDA_CHECK(cudaEventSynchronize(uploaded_));
+    recorded_ = false;
+    if (!host_.defined() || static_cast<size_t>(host_.numel()) < bytes) {
+      const int64_t cap = static_cast<int64_t>(std::max<size_t>(bytes, 2 * (host_.defined() ? host_.numel() : 2048)));
+      host_ = empty({cap}, TensorOptions(kUInt8).pinned());
+    }
+  }
+  void copy_in(cudaStream_t stream, void* dst, const void* host, size_t bytes) {
+    std::memcpy(host_.data_ptr(), host, bytes);
+    CUDL_CUDA_CHECK(cudaMemcpyAsync(dst, host_.data_ptr(), bytes, cudaMemcpyHostToDevice, stream));
+    CUDL_CUDA_CHECK(cudaEventRecord(uploaded_, stream));
+    recorded_ = true;
+  }
+
   int device_;
   Tensor host_, device_buf_;
+  Tensor graph_buf_;  // the table a captured update reads
+  size_t graph_bytes_ = 0;
   cudaEvent_t uploaded_ = nullptr;
   bool recorded_ = false;
 };
@@ -110,6 +141,10 @@ void adam_multi_tensor(cudaStream_t stream, TableStage& stage, DType dtype, cons
     adam_kernel<<<grid_of(total_chunks), kBlock, 0, stream>>>(table, num_slots, total_chunks);
     CUDL_KERNEL_CHECK();
   });
+}
+
+void restage_table(cudaStream_t stream, TableStage& stage, const void* slots, size_t bytes) {
+  stage.restage(stream, slots, bytes);
 }
 
 void sgd_multi_tensor(cudaStream_t stream, TableStage& stage, DType dtype, const void* slots,

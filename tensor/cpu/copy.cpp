@@ -62,7 +62,8 @@ void fill(DType dtype, int64_t n, void* dst, double value) {
 }
 
 void fill_random(DType dtype, int64_t n, void* dst, uint64_t seed, uint64_t offset,
-                 philox::Dist dist, double a, double b) {
+                 const uint64_t* offset_base, philox::Dist dist, double a, double b) {
+  CUDL_CHECK(offset_base == nullptr, "fill_random: a device offset base exists only on CUDA");
   CUDL_DISPATCH_FLOATING(dtype, "fill_random", [&] {
     scalar_t* d = static_cast<scalar_t*>(dst);
     const int64_t blocks = (n + 3) / 4;

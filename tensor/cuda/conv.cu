@@ -6,6 +6,7 @@
 // shape. Heuristics (cudnnGet*_v7) by default; with benchmark on, cudnnFind*Ex times the
 // candidates on the real buffers. Workspaces are kUInt8 tensors from the caching allocator,
 // released when the call returns (safe: all work is ordered on cudl's one stream per device).
+#include <algorithm>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -169,6 +170,10 @@ void choose_forward(cudnnHandle_t h, ConvPlan& p, int device, bool benchmark, co
   } else {
     p.fwd = pick<cudnnConvolutionFwdAlgo_t>(perf, returned, p, kMaxWorkspace, "forward");
   }
+  size_t ws = 0;
+  CUDL_CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, p.fwd.math));
+  CUDL_CUDNN_CHECK(cudnnGetConvolutionForwardWorkspaceSize(h, p.x, p.w, p.conv, p.y, p.fwd.algo, &ws));
+  p.fwd.workspace = std::max(p.fwd.workspace, ws);
 }
 
 void choose_backward_data(cudnnHandle_t h, ConvPlan& p, int device, bool benchmark, const void* w,
@@ -190,6 +195,11 @@ void choose_backward_data(cudnnHandle_t h, ConvPlan& p, int device, bool benchma
     p.bwd_data =
         pick<cudnnConvolutionBwdDataAlgo_t>(perf, returned, p, kMaxWorkspace, "backward-data");
   }
+  size_t ws = 0;
+  CUDL_CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, p.bwd_data.math));
+  CUDL_CUDNN_CHECK(cudnnGetConvolutionBackwardDataWorkspaceSize(h, p.w, p.y, p.conv, p.x,
+                                                                p.bwd_data.algo, &ws));
+  p.bwd_data.workspace = std::max(p.bwd_data.workspace, ws);
 }
 
 void choose_backward_filter(cudnnHandle_t h, ConvPlan& p, int device, bool benchmark, const void* x,
@@ -212,6 +222,20 @@ void choose_backward_filter(cudnnHandle_t h, ConvPlan& p, int device, bool bench
     p.bwd_filter =
         pick<cudnnConvolutionBwdFilterAlgo_t>(perf, returned, p, kMaxWorkspace, "backward-filter");
   }
+  size_t ws = 0;
+  CUDL_CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, p.bwd_filter.math));
+  CUDL_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterWorkspaceSize(h, p.x, p.y, p.conv, p.w,
+                                                                  p.bwd_filter.algo, &ws));
+  p.bwd_filter.workspace = std::max(p.bwd_filter.workspace, ws);
+}
+
+// Choosing an algorithm runs and times kernels and waits for them: not possible while the stream
+// is captured into a CUDA graph.
+void check_not_capturing(cudaStream_t stream, const char* direction) {
+  cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+  CUDL_CUDA_CHECK(cudaStreamIsCapturing(stream, &status));
+  CUDL_CHECK(status != cudaStreamCaptureStatusActive, "conv2d ", direction, ": no cuDNN algorithm "
+             "was chosen for this shape before the CUDA graph capture; run the step once eagerly");
 }
 
 }  // namespace
@@ -222,7 +246,10 @@ void conv2d_forward(cudaStream_t stream, DType dtype, const ConvGeometry& g, con
   std::lock_guard<std::mutex> lock(plan_mutex());
   cudnnHandle_t h = handle_on(stream, device);
   ConvPlan& p = get_plan(device, dtype, g, allow_tf32, benchmark);
-  if (!p.fwd.chosen) choose_forward(h, p, device, benchmark, x, w, y);
+  if (!p.fwd.chosen) {
+    check_not_capturing(stream, "forward");
+    choose_forward(h, p, device, benchmark, x, w, y);
+  }
   CUDL_CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, p.fwd.math));
   const CudnnScalars s(dtype);
   Tensor ws = workspace(p.fwd.workspace, device);
@@ -241,7 +268,10 @@ void conv2d_backward(cudaStream_t stream, DType dtype, const ConvGeometry& g, co
   ConvPlan& p = get_plan(device, dtype, g, allow_tf32, benchmark);
   const CudnnScalars s(dtype);
   if (dx) {
-    if (!p.bwd_data.chosen) choose_backward_data(h, p, device, benchmark, w, dy, dx);
+    if (!p.bwd_data.chosen) {
+      check_not_capturing(stream, "backward-data");
+      choose_backward_data(h, p, device, benchmark, w, dy, dx);
+    }
     CUDL_CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, p.bwd_data.math));
     Tensor ws = workspace(p.bwd_data.workspace, device);
     CUDL_CUDNN_CHECK(cudnnConvolutionBackwardData(h, s.one(), p.w, w, p.y, dy, p.conv,
@@ -249,7 +279,10 @@ void conv2d_backward(cudaStream_t stream, DType dtype, const ConvGeometry& g, co
                                                   p.bwd_data.workspace, s.zero(), p.x, dx));
   }
   if (dw) {
-    if (!p.bwd_filter.chosen) choose_backward_filter(h, p, device, benchmark, x, dy, dw);
+    if (!p.bwd_filter.chosen) {
+      check_not_capturing(stream, "backward-filter");
+      choose_backward_filter(h, p, device, benchmark, x, dy, dw);
+    }
     CUDL_CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, p.bwd_filter.math));
     Tensor ws = workspace(p.bwd_filter.workspace, device);
     CUDL_CUDNN_CHECK(cudnnConvolutionBackwardFilter(

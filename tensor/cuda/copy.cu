@@ -31,7 +31,8 @@ __global__ void fill_kernel(int64_t n, T* dst, T v) {
 
 template <class T>
 __global__ void random_kernel(int64_t n, T* dst, uint64_t seed, uint64_t offset,
-                              philox::Dist dist, double a, double b) {
+                              const uint64_t* offset_base, philox::Dist dist, double a, double b) {
+  if (offset_base) offset += *offset_base;
   const int64_t blocks = (n + 3) / 4;
   for (int64_t blk = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; blk < blocks;
        blk += int64_t(gridDim.x) * blockDim.x) {
@@ -90,11 +91,11 @@ void fill(cudaStream_t stream, DType dtype, int64_t n, void* dst, double value) 
 }
 
 void fill_random(cudaStream_t stream, DType dtype, int64_t n, void* dst, uint64_t seed,
-                 uint64_t offset, philox::Dist dist, double a, double b) {
+                 uint64_t offset, const uint64_t* offset_base, philox::Dist dist, double a, double b) {
   if (n == 0) return;
   CUDL_DISPATCH_FLOATING(dtype, "fill_random", [&] {
     random_kernel<<<grid_for((n + 3) / 4), kBlock, 0, stream>>>(n, static_cast<scalar_t*>(dst), seed,
-                                                                offset, dist, a, b);
+                                                                offset, offset_base, dist, a, b);
     CUDL_KERNEL_CHECK();
   });
 }

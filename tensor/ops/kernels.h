@@ -38,9 +38,10 @@ namespace detail {
                     const StridedIndex<2>& idx);                                                 \
   void cast(STREAM_ARG DType from, DType to, int64_t n, const void* src, void* dst);             \
   void fill(STREAM_ARG DType dtype, int64_t n, void* dst, double value);                         \
-  /* Element i = value of counter block offset + i / 4, lane i % 4 (see philox.h). */            \
+  /* Element i = value of counter block offset + i / 4, lane i % 4 (see philox.h); plus the    \
+     value at offset_base (device memory, CUDA only) when not null: a graph's replay offset. */ \
   void fill_random(STREAM_ARG DType dtype, int64_t n, void* dst, uint64_t seed, uint64_t offset, \
-                   philox::Dist dist, double a, double b);                                      \
+                   const uint64_t* offset_base, philox::Dist dist, double a, double b);         \
   /* Contiguous (outer, r, inner) -> (outer, inner). */                                          \
   void reduce(STREAM_ARG ReduceOp op, DType dtype, const void* in, void* out, int64_t outer,     \
               int64_t r, int64_t inner);                                                         \

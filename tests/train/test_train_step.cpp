@@ -1,0 +1,131 @@
+// TrainStep (train/train_step.h): eager on the CPU, with exactly the results of the plain
+// zero_grad/forward/backward/step sequence; on CUDA, steps replayed from a captured graph give
+// the losses, parameters, optimiser state and random draws of eager steps (the CUDA tests skip
+// with their reason without a GPU).
+#include <gtest/gtest.h>
+
+#include "layers/layers.h"
+#include "optim/optim.h"
+#include "tensor/ops.h"
+#include "tensor/ops/conv.h"
+#include "tests/common/test_util.h"
+#include "train/train_step.h"
+
+namespace cudl::train {
+namespace {
+
+using testing::all_close;
+
+// conv-bn-relu-pool, then a head with dropout: every kind of op of the real model.
+std::shared_ptr<Sequential> small_model(Generator* gen) {
+  return sequential({std::make_shared<Conv2d>(3, 8, 3, Conv2dOptions().padding(1).bias(false)),
+                     std::make_shared<BatchNorm2d>(8), std::make_shared<ReLU>(),
+                     std::make_shared<MaxPool2d>(2, 2), std::make_shared<AdaptiveAvgPool2d>(1),
+                     std::make_shared<Flatten>(), std::make_shared<Dropout>(0.5, gen),
+                     std::make_shared<Linear>(8, 4, true, gen)});
+}
+
+struct Trainer {
+  Generator gen{3};
+  std::shared_ptr<Sequential> model;
+  std::unique_ptr<AdamW> opt;
+  std::unique_ptr<TrainStep> step;
+
+  Trainer(Device device, bool graph) {
+    Generator init(11);
+    model = small_model(&gen);
+    for (auto& [name, p] : model->named_parameters()) {
+      NoGradGuard ng;
+      if (p.dim() > 1) uniform_(p, -0.3, 0.3, &init);
+    }
+    model->to(device);
+    model->train();
+    AdamWOptions o;
+    o.lr = 1e-2;
+    opt = std::make_unique<AdamW>(model->parameters(), o);
+    TrainStepOptions so;
+    so.cuda_graph = graph;
+    step = std::make_unique<TrainStep>(
+        *model, *opt,
+        [](const Tensor& l, const Tensor& t) { return binary_cross_entropy_with_logits(l, t); },
+        std::vector<Generator*>{&gen}, device, so);
+  }
+};
+
+// Batch i: images and 0/1 targets, the same for every run.
+std::pair<Tensor, Tensor> batch(int i, Device device) {
+  Generator g(100 + i);
+  Tensor x = empty({6, 3, 12, 12}), y = empty({6, 4});
+  uniform_(x, -1, 1, &g);
+  bernoulli_(y, 0.4, &g);
+  return {x.to(device), y.to(device)};
+}
+
+TEST(TrainStep, OnTheCpuItIsThePlainEagerStep) {
+  Trainer a(Device::cpu(), true), b(Device::cpu(), true);
+  EXPECT_EQ(a.step->reason(), "cpu device");
+  for (int i = 0; i < 4; ++i) {
+    auto [x, y] = batch(i, Device::cpu());
+    a.opt->set_lr(1e-2 / (i + 1));
+    b.opt->set_lr(1e-2 / (i + 1));
+    TrainStep::Result r = a.step->run(x, y);
+    b.opt->zero_grad();
+    Tensor loss = binary_cross_entropy_with_logits((*b.model)(x), y);
+    loss.backward();
+    b.opt->step();
+    EXPECT_EQ(r.loss.item(), loss.item()) << "step " << i;
+    EXPECT_EQ(r.logits.shape(), (Shape{6, 4}));
+  }
+  EXPECT_FALSE(a.step->graphed());
+  auto pa = a.model->named_parameters(), pb = b.model->named_parameters();
+  for (size_t k = 0; k < pa.size(); ++k) EXPECT_TRUE(all_close(pa[k].second, pb[k].second, 0, 0)) << pa[k].first;
+  EXPECT_EQ(a.gen.offset(), b.gen.offset());
+}
+
+TEST(TrainStep, PrepareReplayWithoutACaptureIsAnError) {
+  Tensor p = ones({3}, TensorOptions().requires_grad(true));
+  AdamW opt({p});
+  sum(mul(p, p)).backward();
+  opt.step();
+  EXPECT_ERROR_HAS(opt.prepare_replay(), "captured");
+}
+
+TEST(TrainStepCuda, GraphReplaysMatchEagerSteps) {
+  CUDL_REQUIRE_CUDA_OR_SKIP();
+  const Device gpu = Device::cuda(0);
+  // The same algorithm for both runs: heuristics, no TF32.
+  set_conv_benchmark(false);
+  set_conv_allow_tf32(false);
+  Trainer graphed(gpu, true), eager(gpu, false);
+  EXPECT_EQ(eager.step->reason(), "disabled");
+  for (int i = 0; i < 7; ++i) {
+    auto [x, y] = batch(i, gpu);
+    for (Trainer* r : {&graphed, &eager}) {
+      r->opt->set_lr(1e-2 * (1.0 + 0.5 * (i % 3)));  // a schedule: each replay must see its lr
+      r->opt->set_momentum(0.9 - 0.02 * i);
+    }
+    const double lg = graphed.step->run(x, y).loss.item();
+    const double le = eager.step->run(x, y).loss.item();
+    EXPECT_NEAR(lg, le, 1e-6 * std::max(1.0, std::abs(le))) << "step " << i;
+  }
+  EXPECT_TRUE(graphed.step->graphed()) << graphed.step->reason();
+  EXPECT_EQ(graphed.gen.offset(), eager.gen.offset()) << "dropout drew as many numbers";
+  auto pg = graphed.model->named_parameters(), pe = eager.model->named_parameters();
+  for (size_t k = 0; k < pg.size(); ++k)
+    EXPECT_TRUE(all_close(pg[k].second.to(Device::cpu()), pe[k].second.to(Device::cpu()), 1e-6, 1e-5))
+        << pg[k].first;
+  auto sg = graphed.opt->state_dict(), se = eager.opt->state_dict();
+  ASSERT_EQ(sg.size(), se.size());
+  for (size_t k = 0; k < sg.size(); ++k)
+    EXPECT_TRUE(all_close(sg[k].second.to(Device::cpu()), se[k].second.to(Device::cpu()), 1e-6, 1e-5))
+        << sg[k].first;
+  // A batch of another size runs eagerly, and the graph keeps working after it.
+  auto [x5, y5] = batch(20, gpu);
+  Tensor xs = x5.narrow(0, 0, 5), ys = y5.narrow(0, 0, 5);
+  EXPECT_TRUE(std::isfinite(graphed.step->run(xs.contiguous(), ys.contiguous()).loss.item()));
+  auto [x6, y6] = batch(21, gpu);
+  EXPECT_TRUE(std::isfinite(graphed.step->run(x6, y6).loss.item()));
+}
+
+}  // namespace
+}  // namespace cudl::train

@@ -1,0 +1,80 @@
+#include "train/train_step.h"
+
+#include "tensor/allocator.h"
+#include "tensor/error.h"
+
+namespace cudl::train {
+
+TrainStep::TrainStep(Module& model, Optimizer& optimizer, LossFn loss,
+                     std::vector<Generator*> generators, Device device,
+                     const TrainStepOptions& options)
+    : model_(model),
+      opt_(optimizer),
+      loss_(std::move(loss)),
+      generators_(std::move(generators)),
+      device_(device),
+      options_(options) {
+  CUDL_CHECK(options_.warmup >= 1, "TrainStep: at least one eager warm-up step is needed, got ",
+             options_.warmup);
+  if (!device_.is_cuda()) {
+    reason_ = "cpu device";
+  } else if (!options_.cuda_graph) {
+    reason_ = "disabled";
+  }
+}
+
+TrainStep::Result TrainStep::eager(const Tensor& images, const Tensor& targets) {
+  opt_.zero_grad();
+  Result r;
+  r.logits = model_(images);
+  r.loss = loss_(r.logits, targets);
+  r.loss.backward();
+  opt_.step();
+  return r;
+}
+
+void TrainStep::capture(const Tensor& images, const Tensor& targets) {
+  static_images_ = empty(images.shape(), TensorOptions(images.dtype()).device(device_));
+  static_targets_ = empty(targets.shape(), TensorOptions(targets.dtype()).device(device_));
+  graph_ = std::make_unique<CudaGraph>(device_);
+  try {
+    graph_->capture(
+        [&] {
+          opt_.zero_grad();
+          static_logits_ = model_(static_images_);
+          static_loss_ = loss_(static_logits_, static_targets_);
+          static_loss_.backward();
+          opt_.step();
+        },
+        generators_);
+  } catch (const Error& e) {
+    reason_ = std::string("capture failed: ") + e.message();
+    graph_.reset();
+    static_images_ = static_targets_ = static_loss_ = static_logits_ = Tensor();
+    return;
+  }
+  // The warm-up's cached activations are not needed any more: the graph has its own.
+  empty_cache(device_);
+}
+
+TrainStep::Result TrainStep::run(const Tensor& images, const Tensor& targets) {
+  if (!reason_.empty() || calls_ < options_.warmup) {
+    ++calls_;
+    return eager(images, targets);
+  }
+  ++calls_;
+  if (!graph_) {
+    capture(images, targets);
+    if (!graph_) return eager(images, targets);  // the capture failed: reason() says why
+  }
+  if (images.shape() != static_images_.shape() || targets.shape() != static_targets_.shape() ||
+      images.dtype() != static_images_.dtype() || targets.dtype() != static_targets_.dtype())
+    return eager(images, targets);
+  static_images_.copy_(images);
+  static_targets_.copy_(targets);
+  opt_.prepare_replay();
+  graph_->replay();
+  return {static_loss_, static_logits_};
+}
+
+}  // namespace cudl::train
