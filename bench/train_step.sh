@@ -144,7 +144,9 @@ config = {"batch": cfg["batch"], "size": cfg["size"], "device": cfg["device"],
           "threads": cfg["threads"], "precision": cfg["precision"], "rounds": int(rounds),
           "warmup_steps": int(warmup), "timed_steps": int(steps)}
 lines = [f"train_step: notebook ResNet-18, batch {cfg['batch']} x {cfg['size']}x{cfg['size']}, "
-         f"{cfg['device']}, {cfg['threads']} threads, fp32; {rounds} alternating rounds of "
+         f"{cfg['device']}, {cfg['threads']} threads, fp32"
+         f"{' (TF32 allowed in cuDNN convolutions, as PyTorch by default)' if cfg.get('tf32') else ''}; "
+         f"{rounds} alternating rounds of "
          f"{warmup} warm-up + {steps} timed steps per process",
          f"machine: {machine['cpu_model']}, {machine['logical_cpus']} logical CPUs"
          + (f", {machine['gpu']}" if "gpu" in machine else ""),

@@ -71,7 +71,8 @@ void Adam::update(Pass pass) {
       h.bc2_sqrt = static_cast<T>(std::sqrt(bc2));
       h.eps = static_cast<T>(options_.eps);
       keep.push_back(grad);
-      addresses.insert(addresses.end(), {p.data_ptr(), grad.data_ptr()});
+      addresses.insert(addresses.end(), {p.data_ptr(), grad.data_ptr(), st.buffers[0].data_ptr(),
+                                         st.buffers[1].data_ptr()});
       slots.push_back({p.data<T>(), grad.data<T>(), st.buffers[0].data<T>(),
                        st.buffers[1].data<T>(), p.numel(), chunks, h});
       chunks += optim::chunks_of(p.numel());

@@ -82,9 +82,10 @@ void Optimizer::note_addresses(Pass pass, std::vector<const void*> addresses) {
     captured_ = true;
     captured_addresses_ = std::move(addresses);
   } else if (pass == Pass::kReplay) {
-    CUDL_CHECK(addresses == captured_addresses_, name(), ": parameters or gradients moved since "
-               "the step was captured (replaying needs zero_grad() in place, contiguous "
-               "gradients and the same parameters with gradients)");
+    CUDL_CHECK(addresses == captured_addresses_, name(), ": parameters, gradients or optimiser "
+               "state moved since the step was captured (replaying needs zero_grad() in place, "
+               "contiguous gradients, the same parameters with gradients and no "
+               "load_state_dict() in between)");
   }
 }
 

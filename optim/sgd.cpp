@@ -47,7 +47,7 @@ void SGD::update(Pass pass) {
       h.nesterov = options_.nesterov;
       h.first_step = first;
       keep.push_back(grad);
-      addresses.insert(addresses.end(), {p.data_ptr(), grad.data_ptr()});
+      addresses.insert(addresses.end(), {p.data_ptr(), grad.data_ptr(), st.buffers[0].data_ptr()});
       slots.push_back({p.data<T>(), grad.data<T>(), st.buffers[0].data<T>(), p.numel(), chunks, h});
       chunks += optim::chunks_of(p.numel());
     });

@@ -36,6 +36,9 @@ TrainStep::Result TrainStep::eager(const Tensor& images, const Tensor& targets) 
 void TrainStep::capture(const Tensor& images, const Tensor& targets) {
   static_images_ = empty(images.shape(), TensorOptions(images.dtype()).device(device_));
   static_targets_ = empty(targets.shape(), TensorOptions(targets.dtype()).device(device_));
+  // The capture allocates a whole step's memory in a pool of its own while nothing cached may
+  // be given back during it: give back the warm-up's cached blocks first.
+  empty_cache(device_);
   graph_ = std::make_unique<CudaGraph>(device_);
   try {
     graph_->capture(

@@ -38,7 +38,7 @@ class TableStage {
   const void* upload(cudaStream_t stream, const void* host, size_t bytes) {
     cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
     CUDL_CUDA_CHECK(cudaStreamIsCapturing(stream, &status));
-    if (status == cudaStreamCaptureStatusActive) {
+    if (status != cudaStreamCaptureStatusNone) {
       graph_buf_ = empty({static_cast<int64_t>(bytes)}, TensorOptions(kUInt8).device(Device::cuda(device_)));
       graph_bytes_ = bytes;
       return graph_buf_.data_ptr();

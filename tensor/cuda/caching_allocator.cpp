@@ -155,13 +155,14 @@ struct DevicePool {
     stats.peak_reserved_bytes = std::max(stats.peak_reserved_bytes, stats.reserved_bytes);
   }
 
-  // Frees a released graph's memory once none of its blocks is in use any more (not while a
-  // capture runs: cudaFree would synchronise the device).
+  // Frees what a released graph's pool holds free (nothing allocates from it any more; blocks
+  // still in use keep their segments) and forgets the pool once it is empty. Not while a
+  // capture runs: cudaFree would synchronise the device.
   void drop_if_done(int id, int device) {
     auto it = graphs.find(id);
-    if (capturing || it == graphs.end() || !it->second->released || it->second->cache.live > 0) return;
+    if (capturing || it == graphs.end() || !it->second->released) return;
     it->second->cache.release(device);
-    if (it->second->cache.reserved() == 0) graphs.erase(it);
+    if (it->second->cache.live == 0 && it->second->cache.reserved() == 0) graphs.erase(it);
   }
 
   [[noreturn]] void throw_failure(int device, size_t size, cudaError_t err) {

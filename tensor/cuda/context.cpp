@@ -32,6 +32,7 @@ struct DeviceContext {
   cublasHandle_t cublas = nullptr;
   cudnnHandle_t cudnn = nullptr;
   void* cublas_workspace = nullptr;
+  size_t cublas_workspace_bytes = 0;
 
   ~DeviceContext() {
     // Never throw from here: the process may be exiting with the driver already gone.
@@ -80,6 +81,7 @@ cublasHandle_t cublas_handle(int device) {
     CUDL_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
     const size_t bytes = (major >= 9 ? 32 : 4) << 20;
     CUDL_CUDA_CHECK(cudaMalloc(&c.cublas_workspace, bytes));
+    c.cublas_workspace_bytes = bytes;
     CUDL_CUBLAS_CHECK(cublasSetWorkspace(c.cublas, c.cublas_workspace, bytes));
   }
   return c.cublas;
@@ -94,6 +96,16 @@ cudnnHandle_t cudnn_handle(int device) {
     CUDL_CUDNN_CHECK(cudnnSetStream(c.cudnn, c.stream));
   }
   return c.cudnn;
+}
+
+cublasHandle_t cublas_handle_on(int device, cudaStream_t s) {
+  cublasHandle_t h = cublas_handle(device);
+  DeviceContext& c = context(device);
+  std::lock_guard<std::mutex> lock(mutex());
+  // cublasSetStream resets the handle's workspace to cuBLAS's own pool: set ours again.
+  CUDL_CUBLAS_CHECK(cublasSetStream(h, s));
+  CUDL_CUBLAS_CHECK(cublasSetWorkspace(h, c.cublas_workspace, c.cublas_workspace_bytes));
+  return h;
 }
 
 void synchronize(int device) {

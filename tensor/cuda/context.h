@@ -12,6 +12,9 @@ namespace cudl::cuda {
 // device keeps every op ordered, so memory freed to the caching allocator can be reused at once.
 cudaStream_t stream(int device);
 cublasHandle_t cublas_handle(int device);
+// The device's cuBLAS handle bound to stream `s`, with cudl's own workspace (so that cuBLAS
+// never allocates, e.g. while a CUDA graph is captured).
+cublasHandle_t cublas_handle_on(int device, cudaStream_t s);
 cudnnHandle_t cudnn_handle(int device);
 // Blocks until all work on the device's cudl stream is done.
 void synchronize(int device);

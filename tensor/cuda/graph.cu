@@ -31,7 +31,10 @@ struct CudaGraph::Impl {
   void destroy() noexcept {
     try {
       cuda::DeviceGuard guard(device);
-      if (exec || pool) CUDL_CUDA_WARN(cudaStreamSynchronize(cuda::stream(device)));
+      // Waits for running replays, unless another graph is being captured on the stream (a
+      // synchronisation would break that capture; the pool's release then waits for its end).
+      if ((exec || pool) && !is_capturing(Device::cuda(device)))
+        CUDL_CUDA_WARN(cudaStreamSynchronize(cuda::stream(device)));
       if (exec) CUDL_CUDA_WARN(cudaGraphExecDestroy(exec));
       if (graph) CUDL_CUDA_WARN(cudaGraphDestroy(graph));
       exec = nullptr;
@@ -65,8 +68,8 @@ void CudaGraph::capture(const std::function<void()>& fn, const std::vector<Gener
     m.draws.push_back(std::move(d));
   }
   // Everything the capture allocates must be in place before the driver records addresses.
-  for (Impl::Draws& d : m.draws) d.gen->begin_capture(static_cast<const uint64_t*>(d.base.data_ptr()));
   m.pool = cuda::caching_begin_graph_pool(m.device);
+  for (Impl::Draws& d : m.draws) d.gen->begin_capture(static_cast<const uint64_t*>(d.base.data_ptr()));
   cudaError_t begun = cudaStreamBeginCapture(s, cudaStreamCaptureModeRelaxed);
   std::exception_ptr failure;
   cudaGraph_t graph = nullptr;
@@ -117,7 +120,7 @@ bool is_capturing(Device device) {
   if (!device.is_cuda()) return false;
   cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
   CUDL_CUDA_CHECK(cudaStreamIsCapturing(cuda::stream(device.index), &status));
-  return status == cudaStreamCaptureStatusActive;
+  return status != cudaStreamCaptureStatusNone;  // active, or invalidated by a bad call
 }
 
 }  // namespace cudl

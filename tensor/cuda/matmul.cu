@@ -16,8 +16,7 @@ void gemm(cudaStream_t stream, DType dtype, bool trans_a, bool trans_b, int64_t 
     CUDL_CHECK(v <= INT32_MAX, "matmul: size ", v, " exceeds cuBLAS's 32-bit limit");
   int device = 0;
   CUDL_CUDA_CHECK(cudaGetDevice(&device));
-  cublasHandle_t h = cublas_handle(device);
-  CUDL_CUBLAS_CHECK(cublasSetStream(h, stream));
+  cublasHandle_t h = cublas_handle_on(device, stream);
   const cublasOperation_t ta = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
   const cublasOperation_t tb = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
   if (dtype == kFloat32) {

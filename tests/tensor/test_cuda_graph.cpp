@@ -120,5 +120,33 @@ TEST(CudaGraph, ItsMemoryIsNeverHandedToOtherTensors) {
   EXPECT_LE(memory_stats(kGpu).reserved_bytes, reserved_before);
 }
 
+TEST(CudaGraph, TensorsFreedDuringTheCaptureAreHeldBackUntilTheGraphGoes) {
+  CUDL_REQUIRE_CUDA_OR_SKIP();
+  Tensor x = rnd({1 << 20}, 6).to(kGpu);
+  empty_cache(kGpu);
+  const int64_t reserved_at_start = memory_stats(kGpu).reserved_bytes;
+  Tensor before = mul(x, x);  // made eagerly, last used (and freed) inside the capture
+  const void* held = before.data_ptr();
+  Tensor out;
+  {
+    CudaGraph g(kGpu);
+    g.capture([&] {
+      out = add(before, x);
+      before = Tensor();
+    });
+    for (int i = 0; i < 8; ++i) {
+      Tensor t = mul(x, x);
+      EXPECT_NE(t.data_ptr(), held) << "a block the graph reads was handed out again";
+    }
+    g.replay();
+    Tensor xc = x.to(Device::cpu());
+    EXPECT_TRUE(all_close(out.to(Device::cpu()), add(mul(xc, xc), xc), 1e-6, 1e-6));
+  }
+  out = Tensor();
+  // The held-back block went back to the main cache with the graph: nothing stays reserved.
+  empty_cache(kGpu);
+  EXPECT_LE(memory_stats(kGpu).reserved_bytes, reserved_at_start);
+}
+
 }  // namespace
 }  // namespace cudl

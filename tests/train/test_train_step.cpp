@@ -114,6 +114,11 @@ TEST(TrainStepCuda, GraphReplaysMatchEagerSteps) {
   for (size_t k = 0; k < pg.size(); ++k)
     EXPECT_TRUE(all_close(pg[k].second.to(Device::cpu()), pe[k].second.to(Device::cpu()), 1e-6, 1e-5))
         << pg[k].first;
+  auto bg = graphed.model->named_buffers(), be = eager.model->named_buffers();  // BN statistics
+  ASSERT_EQ(bg.size(), be.size());
+  for (size_t k = 0; k < bg.size(); ++k)
+    EXPECT_TRUE(all_close(bg[k].second.to(Device::cpu()), be[k].second.to(Device::cpu()), 1e-6, 1e-5))
+        << bg[k].first;
   auto sg = graphed.opt->state_dict(), se = eager.opt->state_dict();
   ASSERT_EQ(sg.size(), se.size());
   for (size_t k = 0; k < sg.size(); ++k)
@@ -125,6 +130,37 @@ TEST(TrainStepCuda, GraphReplaysMatchEagerSteps) {
   EXPECT_TRUE(std::isfinite(graphed.step->run(xs.contiguous(), ys.contiguous()).loss.item()));
   auto [x6, y6] = batch(21, gpu);
   EXPECT_TRUE(std::isfinite(graphed.step->run(x6, y6).loss.item()));
+}
+
+TEST(TrainStepCuda, AFailedCaptureFallsBackToEagerStepsWithNothingLost) {
+  CUDL_REQUIRE_CUDA_OR_SKIP();
+  const Device gpu = Device::cuda(0);
+  set_conv_benchmark(false);
+  set_conv_allow_tf32(false);
+  Trainer broken(gpu, true), eager(gpu, false);
+  // A loss that reads a value on the host: allowed eagerly, impossible inside a capture.
+  broken.step = std::make_unique<TrainStep>(
+      *broken.model, *broken.opt,
+      [](const Tensor& l, const Tensor& t) {
+        Tensor loss = binary_cross_entropy_with_logits(l, t);
+        (void)loss.item();
+        return loss;
+      },
+      std::vector<Generator*>{&broken.gen}, gpu, TrainStepOptions());
+  for (int i = 0; i < 5; ++i) {
+    auto [x, y] = batch(i, gpu);
+    const double lb = broken.step->run(x, y).loss.item();
+    const double le = eager.step->run(x, y).loss.item();
+    EXPECT_NEAR(lb, le, 1e-6 * std::max(1.0, std::abs(le))) << "step " << i;
+  }
+  EXPECT_FALSE(broken.step->graphed());
+  EXPECT_EQ(broken.step->reason().rfind("capture failed", 0), 0u) << broken.step->reason();
+  EXPECT_EQ(broken.gen.offset(), eager.gen.offset());
+  auto sb = broken.opt->state_dict(), se = eager.opt->state_dict();
+  ASSERT_EQ(sb.size(), se.size());
+  for (size_t k = 0; k < sb.size(); ++k)
+    EXPECT_TRUE(all_close(sb[k].second.to(Device::cpu()), se[k].second.to(Device::cpu()), 1e-6, 1e-5))
+        << sb[k].first << ": the failed capture must not have counted a step";
 }
 
 }  // namespace
