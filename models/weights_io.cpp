@@ -9,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <mutex>
 #include <set>
 
 #include "models/hdf5_util.h"
@@ -39,6 +40,14 @@ constexpr const char* kOptimizerGroup = "optimizer";
 std::function<void(const std::string&, const std::string&)>& write_hook() {
   static std::function<void(const std::string&, const std::string&)> hook;
   return hook;
+}
+
+// Debian's HDF5 is built without thread safety: every entry point below holds this lock, so a
+// checkpoint written on a background thread (train/checkpoint_writer.h) never meets another
+// HDF5 call.
+std::recursive_mutex& hdf5_mutex() {
+  static std::recursive_mutex m;
+  return m;
 }
 
 std::string dots_to_slashes(std::string s) {
@@ -259,6 +268,7 @@ std::string describe(const TensorSpec& s) {
 
 void save_weights(const std::string& path, const NamedTensors& tensors, const WeightsMeta& meta,
                   const SaveOptions& options) {
+  std::lock_guard<std::recursive_mutex> lock(hdf5_mutex());
   check_names(path, tensors, "model");
   write_atomically(path, [&](H5File& f) {
     write_meta(f, meta, kWeightsFormat);
@@ -267,6 +277,7 @@ void save_weights(const std::string& path, const NamedTensors& tensors, const We
 }
 
 WeightsFile load_weights(const std::string& path) {
+  std::lock_guard<std::recursive_mutex> lock(hdf5_mutex());
   WeightsFile out;
   H5File f = open_checked(path, out.format, out.format_version);
   out.meta = read_meta(f);
@@ -398,6 +409,7 @@ NamedTensors load_weights_checked(const std::string& path, const std::vector<Ten
 // checkpoints
 
 void save_checkpoint(const std::string& path, const Checkpoint& ckpt) {
+  std::lock_guard<std::recursive_mutex> lock(hdf5_mutex());
   check_names(path, ckpt.model, "model");
   check_names(path, ckpt.optimizer, "optimizer");
   for (const auto& [name, t] : ckpt.model)
@@ -414,6 +426,7 @@ void save_checkpoint(const std::string& path, const Checkpoint& ckpt) {
 }
 
 Checkpoint load_checkpoint(const std::string& path) {
+  std::lock_guard<std::recursive_mutex> lock(hdf5_mutex());
   std::string format;
   int64_t version = 0;
   H5File f = open_checked(path, format, version);

@@ -20,6 +20,7 @@
 #include "optim/schedule.h"
 #include "tensor/ops.h"
 #include "tensor/ops/conv.h"
+#include "train/checkpoint_writer.h"
 #include "train/files.h"
 #include "train/outputs.h"
 #include "train/progress.h"
@@ -154,6 +155,7 @@ class Run {
   std::shared_ptr<Sequential> model_;
   std::unique_ptr<AdamW> opt_;
   std::unique_ptr<TrainStep> step_;
+  CheckpointWriter checkpoints_;  // declared after what it snapshots; joined in go() and on exit
   bool step_mode_logged_ = false;
   std::unique_ptr<Schedule> schedule_;
   LossKind loss_kind_ = LossKind::kBCEWithLogits;
@@ -321,7 +323,7 @@ void Run::save_checkpoint(int64_t epochs_done) {
   c.epoch = epochs_done;
   c.rng_seed = gen_.seed();
   c.rng_offset = gen_.offset();
-  cudl::save_checkpoint(out("checkpoint.h5"), c);
+  checkpoints_.submit(out("checkpoint.h5"), c);  // written while the next epoch trains
 }
 
 void Run::resume_or_start() {
@@ -592,6 +594,7 @@ TrainResult Run::go() {
        << fixed(m.optimal.threshold, 2) << " -> zero-one " << fixed(best.zero_one_accuracy, 4)
        << ", hamming " << fixed(best.hamming_accuracy, 4) << "\n";
   write_outputs(last_valid, result);
+  checkpoints_.wait();
   result.history = history_;
   result.seconds = seconds_since(t0_);
   result.out_dir = o_.out;
