@@ -7,7 +7,11 @@
 #   BUILD_DIR      build folder (default build-gpu); reused when it already holds a CUDA build
 #   CUDL_PYTHON    Python with torch for the reference data (default: /usr/bin/python3 when it
 #                  imports torch, else python3)
-#   CMAKE_ARGS     extra configure arguments (e.g. -DCMAKE_CUDA_ARCHITECTURES=90)
+#   CMAKE_ARGS     extra configure arguments (default CUDA architecture: the GPU's own)
+#   GPU_DEPS       an archive from scripts/gpu_deps.sh (default build-deps/gpu-deps.tar.xz when
+#                  it exists): the headers and libraries of the Debian -dev packages, for a GPU
+#                  machine without them; unpacked next to the build folder and used from there
+#                  (the build then has -DCUDL_ONEDNN=OFF)
 #   STAGES         what to run after the build, comma-separated (default tests,bench):
 #                  tests  every test with CUDL_REQUIRE_CUDA=1
 #                  bench  matmul, train_step at 16x300 and 256x224 (cudl with a CUDA graph and
@@ -38,6 +42,29 @@ fi
   echo "python: $py $($py -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)' 2>&1)"
 } | tee "$out/environment.txt"
 
+# Dependencies packed by scripts/gpu_deps.sh on a machine that has the Debian packages.
+deps=${GPU_DEPS:-build-deps/gpu-deps.tar.xz}
+if [ -f "$deps" ]; then
+  dir="$build/deps"
+  if [ ! -d "$dir/gpu-deps/usr" ]; then
+    mkdir -p "$dir" && tar -C "$dir" -xJf "$deps" || { log "cannot unpack $deps"; exit 1; }
+  fi
+  p="$(cd "$dir/gpu-deps/usr" && pwd)"
+  a=$(ls -d "$p"/lib/*-linux-gnu | head -n 1)
+  log "dependencies from $deps ($p)"
+  export CMAKE_PREFIX_PATH="$p${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}"
+  export CPATH="$p/include:$(ls -d "$p"/include/*-linux-gnu/openblas-openmp | head -n 1)${CPATH:+:$CPATH}"
+  export LD_LIBRARY_PATH="$a:$a/hdf5/serial:$a/openblas-openmp${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  # HDF5 from the archive, not through an h5cc wrapper the machine may have.
+  CMAKE_ARGS="${CMAKE_ARGS:-} -DCUDL_ONEDNN=OFF -DHDF5_C_COMPILER_EXECUTABLE=/bin/false \
+    -DCUDL_OPENBLAS_LIBRARY=$a/openblas-openmp/libopenblas.so \
+    -DCBLAS_INCLUDE_DIR=$(ls -d "$p"/include/*-linux-gnu/openblas-openmp | head -n 1)"
+fi
+if [[ "${CMAKE_ARGS:-}" != *CMAKE_CUDA_ARCHITECTURES* ]]; then
+  cap=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -n 1 | tr -d ' .')
+  [ -n "$cap" ] && CMAKE_ARGS="${CMAKE_ARGS:-} -DCMAKE_CUDA_ARCHITECTURES=$cap"
+fi
+
 # Before spending GPU time on a build: every header the build needs, said at once when missing
 # (a GPU machine may lack the Debian packages that scripts/setup.sh installs; give their
 # prefixes in CMAKE_PREFIX_PATH / CPATH, or carry them).
@@ -56,7 +83,7 @@ for h in hdf5.h jpeglib.h png.h zlib.h cblas.h gtest/gtest.h CLI/CLI.hpp nlohman
   [ $found -eq 1 ] || missing+=("$h")
 done
 if [ ${#missing[@]} -gt 0 ]; then
-  log "missing headers (HDF5, libjpeg, libpng, zlib, CBLAS, GoogleTest, CLI11, nlohmann-json): ${missing[*]}"
+  log "missing headers (HDF5, libjpeg, libpng, zlib, CBLAS, GoogleTest, CLI11, nlohmann-json): ${missing[*]}; pack them with scripts/gpu_deps.sh on a machine that has them and pass GPU_DEPS"
   exit 1
 fi
 # cuDNN: next to the toolkit, else from the nvidia-cudnn wheel of this machine's PyTorch.
@@ -97,10 +124,11 @@ if [[ $stages == *,tests,* ]]; then
     log "tests FAILED (see $out/ctest.log)"
     status=1
   fi
+  # A CUDA test cannot skip here (CUDL_REQUIRE_CUDA=1 makes it fail); others may, for want of
+  # a tool this machine lacks (e.g. Chromium for the report screenshot): listed, not failed.
   if grep -q "Skipped" "$out/ctest.log"; then
-    log "some tests were skipped on a GPU machine:"
+    log "skipped (not CUDA tests):"
     grep "Skipped" "$out/ctest.log" | tee -a "$out/summary.txt"
-    status=1
   fi
   log "tests: $(grep -E 'tests passed' "$out/ctest.log")"
 fi

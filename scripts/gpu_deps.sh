@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Packs what building and testing cudl takes from this Debian machine's -dev packages into one
+# archive, for a GPU machine that has the CUDA toolkit, a compiler, CMake and Python with
+# PyTorch but not these packages, and cannot install any: headers, the shared libraries with
+# every library they load (glibc, libstdc++, libgcc and libgomp excepted: the machine's compiler
+# brings those), GoogleTest's static libraries and the CMake package files. The tree mirrors
+# /usr, so CMake's own find modules (HDF5's Debian layout included) find everything under
+# CMAKE_PREFIX_PATH=<unpacked>/usr; scripts/gpu_check.sh does this when given GPU_DEPS.
+# oneDNN is left out (about 80 MB): such a build has -DCUDL_ONEDNN=OFF (CPU convolutions on
+# im2col + OpenBLAS, which the CUDA tests compare against).
+#
+# Usage: scripts/gpu_deps.sh [ARCHIVE]      default build-deps/gpu-deps.tar.xz
+set -euo pipefail
+cd "$(dirname "$0")/.."
+archive=${1:-build-deps/gpu-deps.tar.xz}
+arch=$(gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
+stage=$(mktemp -d)
+trap 'rm -rf "$stage"' EXIT
+root="$stage/gpu-deps"
+mkdir -p "$root"
+
+# Files of these packages: headers, libraries, CMake package files (not docs or binaries).
+packages=(libhdf5-dev libhdf5-103-1 libjpeg62-turbo-dev libjpeg62-turbo libpng-dev libpng16-16
+          zlib1g-dev zlib1g libopenblas-openmp-dev libopenblas0-openmp libgtest-dev
+          libcli11-dev nlohmann-json3-dev)
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+    { echo "gpu_deps: package $p is not installed (scripts/setup.sh)" >&2; exit 1; }
+  { dpkg -L "$p" | grep -E '^(/usr)?/(include|lib|share/cmake)/' || true; } | while read -r f; do
+    case "$f" in
+      *.a) [[ $f == */libgtest* || $f == */libgmock* ]] || continue ;;  # shared libraries only
+      *fortran* | *_cpp* | *hl_cpp*) continue ;;                       # cudl uses HDF5's C API
+    esac
+    if [ -f "$f" ] || [ -L "$f" ]; then
+      dest="$root/usr${f#/usr}"  # /lib (merged into /usr/lib on Debian 12) goes under usr/ too
+      mkdir -p "$(dirname "$dest")"
+      cp -a "$f" "$dest"
+    fi
+  done
+done
+# The libraries those load, by ldd, into the multiarch directory.
+skip='^(libc|libm|libpthread|libdl|librt|libstdc\+\+|libgcc_s|libgomp|ld-linux[^ ]*)\.so'
+find "$root" -name '*.so*' -type f | while read -r lib; do
+  ldd "$lib" 2>/dev/null | awk '/=> \// {print $1, $3}'
+done | sort -u | while read -r name path; do
+  [[ $name =~ $skip ]] && continue
+  [ -e "$root/usr/lib/$arch/$name" ] && continue
+  [ -n "$(find "$root" -name "$name" -print -quit)" ] && continue
+  cp -L "$path" "$root/usr/lib/$arch/$name"
+done
+mkdir -p "$(dirname "$archive")"
+tar -C "$stage" -cJf "$archive" gpu-deps
+echo "gpu_deps: $archive ($(du -h "$archive" | cut -f1); $(du -sh "$root" | cut -f1) unpacked)"
