@@ -5,7 +5,9 @@
 #
 # Usage: bench/recipe.sh BUILD_DIR RESULTS_DIR [DATA_DIR] [DEVICE] [THREADS]
 #   DATA_DIR defaults to the built-in demo data (128 images of 333x250, written once into
-#   RESULTS_DIR/data); DEVICE cpu (default) or cuda; THREADS defaults to 2.
+#   RESULTS_DIR/data); DEVICE cpu (default) or cuda; THREADS defaults to 2. CUDL_TRAIN_FLAGS
+#   in the environment adds options to fridge_train (e.g. --deterministic: cuDNN algorithms by
+#   heuristics instead of timing them, as PyTorch's default).
 set -euo pipefail
 build=${1:?usage: bench/recipe.sh BUILD_DIR RESULTS_DIR [DATA_DIR] [DEVICE] [THREADS]}
 results=${2:?usage: bench/recipe.sh BUILD_DIR RESULTS_DIR [DATA_DIR] [DEVICE] [THREADS]}
@@ -28,7 +30,7 @@ fi
 now() { date +%s.%N; }
 t0=$(now)
 "$build/tools/fridge_train" --data "$data" --out "$results/cudl_run" --device "$device" \
-  --threads "$threads" --workers "$threads" --no-progress | tee "$results/recipe_cudl.log"
+  --threads "$threads" --workers "$threads" --no-progress ${CUDL_TRAIN_FLAGS:-} | tee "$results/recipe_cudl.log"
 t1=$(now)
 (cd "$here" && "$py" recipe_torch.py --data "$data" --out "$results/torch_run" --device "$device" \
   --threads "$threads" --workers "$threads") | tee "$results/recipe_torch.log"

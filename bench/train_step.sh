@@ -160,9 +160,10 @@ for impl in impls:
     lines.append(f"{impl:28s} {s['median_images_per_s']:9.3f} {s['median_step_s']:8.3f} "
                  f"{s['min_step_s']:8.3f} {s['median_cpu_s_per_step']:11.2f} "
                  f"{s['median_peak_bytes'] / 2**20:9.0f}  {s['peak_kind']}")
-if "median_peak_allocated_bytes" in summary[ref]:
-    lines.append(f"{'':28s} cudl's own peak of allocated tensor bytes: "
-                 f"{summary[ref]['median_peak_allocated_bytes'] / 2**20:.0f} MiB")
+for impl in impls:
+    if "median_peak_allocated_bytes" in summary[impl]:
+        lines.append(f"{'':28s} {impl}: peak of live tensor bytes "
+                     f"{summary[impl]['median_peak_allocated_bytes'] / 2**20:.0f} MiB")
 lines.append("")
 for impl, r in ratios.items():
     per = " ".join(f"{x:.3f}" for x in r["images_per_s_ratio_per_round"])

@@ -108,6 +108,12 @@ cublasHandle_t cublas_handle_on(int device, cudaStream_t s) {
   return h;
 }
 
+size_t cublas_workspace_size(int device) {
+  DeviceContext& c = context(device);
+  std::lock_guard<std::mutex> lock(mutex());
+  return c.cublas_workspace_bytes;
+}
+
 void synchronize(int device) {
   DeviceGuard guard(device);
   CUDL_CUDA_CHECK(cudaStreamSynchronize(stream(device)));

@@ -15,6 +15,9 @@ cublasHandle_t cublas_handle(int device);
 // The device's cuBLAS handle bound to stream `s`, with cudl's own workspace (so that cuBLAS
 // never allocates, e.g. while a CUDA graph is captured).
 cublasHandle_t cublas_handle_on(int device, cudaStream_t s);
+// Bytes of that workspace (0 before the handle exists); device memory outside the caching
+// allocator's statistics.
+size_t cublas_workspace_size(int device);
 cudnnHandle_t cudnn_handle(int device);
 // Blocks until all work on the device's cudl stream is done.
 void synchronize(int device);
