@@ -19,8 +19,8 @@
 #   --allow-large    allow more than 64 images per step on the CPU
 #   --also BIN       also run another bench_train_step build (e.g. of an older commit) each round
 # On CUDA the rounds also run cudl with eager steps (--cuda-graph 0; the default replays a CUDA
-# graph) and PyTorch with the step captured in a CUDA graph; cuDNN may use TF32 in both
-# (PyTorch's default).
+# graph) and PyTorch with the step captured in a CUDA graph, in float32 and, for reference, in
+# bf16 mixed precision; cuDNN may use TF32 in both (PyTorch's default).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
@@ -71,6 +71,8 @@ for r in $(seq "$rounds"); do
   echo "{\"round\": $r, \"load_before\": \"$(load)\", \"run\": $(cd "$here" && "$py" train_step_torch.py "${args[@]}")}" >> "$raw"
   if [ "$device" = cuda ]; then
     echo "{\"round\": $r, \"load_before\": \"$(load)\", \"run\": $(cd "$here" && "$py" train_step_torch.py "${args[@]}" --graphs)}" >> "$raw"
+    # PyTorch's mixed precision (bf16 autocast) for reference: cudl has no bf16 path yet.
+    echo "{\"round\": $r, \"load_before\": \"$(load)\", \"run\": $(cd "$here" && "$py" train_step_torch.py "${args[@]}" --graphs --precision bf16)}" >> "$raw"
   fi
 done
 commit=$(git -C "$root" rev-parse HEAD 2>/dev/null || echo unknown)

@@ -81,7 +81,8 @@ med = sorted(times)[len(times) // 2]
 peak = (torch.cuda.max_memory_reserved() if dev.type == "cuda"
         else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
 extra = {"peak_allocated_bytes": torch.cuda.max_memory_allocated()} if dev.type == "cuda" else {}
-print(json.dumps({"impl": "pytorch " + torch.__version__ + (" graphs" if a.graphs else " eager"),
+print(json.dumps({"impl": "pytorch " + torch.__version__ + (" graphs" if a.graphs else " eager")
+                  + (" bf16" if a.precision == "bf16" else ""),
                   "device": torch.cuda.get_device_name() if dev.type == "cuda" else "cpu",
                   "batch": a.batch, "size": a.size, "precision": a.precision,
                   "threads": a.threads, "steps": a.steps, "median_step_s": med,
