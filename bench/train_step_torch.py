@@ -29,7 +29,9 @@ opt = adamw_decoupled(model.parameters())
 loss_fn = torch.nn.BCEWithLogitsLoss()
 x = torch.randn(a.batch, 3, a.size, a.size, device=dev)
 y = (torch.rand(a.batch, 4, device=dev) > 0.5).float()
-amp = torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=a.precision == "bf16")
+# No autocast weight cache under graph capture (PyTorch's advice for CUDA graphs).
+amp = torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=a.precision == "bf16",
+                     cache_enabled=not a.graphs)
 
 
 def step():
