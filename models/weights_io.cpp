@@ -42,8 +42,9 @@ std::function<void(const std::string&, const std::string&)>& write_hook() {
   return hook;
 }
 
-// Debian's HDF5 is built without thread safety: every entry point below holds this lock, so a
-// checkpoint written on a background thread (train/checkpoint_writer.h) never meets another
+// Debian's HDF5 is built without thread safety: every HDF5 call below runs under this lock
+// (readers hold it throughout, writers while they fill the file, not while it is fsync'ed), so
+// a checkpoint written on a background thread (train/checkpoint_writer.h) never meets another
 // HDF5 call.
 std::recursive_mutex& hdf5_mutex() {
   static std::recursive_mutex m;
@@ -239,6 +240,8 @@ void write_atomically(const std::string& path, const std::function<void(H5File&)
   } while (::access(tmp.c_str(), F_OK) == 0);
   TempFileGuard guard{tmp};
   {
+    // HDF5 only under the lock: the fsync and rename below run while other threads use HDF5.
+    std::lock_guard<std::recursive_mutex> lock(hdf5_mutex());
     H5File f = H5File::create(tmp, path);
     fill(f);
     if (write_hook()) write_hook()("written", tmp);
@@ -268,7 +271,6 @@ std::string describe(const TensorSpec& s) {
 
 void save_weights(const std::string& path, const NamedTensors& tensors, const WeightsMeta& meta,
                   const SaveOptions& options) {
-  std::lock_guard<std::recursive_mutex> lock(hdf5_mutex());
   check_names(path, tensors, "model");
   write_atomically(path, [&](H5File& f) {
     write_meta(f, meta, kWeightsFormat);
@@ -409,7 +411,6 @@ NamedTensors load_weights_checked(const std::string& path, const std::vector<Ten
 // checkpoints
 
 void save_checkpoint(const std::string& path, const Checkpoint& ckpt) {
-  std::lock_guard<std::recursive_mutex> lock(hdf5_mutex());
   check_names(path, ckpt.model, "model");
   check_names(path, ckpt.optimizer, "optimizer");
   for (const auto& [name, t] : ckpt.model)
