@@ -10,7 +10,9 @@
 // convolutions may use TF32 (PyTorch's default) unless --tf32 0.
 //
 // Usage: bench_train_step [--batch 16] [--size 300] [--device cpu|cuda] [--threads T]
-//                         [--warmup 3] [--steps 5] [--cuda-graph 1] [--tf32 1]
+//                         [--warmup 3] [--steps 5] [--cuda-graph 1] [--tf32 1] [--profile 0]
+// --profile N runs N more eager steps under the profiler (tensor/profiler.h) after the timed
+// ones, prints the table of where they spent their time to stderr and adds it to the JSON.
 // Prints one JSON line: images_per_s, median_step_s, the CPU time of the timed steps
 // (getrusage, user + system, per step) and the peak memory: on the CPU the process's max RSS
 // (what the PyTorch twin reports) and cudl's own peak of allocated tensor bytes; on CUDA the
@@ -30,6 +32,7 @@
 #include "optim/optim.h"
 #include "tensor/ops/conv.h"
 #include "tensor/parallel.h"
+#include "tensor/profiler.h"
 #include "train/train_step.h"
 
 #ifdef CUDL_WITH_CUDA
@@ -53,7 +56,7 @@ int64_t max_rss_bytes() {
 
 void usage(std::ostream& os) {
   os << "usage: bench_train_step [--batch 16] [--size 300] [--device cpu|cuda] [--threads T]\n"
-        "                        [--warmup 3] [--steps 5] [--cuda-graph 1] [--tf32 1]\n"
+        "                        [--warmup 3] [--steps 5] [--cuda-graph 1] [--tf32 1] [--profile 0]\n"
         "One training step (forward, BCE-with-logits, backward, AdamW) of the notebook's\n"
         "ResNet-18 model; prints one JSON line.\n";
 }
@@ -63,7 +66,7 @@ void usage(std::ostream& os) {
 int main(int argc, char** argv) {
   using namespace cudl;
   int64_t batch = 16, size = 300;
-  int threads = get_num_threads(), warmup = 3, steps = 5, graph = 1, tf32 = 1;
+  int threads = get_num_threads(), warmup = 3, steps = 5, graph = 1, tf32 = 1, profile = 0;
   std::string device = "cpu";
   for (int i = 1; i < argc; ++i) {
     const std::string k = argv[i];
@@ -93,6 +96,8 @@ int main(int argc, char** argv) {
       graph = std::atoi(v);
     else if (k == "--tf32")
       tf32 = std::atoi(v);
+    else if (k == "--profile")
+      profile = std::atoi(v);
     else {
       std::cerr << "bench_train_step: unknown option " << k << "\n";
       usage(std::cerr);
@@ -146,6 +151,27 @@ int main(int argc, char** argv) {
     std::sort(sorted.begin(), sorted.end());
     const double med = sorted[sorted.size() / 2];
     const MemoryStats ms = memory_stats(d);
+    nlohmann::json prof = nlohmann::json::array();
+    if (profile > 0) {
+      train::TrainStepOptions eager_opts;
+      eager_opts.cuda_graph = false;  // a replayed graph runs no host code to time
+      train::TrainStep eager(
+          *model, opt,
+          [](const Tensor& logits, const Tensor& targets) {
+            return binary_cross_entropy_with_logits(logits, targets);
+          },
+          {&gen}, d, eager_opts);
+      eager.run(x, y);  // untimed: the first eager step after a graph may allocate
+      bench::sync(d);
+      profiler_start(d);
+      for (int i = 0; i < profile; ++i) eager.run(x, y);
+      const std::vector<ProfileEntry> entries = profiler_stop();
+      std::cerr << format_profile(entries, profile);
+      for (const ProfileEntry& e : entries)
+        prof.push_back({{"name", e.name},
+                        {"calls_per_step", static_cast<double>(e.calls) / profile},
+                        {"ms_per_step", 1e3 * e.seconds / profile}});
+    }
     const bool graphed = train_step.graphed();
     nlohmann::json j = {{"impl", d.is_cuda() && graph == 0 ? "cudl eager" : "cudl"},
                         {"train_step", graphed ? "cuda graph" : "eager (" + train_step.reason() + ")"},
@@ -162,6 +188,10 @@ int main(int argc, char** argv) {
                         {"images_per_s", static_cast<double>(batch) / med},
                         {"blas", blas_info()},
                         {"onednn", onednn_version()}};
+    if (profile > 0) {
+      j["profile"] = prof;
+      j["profile_steps"] = profile;
+    }
     if (d.is_cuda()) {
       // What the step holds on the device: the caching allocator's peak reservation (a graph's
       // pool included) plus cuBLAS's workspace, which is outside it (PyTorch's is inside its

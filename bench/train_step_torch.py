@@ -20,6 +20,8 @@ p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
 p.add_argument("--graphs", action="store_true", help="capture the step in a CUDA graph")
 p.add_argument("--warmup", type=int, default=2)
 p.add_argument("--steps", type=int, default=5)
+p.add_argument("--profile", type=int, default=0,
+               help="N more eager steps under torch.profiler; the table goes to stderr")
 a = p.parse_args()
 torch.set_num_threads(a.threads)
 torch.manual_seed(0)
@@ -80,6 +82,28 @@ cpu_per_step = (ru1.ru_utime + ru1.ru_stime - ru0.ru_utime - ru0.ru_stime) / a.s
 med = sorted(times)[len(times) // 2]
 # CUDA: the caching allocator's peak reservation (what the process holds on the device, a
 # graph's private pool included), and the peak of live tensor bytes beside it.
+profile = []
+if a.profile > 0:
+    import sys
+    from torch.profiler import ProfilerActivity, profile as torch_profile
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.type == "cuda" else [])
+    step()  # eager, untimed
+    sync()
+    with torch_profile(activities=acts) as prof:
+        for _ in range(a.profile):
+            step()
+        sync()
+    ka = prof.key_averages()
+    def self_us(e):  # device time on CUDA, CPU time on the CPU
+        if dev.type == "cuda":
+            return getattr(e, "self_device_time_total", getattr(e, "self_cuda_time_total", 0))
+        return e.self_cpu_time_total
+    key = ("self_device_time_total" if dev.type == "cuda" and hasattr(ka[0], "self_device_time_total")
+           else "self_cuda_time_total" if dev.type == "cuda" else "self_cpu_time_total")
+    print(ka.table(sort_by=key, row_limit=30), file=sys.stderr)
+    for e in sorted(ka, key=self_us, reverse=True)[:40]:
+        profile.append({"name": e.key, "calls_per_step": e.count / a.profile,
+                        "ms_per_step": self_us(e) / 1e3 / a.profile})
 peak = (torch.cuda.max_memory_reserved() if dev.type == "cuda"
         else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
 extra = {"peak_allocated_bytes": torch.cuda.max_memory_allocated()} if dev.type == "cuda" else {}
@@ -91,4 +115,4 @@ print(json.dumps({"impl": "pytorch " + torch.__version__ + (" graphs" if a.graph
                   "step_s": times, "cpu_s_per_step": cpu_per_step,
                   "images_per_s": a.batch / med, "peak_bytes": peak,
                   "peak_kind": "device reserved" if dev.type == "cuda" else "process max RSS",
-                  **extra}))
+                  **extra, **({"profile": profile, "profile_steps": a.profile} if profile else {})}))

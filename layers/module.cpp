@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "tensor/autograd.h"
+#include "tensor/profiler.h"
 
 namespace cudl {
 
@@ -372,7 +373,13 @@ thread_local ForwardHook* g_forward_hook = nullptr;
 }  // namespace
 
 Tensor Module::operator()(const Tensor& x) {
-  Tensor out = forward(x);
+  Tensor out;
+  if (children_.empty() && profiler_running()) {  // leaf modules only: ranges never nest
+    ProfileRange range(type_name_ + ".forward");
+    out = forward(x);
+  } else {
+    out = forward(x);
+  }
   if (g_forward_hook) (*g_forward_hook)(*this, x, out);
   return out;
 }

@@ -6,6 +6,7 @@
 #include "optim/optim_math.h"
 #include "tensor/ops/kernels.h"
 #include "tensor/autograd.h"
+#include "tensor/profiler.h"
 
 
 namespace cudl {
@@ -41,7 +42,10 @@ AdamW::AdamW(std::vector<ParamGroup> groups, const AdamWOptions& options)
 AdamW::AdamW(std::vector<Tensor> params, const AdamWOptions& options)
     : Adam(one_group(std::move(params)), options, true) {}
 
-void Adam::step() { update(pass_for_step()); }
+void Adam::step() {
+  ProfileRange range(std::string(name()) + ".step");
+  update(pass_for_step());
+}
 
 void Adam::update(Pass pass) {
   NoGradGuard no_grad;

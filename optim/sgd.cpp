@@ -4,6 +4,7 @@
 #include "optim/optim_math.h"
 #include "tensor/ops/kernels.h"
 #include "tensor/autograd.h"
+#include "tensor/profiler.h"
 
 namespace cudl {
 
@@ -22,7 +23,10 @@ SGD::SGD(std::vector<ParamGroup> groups, const SGDOptions& options)
 SGD::SGD(std::vector<Tensor> params, const SGDOptions& options)
     : SGD(std::vector<ParamGroup>{ParamGroup(std::move(params))}, options) {}
 
-void SGD::step() { update(pass_for_step()); }
+void SGD::step() {
+  ProfileRange range(std::string(name()) + ".step");
+  update(pass_for_step());
+}
 
 void SGD::update(Pass pass) {
   NoGradGuard no_grad;

@@ -15,7 +15,8 @@
 #   STAGES         what to run after the build, comma-separated (default tests,bench):
 #                  tests  every test with CUDL_REQUIRE_CUDA=1
 #                  bench  matmul, train_step at 16x300 and 256x224 (cudl with a CUDA graph and
-#                         eager, PyTorch eager and with a CUDA graph) and the recipe job
+#                         eager, PyTorch eager and with a CUDA graph), per-op GPU profiles of
+#                         both (bench/profile.sh) and the recipe job
 #   ROUNDS         alternating rounds of the train_step benchmark (default 3)
 # Exit status: 0 only when a GPU was found, every test passed and none was skipped.
 set -uo pipefail
@@ -142,6 +143,9 @@ if [[ $stages == *,bench,* ]]; then
       --rounds "$rounds" --warmup 3 --steps 10 "$out/train_step_$shape" \
       > "$out/train_step_$shape.log" 2>&1 || { status=1; log "train_step $shape FAILED"; }
     grep "^cudl /" "$out/train_step_$shape.log" | sed "s/^/$shape: /" | tee -a "$out/summary.txt"
+    # Where the GPU time goes, per op, in eager steps of both.
+    CUDL_PYTHON=$py bash bench/profile.sh --build "$build" --device cuda --shape "$shape" \
+      --steps 5 "$out/profile_$shape" > /dev/null 2>&1 || { status=1; log "profile $shape FAILED"; }
   done
   CUDL_PYTHON=$py bash bench/recipe.sh "$build" "$out/recipe" "" cuda 8 > "$out/recipe.log" 2>&1 ||
     { status=1; log "recipe FAILED"; }

@@ -1,5 +1,7 @@
 #include "tensor/autograd.h"
 
+#include "tensor/profiler.h"
+
 #include <unordered_map>
 #include <unordered_set>
 
@@ -129,7 +131,11 @@ void run_backward(const Tensor& root, const Tensor& grad_in, bool retain_graph) 
     if (found == buffers.end()) continue;  // no gradient flows here
     Tensor g = std::move(found->second);
     buffers.erase(found);
-    std::vector<Tensor> grads = node->apply(g);
+    std::vector<Tensor> grads;
+    {
+      ProfileRange range(node->name());
+      grads = node->apply(g);
+    }
     if (!retain_graph) node->release();
     const auto& edges = node->next_edges();
     CUDL_CHECK(grads.size() == edges.size(), node->name(), " returned ", grads.size(),

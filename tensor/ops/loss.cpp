@@ -6,6 +6,7 @@
 #include "tensor/ops/elementwise.h"
 #include "tensor/ops/kernels.h"
 #include "tensor/ops/loss_kernels.h"
+#include "tensor/profiler.h"
 
 namespace cudl {
 
@@ -24,6 +25,7 @@ Tensor scalar_out(const Tensor& like) {
 
 Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& targets,
                                         Reduction reduction, const Tensor& pos_weight) {
+  ProfileRange range("bce_with_logits");
   const char* op = "binary_cross_entropy_with_logits";
   CUDL_CHECK(logits.defined() && targets.defined(), op, ": undefined logits or targets");
   CUDL_CHECK(isFloating(logits.dtype()), op, ": logits must be float32 or float64, got ",
@@ -73,6 +75,7 @@ Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& targ
 
 Tensor cross_entropy(const Tensor& logits, const Tensor& targets, Reduction reduction,
                      const Tensor& weight) {
+  ProfileRange range("cross_entropy");
   const char* op = "cross_entropy";
   CUDL_CHECK(logits.defined() && targets.defined(), op, ": undefined logits or targets");
   CUDL_CHECK(isFloating(logits.dtype()), op, ": logits must be float32 or float64, got ",
