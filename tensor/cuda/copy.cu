@@ -103,6 +103,10 @@ void fill_random(cudaStream_t stream, DType dtype, int64_t n, void* dst, uint64_
 void memcpy(void* dst, Device dst_device, const void* src, Device src_device, size_t nbytes) {
   if (nbytes == 0) return;
   const Device on = dst_device.is_cuda() ? dst_device : src_device;
+  // Between two GPUs the copy runs on the destination's stream: the source's pending work
+  // (which may still be writing the data) must be done first.
+  if (src_device.is_cuda() && dst_device.is_cuda() && src_device.index != dst_device.index)
+    synchronize(src_device.index);
   DeviceGuard guard(on.index);
   cudaStream_t s = stream(on.index);
   cudaMemcpyKind kind = cudaMemcpyDefault;  // unified addressing works out the direction

@@ -19,6 +19,10 @@ struct MatrixArg {
 // anything else is copied.
 MatrixArg matrix_arg(const Tensor& t, int64_t row_stride, int64_t col_stride, int64_t rows,
                      int64_t cols) {
+  // The stride of a dimension of size 1 is never used (and may be anything, even 0 after an
+  // expand): give it the value that makes the other dimension's layout acceptable.
+  if (rows == 1) row_stride = col_stride == 1 ? std::max<int64_t>(cols, 1) : 1;
+  if (cols == 1) col_stride = row_stride == 1 ? std::max<int64_t>(rows, 1) : 1;
   if (col_stride == 1 && row_stride >= std::max<int64_t>(cols, 1)) return {t, false, row_stride};
   if (row_stride == 1 && col_stride >= std::max<int64_t>(rows, 1)) return {t, true, col_stride};
   return {};

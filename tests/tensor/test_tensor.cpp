@@ -293,5 +293,20 @@ TEST(Threads, SetAndGet) {
   EXPECT_NEAR(sum(x).item(), s1, 1e-3);
 }
 
+TEST(Matmul, SizeOneDimensionsWithAnyStride) {
+  // (1, k) and (k, 1) views whose size-1 dimension has stride 0 (from expand): the BLAS must
+  // get a valid leading dimension, and the result must equal that of contiguous copies.
+  Tensor v = from_vector(std::vector<float>{1, 2, 3, 4}, {4});
+  Tensor row = v.expand({1, 4});  // strides (0, 1)
+  Tensor col = row.t();           // strides (1, 0)
+  ASSERT_EQ(row.stride(0), 0);
+  ASSERT_EQ(col.stride(1), 0);
+  Tensor m = from_vector(std::vector<float>{1, 0, 2, 1, 0, 3, 1, 1}, {4, 2});
+  Tensor m2 = from_vector(std::vector<float>{2, 1, 1, 0}, {1, 4});
+  EXPECT_TRUE(testing::all_close(matmul(row, m), matmul(row.contiguous().clone(), m), 0, 0));
+  EXPECT_TRUE(testing::all_close(matmul(col, m2), matmul(col.contiguous().clone(), m2), 0, 0));
+  EXPECT_TRUE(testing::all_close(matmul(row, col), full({1, 1}, 30.0), 0, 0));
+}
+
 }  // namespace
 }  // namespace cudl
