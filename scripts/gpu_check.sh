@@ -13,11 +13,13 @@
 #                  machine without them; unpacked next to the build folder and used from there
 #                  (the build then has -DCUDL_ONEDNN=OFF)
 #   STAGES         what to run after the build, comma-separated (default tests,bench):
+#                  (results go to RESULTS_DIR as they finish: give a folder that survives a
+#                  time limit, e.g. the one a remote run sends back)
 #                  tests  every test with CUDL_REQUIRE_CUDA=1
 #                  bench  matmul, train_step at 16x300 and 256x224 (cudl with a CUDA graph and
 #                         eager, PyTorch eager and with a CUDA graph), per-op GPU profiles of
 #                         both (bench/profile.sh) and the recipe job
-#   ROUNDS         alternating rounds of the train_step benchmark (default 3)
+#   ROUNDS         alternating rounds of the train_step benchmark (default 2)
 # Exit status: 0 only when a GPU was found, every test passed and none was skipped.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -115,10 +117,10 @@ if [ $status -ne 0 ]; then
 fi
 
 stages=",${STAGES:-tests,bench},"
-rounds=${ROUNDS:-3}
+rounds=${ROUNDS:-2}
 
 if [[ $stages == *,tests,* ]]; then
-  CUDL_REQUIRE_CUDA=1 ctest --test-dir "$build" -j 4 --output-on-failure > "$out/ctest.log" 2>&1
+  CUDL_REQUIRE_CUDA=1 ctest --test-dir "$build" -j "$(nproc)" --output-on-failure > "$out/ctest.log" 2>&1
   ctest_status=$?
   tail -n 30 "$out/ctest.log"
   if [ $ctest_status -ne 0 ]; then
@@ -135,26 +137,32 @@ if [[ $stages == *,tests,* ]]; then
 fi
 
 if [[ $stages == *,bench,* ]]; then
-  # Benchmarks: cudl beside the PyTorch of this machine; each writes its table as it finishes.
-  CUDL_PYTHON=$py bash bench/matmul_gpu.sh "$build" > "$out/bench_matmul.txt" 2>&1 || status=1
-  tail -n 1 "$out/bench_matmul.txt" | tee -a "$out/summary.txt"
+  # Benchmarks: cudl beside the PyTorch of this machine, the goals' measurements first (a run
+  # cut short by a time limit keeps what finished: each writes its table as it goes).
+  train_step() {  # shape
+    CUDL_PYTHON=$py bash bench/train_step.sh --build "$build" --device cuda --shape "$1" \
+      --rounds "$rounds" --warmup 3 --steps 10 "$out/train_step_$1" \
+      > "$out/train_step_$1.log" 2>&1 || { status=1; log "train_step $1 FAILED"; }
+    grep "^cudl /" "$out/train_step_$1.log" | sed "s/^/$1: /" | tee -a "$out/summary.txt"
+  }
+  recipe() {  # results folder, extra fridge_train flags
+    CUDL_TRAIN_FLAGS="$2" CUDL_PYTHON=$py bash bench/recipe.sh "$build" "$out/$1" \
+      "$([ -f "$out/recipe/data/labels.csv" ] && echo "$out/recipe/data")" cuda 8 \
+      > "$out/$1.log" 2>&1 || { status=1; log "$1 FAILED"; }
+    tail -n 1 "$out/$1.log" | sed "s/^/$1: /" | tee -a "$out/summary.txt"
+  }
+  train_step 16x300
+  recipe recipe ""
+  train_step 256x224
+  # The same job with cuDNN's algorithms picked by heuristics (no timing runs at start-up).
+  recipe recipe-heuristic --deterministic
+  # Where the GPU time goes, per op, in eager steps of both.
   for shape in 16x300 256x224; do
-    CUDL_PYTHON=$py bash bench/train_step.sh --build "$build" --device cuda --shape "$shape" \
-      --rounds "$rounds" --warmup 3 --steps 10 "$out/train_step_$shape" \
-      > "$out/train_step_$shape.log" 2>&1 || { status=1; log "train_step $shape FAILED"; }
-    grep "^cudl /" "$out/train_step_$shape.log" | sed "s/^/$shape: /" | tee -a "$out/summary.txt"
-    # Where the GPU time goes, per op, in eager steps of both.
     CUDL_PYTHON=$py bash bench/profile.sh --build "$build" --device cuda --shape "$shape" \
       --steps 5 "$out/profile_$shape" > /dev/null 2>&1 || { status=1; log "profile $shape FAILED"; }
   done
-  CUDL_PYTHON=$py bash bench/recipe.sh "$build" "$out/recipe" "" cuda 8 > "$out/recipe.log" 2>&1 ||
-    { status=1; log "recipe FAILED"; }
-  tail -n 1 "$out/recipe.log" | tee -a "$out/summary.txt"
-  # The same job with cuDNN's algorithms picked by heuristics (no timing runs at start-up).
-  CUDL_TRAIN_FLAGS=--deterministic CUDL_PYTHON=$py bash bench/recipe.sh "$build" \
-    "$out/recipe-heuristic" "$out/recipe/data" cuda 8 > "$out/recipe-heuristic.log" 2>&1 ||
-    { status=1; log "recipe (heuristic cuDNN) FAILED"; }
-  tail -n 1 "$out/recipe-heuristic.log" | sed 's/^/heuristic cuDNN: /' | tee -a "$out/summary.txt"
+  CUDL_PYTHON=$py bash bench/matmul_gpu.sh "$build" > "$out/bench_matmul.txt" 2>&1 || status=1
+  tail -n 1 "$out/bench_matmul.txt" | tee -a "$out/summary.txt"
 fi
 [ $status -eq 0 ] && log "OK" || log "FAILED"
 exit $status
