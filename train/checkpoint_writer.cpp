@@ -24,23 +24,64 @@ CheckpointWriter::~CheckpointWriter() {
   }
 }
 
-void CheckpointWriter::wait() {
-  if (thread_.joinable()) thread_.join();
-  if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
+void CheckpointWriter::run() {
+  for (;;) {
+    std::unique_ptr<Job> job;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (!pending_) {
+        writing_ = false;
+        idle_.notify_all();
+        return;
+      }
+      job = std::move(pending_);
+    }
+    try {
+      save_checkpoint(job->path, job->checkpoint);
+      std::lock_guard<std::mutex> lock(mutex_);
+      ++written_;
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      error_ = std::current_exception();
+    }
+  }
 }
 
 void CheckpointWriter::submit(const std::string& path, const Checkpoint& live) {
-  wait();
-  Checkpoint c = live;
-  c.model = host_snapshot(live.model);
-  c.optimizer = host_snapshot(live.optimizer);
-  thread_ = std::thread([this, path, c = std::move(c)] {
-    try {
-      save_checkpoint(path, c);
-    } catch (...) {
-      error_ = std::current_exception();
-    }
-  });
+  auto job = std::make_unique<Job>();
+  job->path = path;
+  job->checkpoint = live;
+  job->checkpoint.model = host_snapshot(live.model);
+  job->checkpoint.optimizer = host_snapshot(live.optimizer);
+  std::unique_lock<std::mutex> lock(mutex_);
+  if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
+  if (pending_) ++replaced_;
+  pending_ = std::move(job);
+  if (writing_) return;  // the running thread takes it after its current write
+  writing_ = true;
+  lock.unlock();
+  if (thread_.joinable()) thread_.join();  // a finished thread, or one returning right now
+  thread_ = std::thread([this] { run(); });
+}
+
+void CheckpointWriter::wait() {
+  {
+    std::unique_lock<std::mutex> lock(mutex_);
+    idle_.wait(lock, [this] { return !writing_; });
+  }
+  if (thread_.joinable()) thread_.join();
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
+}
+
+int64_t CheckpointWriter::written() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return written_;
+}
+
+int64_t CheckpointWriter::replaced() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return replaced_;
 }
 
 }  // namespace cudl::train

@@ -323,7 +323,7 @@ void Run::save_checkpoint(int64_t epochs_done) {
   c.epoch = epochs_done;
   c.rng_seed = gen_.seed();
   c.rng_offset = gen_.offset();
-  checkpoints_.submit(out("checkpoint.h5"), c);  // written while the next epoch trains
+  checkpoints_.submit(out("checkpoint.h5"), c);  // written while training goes on
 }
 
 void Run::resume_or_start() {
@@ -346,7 +346,9 @@ void Run::resume_or_start() {
   gen_.set_offset(c.rng_offset);
   start_epoch_ = c.epoch;
   history_ = read_history(out("history.csv"));
-  // The history may be one epoch ahead when the process died between the two writes.
+  // The history may be ahead of the checkpoint: the process died between the two writes, or
+  // while newer checkpoints were still waiting to be written (CheckpointWriter keeps only the
+  // latest). Those epochs run again.
   if (static_cast<int64_t>(history_.size()) > start_epoch_) history_.resize(start_epoch_);
   CUDL_CHECK(static_cast<int64_t>(history_.size()) == start_epoch_, out("history.csv"), " has ",
              history_.size(), " epochs but the checkpoint ", start_epoch_);

@@ -89,9 +89,19 @@ p = subprocess.Popen([TRAIN, "--data", data, "--out", run_dir] + COMMON, stdout=
 hist = os.path.join(run_dir, "history.csv")
 ckpt = os.path.join(run_dir, "checkpoint.h5")
 deadline = time.time() + 600
+def checkpoint_epoch():
+    try:
+        with h5py.File(ckpt, "r") as f:
+            return int(f.attrs["epoch"])
+    except (OSError, KeyError):
+        return 0
+
+
 while time.time() < deadline:
-    # 3 epochs in history.csv: checkpoint 2 was written before history row 3.
-    if os.path.exists(hist) and len(open(hist).read().strip().splitlines()) >= 4:
+    # Checkpoints are written in the background (the newest replaces one still waiting): wait
+    # for one of epoch 2 or later and for epoch 3 in history.csv, then kill inside epoch 4.
+    if (os.path.exists(hist) and len(open(hist).read().strip().splitlines()) >= 4
+            and checkpoint_epoch() >= 2):
         break
     if p.poll() is not None:
         break

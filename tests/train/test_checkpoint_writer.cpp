@@ -4,6 +4,8 @@
 // write are safe.
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <string>
 
@@ -70,6 +72,32 @@ TEST(CheckpointWriter, OtherHdf5CallsDuringABackgroundWriteAreSafe) {
   EXPECT_EQ(load_checkpoint(a).epoch, 2);
   std::remove(a.c_str());
   std::remove(b.c_str());
+}
+
+TEST(CheckpointWriter, ANewerCheckpointReplacesOneStillWaiting) {
+  const std::string path = temp_path("d.h5");
+  std::atomic<bool> release{false}, blocked{false};
+  testing_hooks::set_atomic_write_hook([&](const std::string& stage, const std::string&) {
+    if (stage != "written") return;
+    blocked = true;
+    while (!release) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  });
+  {
+    CheckpointWriter writer;
+    writer.submit(path, make(full({10}, 1.0), ones({10}), 1));  // being written, held
+    while (!blocked) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    writer.submit(path, make(full({10}, 2.0), ones({10}), 2));  // waits
+    writer.submit(path, make(full({10}, 3.0), ones({10}), 3));  // replaces epoch 2
+    release = true;
+    writer.wait();
+    EXPECT_EQ(writer.written(), 2);
+    EXPECT_EQ(writer.replaced(), 1);
+  }
+  testing_hooks::set_atomic_write_hook(nullptr);
+  Checkpoint c = load_checkpoint(path);
+  EXPECT_EQ(c.epoch, 3);
+  EXPECT_TRUE(all_close(c.model[0].second, full({10}, 3.0), 0, 0));
+  std::remove(path.c_str());
 }
 
 TEST(CheckpointWriter, SnapshotsAreIndependentCopies) {
