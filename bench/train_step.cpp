@@ -126,12 +126,10 @@ int main(int argc, char** argv) {
     set_conv_allow_tf32(tf32 != 0);
     train::TrainStepOptions so;
     so.cuda_graph = graph != 0;
-    train::TrainStep train_step(
-        *model, opt,
-        [](const Tensor& logits, const Tensor& targets) {
-          return binary_cross_entropy_with_logits(logits, targets);
-        },
-        {&gen}, d, so);
+    const train::TrainStep::LossFn bce = [](const Tensor& logits, const Tensor& targets) {
+      return binary_cross_entropy_with_logits(logits, targets);
+    };
+    train::TrainStep train_step(*model, opt, bce, {&gen}, d, so);
     auto step = [&] { train_step.run(x, y); };
     // With a graph, the warm-up also covers TrainStep's eager calls and the capture.
     const int untimed = d.is_cuda() && graph != 0 ? std::max(warmup, so.warmup + 1) : warmup;
@@ -155,12 +153,7 @@ int main(int argc, char** argv) {
     if (profile > 0) {
       train::TrainStepOptions eager_opts;
       eager_opts.cuda_graph = false;  // a replayed graph runs no host code to time
-      train::TrainStep eager(
-          *model, opt,
-          [](const Tensor& logits, const Tensor& targets) {
-            return binary_cross_entropy_with_logits(logits, targets);
-          },
-          {&gen}, d, eager_opts);
+      train::TrainStep eager(*model, opt, bce, {&gen}, d, eager_opts);
       eager.run(x, y);  // untimed: the first eager step after a graph may allocate
       bench::sync(d);
       profiler_start(d);

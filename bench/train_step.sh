@@ -59,20 +59,26 @@ trap 'rm -f "$raw"' EXIT
 args=(--batch "$batch" --size "$size" --device "$device" --threads "$threads" --warmup "$warmup"
       --steps "$steps")
 load() { cut -d' ' -f1-3 /proc/loadavg; }
+# record CMD...: one run, its JSON line wrapped with the round and the load before it.
+record() {
+  local before json
+  before=$(load)
+  json=$("$@")
+  echo "{\"round\": $r, \"load_before\": \"$before\", \"run\": $json}" >> "$raw"
+}
+torch_run() { (cd "$here" && "$py" train_step_torch.py "${args[@]}" "$@"); }
 for r in $(seq "$rounds"); do
   echo "round $r/$rounds (load $(load))" >&2
-  echo "{\"round\": $r, \"load_before\": \"$(load)\", \"run\": $("$bin" "${args[@]}")}" >> "$raw"
-  if [ "$device" = cuda ]; then
-    echo "{\"round\": $r, \"load_before\": \"$(load)\", \"run\": $("$bin" "${args[@]}" --cuda-graph 0)}" >> "$raw"
-  fi
+  record "$bin" "${args[@]}"
+  if [ "$device" = cuda ]; then record "$bin" "${args[@]}" --cuda-graph 0; fi
   for b in ${also[@]+"${also[@]}"}; do
-    echo "{\"round\": $r, \"load_before\": \"$(load)\", \"run\": $("$b" "${args[@]}")}" >> "$raw"
+    record "$b" "${args[@]}"
   done
-  echo "{\"round\": $r, \"load_before\": \"$(load)\", \"run\": $(cd "$here" && "$py" train_step_torch.py "${args[@]}")}" >> "$raw"
+  record torch_run
   if [ "$device" = cuda ]; then
-    echo "{\"round\": $r, \"load_before\": \"$(load)\", \"run\": $(cd "$here" && "$py" train_step_torch.py "${args[@]}" --graphs)}" >> "$raw"
+    record torch_run --graphs
     # PyTorch's mixed precision (bf16 autocast) for reference: cudl has no bf16 path yet.
-    echo "{\"round\": $r, \"load_before\": \"$(load)\", \"run\": $(cd "$here" && "$py" train_step_torch.py "${args[@]}" --graphs --precision bf16)}" >> "$raw"
+    record torch_run --graphs --precision bf16
   fi
 done
 commit=$(git -C "$root" rev-parse HEAD 2>/dev/null || echo unknown)

@@ -1,6 +1,7 @@
 #include "layers/module.h"
 
 #include <algorithm>
+#include <optional>
 #include <sstream>
 
 #include "tensor/autograd.h"
@@ -373,13 +374,10 @@ thread_local ForwardHook* g_forward_hook = nullptr;
 }  // namespace
 
 Tensor Module::operator()(const Tensor& x) {
-  Tensor out;
-  if (children_.empty() && profiler_running()) {  // leaf modules only: ranges never nest
-    ProfileRange range(type_name_ + ".forward");
-    out = forward(x);
-  } else {
-    out = forward(x);
-  }
+  std::optional<ProfileRange> range;  // leaf modules only: ranges never nest
+  if (children_.empty() && profiler_running()) range.emplace(type_name_ + ".forward");
+  Tensor out = forward(x);
+  range.reset();
   if (g_forward_hook) (*g_forward_hook)(*this, x, out);
   return out;
 }

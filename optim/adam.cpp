@@ -43,7 +43,7 @@ AdamW::AdamW(std::vector<Tensor> params, const AdamWOptions& options)
     : Adam(one_group(std::move(params)), options, true) {}
 
 void Adam::step() {
-  ProfileRange range(std::string(name()) + ".step");
+  ProfileRange range(decoupled_ ? "AdamW.step" : "Adam.step");
   update(pass_for_step());
 }
 

@@ -24,7 +24,7 @@ SGD::SGD(std::vector<Tensor> params, const SGDOptions& options)
     : SGD(std::vector<ParamGroup>{ParamGroup(std::move(params))}, options) {}
 
 void SGD::step() {
-  ProfileRange range(std::string(name()) + ".step");
+  ProfileRange range("SGD.step");
   update(pass_for_step());
 }
 

@@ -36,9 +36,7 @@ class TableStage {
   // buffer of the graph's own, which restage() fills before each replay (outside the graph,
   // in stream order), so every replay reads the hyperparameters of its own step.
   const void* upload(cudaStream_t stream, const void* host, size_t bytes) {
-    cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
-    CUDL_CUDA_CHECK(cudaStreamIsCapturing(stream, &status));
-    if (status != cudaStreamCaptureStatusNone) {
+    if (stream_is_capturing(stream)) {
       graph_buf_ = empty({static_cast<int64_t>(bytes)}, TensorOptions(kUInt8).device(Device::cuda(device_)));
       graph_bytes_ = bytes;
       return graph_buf_.data_ptr();

@@ -114,6 +114,12 @@ size_t cublas_workspace_size(int device) {
   return c.cublas_workspace_bytes;
 }
 
+bool stream_is_capturing(cudaStream_t s) {
+  cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+  CUDL_CUDA_CHECK(cudaStreamIsCapturing(s, &status));
+  return status != cudaStreamCaptureStatusNone;
+}
+
 void synchronize(int device) {
   DeviceGuard guard(device);
   CUDL_CUDA_CHECK(cudaStreamSynchronize(stream(device)));

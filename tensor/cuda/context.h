@@ -19,6 +19,9 @@ cublasHandle_t cublas_handle_on(int device, cudaStream_t s);
 // allocator's statistics.
 size_t cublas_workspace_size(int device);
 cudnnHandle_t cudnn_handle(int device);
+// Whether `s` is being captured into a CUDA graph (an active capture, or one a bad call has
+// invalidated: either way no work may be run or waited for on it).
+bool stream_is_capturing(cudaStream_t s);
 // Blocks until all work on the device's cudl stream is done.
 void synchronize(int device);
 

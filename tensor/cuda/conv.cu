@@ -232,9 +232,7 @@ void choose_backward_filter(cudnnHandle_t h, ConvPlan& p, int device, bool bench
 // Choosing an algorithm runs and times kernels and waits for them: not possible while the stream
 // is captured into a CUDA graph.
 void check_not_capturing(cudaStream_t stream, const char* direction) {
-  cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
-  CUDL_CUDA_CHECK(cudaStreamIsCapturing(stream, &status));
-  CUDL_CHECK(status == cudaStreamCaptureStatusNone, "conv2d ", direction, ": no cuDNN algorithm "
+  CUDL_CHECK(!stream_is_capturing(stream), "conv2d ", direction, ": no cuDNN algorithm "
              "was chosen for this shape before the CUDA graph capture; run the step once eagerly");
 }
 

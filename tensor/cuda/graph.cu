@@ -117,10 +117,7 @@ void CudaGraph::replay() {
 }
 
 bool is_capturing(Device device) {
-  if (!device.is_cuda()) return false;
-  cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
-  CUDL_CUDA_CHECK(cudaStreamIsCapturing(cuda::stream(device.index), &status));
-  return status != cudaStreamCaptureStatusNone;  // active, or invalidated by a bad call
+  return device.is_cuda() && cuda::stream_is_capturing(cuda::stream(device.index));
 }
 
 }  // namespace cudl

@@ -52,6 +52,18 @@ struct Trainer {
   }
 };
 
+// Every pair of same-named tensors (parameters, buffers, optimiser state) agrees.
+void expect_close(const std::vector<std::pair<std::string, Tensor>>& a,
+                  const std::vector<std::pair<std::string, Tensor>>& b, double atol, double rtol,
+                  const char* what = "") {
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t k = 0; k < a.size(); ++k) {
+    EXPECT_EQ(a[k].first, b[k].first);
+    EXPECT_TRUE(all_close(a[k].second.to(Device::cpu()), b[k].second.to(Device::cpu()), atol, rtol))
+        << a[k].first << what;
+  }
+}
+
 // Batch i: images and 0/1 targets, the same for every run.
 std::pair<Tensor, Tensor> batch(int i, Device device) {
   Generator g(100 + i);
@@ -77,8 +89,7 @@ TEST(TrainStep, OnTheCpuItIsThePlainEagerStep) {
     EXPECT_EQ(r.logits.shape(), (Shape{6, 4}));
   }
   EXPECT_FALSE(a.step->graphed());
-  auto pa = a.model->named_parameters(), pb = b.model->named_parameters();
-  for (size_t k = 0; k < pa.size(); ++k) EXPECT_TRUE(all_close(pa[k].second, pb[k].second, 0, 0)) << pa[k].first;
+  expect_close(a.model->named_parameters(), b.model->named_parameters(), 0, 0);
   EXPECT_EQ(a.gen.offset(), b.gen.offset());
 }
 
@@ -110,20 +121,9 @@ TEST(TrainStepCuda, GraphReplaysMatchEagerSteps) {
   }
   EXPECT_TRUE(graphed.step->graphed()) << graphed.step->reason();
   EXPECT_EQ(graphed.gen.offset(), eager.gen.offset()) << "dropout drew as many numbers";
-  auto pg = graphed.model->named_parameters(), pe = eager.model->named_parameters();
-  for (size_t k = 0; k < pg.size(); ++k)
-    EXPECT_TRUE(all_close(pg[k].second.to(Device::cpu()), pe[k].second.to(Device::cpu()), 1e-6, 1e-5))
-        << pg[k].first;
-  auto bg = graphed.model->named_buffers(), be = eager.model->named_buffers();  // BN statistics
-  ASSERT_EQ(bg.size(), be.size());
-  for (size_t k = 0; k < bg.size(); ++k)
-    EXPECT_TRUE(all_close(bg[k].second.to(Device::cpu()), be[k].second.to(Device::cpu()), 1e-6, 1e-5))
-        << bg[k].first;
-  auto sg = graphed.opt->state_dict(), se = eager.opt->state_dict();
-  ASSERT_EQ(sg.size(), se.size());
-  for (size_t k = 0; k < sg.size(); ++k)
-    EXPECT_TRUE(all_close(sg[k].second.to(Device::cpu()), se[k].second.to(Device::cpu()), 1e-6, 1e-5))
-        << sg[k].first;
+  expect_close(graphed.model->named_parameters(), eager.model->named_parameters(), 1e-6, 1e-5);
+  expect_close(graphed.model->named_buffers(), eager.model->named_buffers(), 1e-6, 1e-5);  // BN
+  expect_close(graphed.opt->state_dict(), eager.opt->state_dict(), 1e-6, 1e-5);
   // A batch of another size runs eagerly, and the graph keeps working after it.
   auto [x5, y5] = batch(20, gpu);
   Tensor xs = x5.narrow(0, 0, 5), ys = y5.narrow(0, 0, 5);
@@ -156,11 +156,8 @@ TEST(TrainStepCuda, AFailedCaptureFallsBackToEagerStepsWithNothingLost) {
   EXPECT_FALSE(broken.step->graphed());
   EXPECT_EQ(broken.step->reason().rfind("capture failed", 0), 0u) << broken.step->reason();
   EXPECT_EQ(broken.gen.offset(), eager.gen.offset());
-  auto sb = broken.opt->state_dict(), se = eager.opt->state_dict();
-  ASSERT_EQ(sb.size(), se.size());
-  for (size_t k = 0; k < sb.size(); ++k)
-    EXPECT_TRUE(all_close(sb[k].second.to(Device::cpu()), se[k].second.to(Device::cpu()), 1e-6, 1e-5))
-        << sb[k].first << ": the failed capture must not have counted a step";
+  expect_close(broken.opt->state_dict(), eager.opt->state_dict(), 1e-6, 1e-5,
+               ": the failed capture must not have counted a step");
 }
 
 }  // namespace
