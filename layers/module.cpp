@@ -4,6 +4,7 @@
 #include <optional>
 #include <sstream>
 
+#include "tensor/autocast.h"
 #include "tensor/autograd.h"
 #include "tensor/profiler.h"
 
@@ -360,8 +361,12 @@ void Module::check_placement(const Tensor& x, const std::string& expected) const
     CUDL_MODULE_CHECK(x.device() == ref->device(), "expected input ", expected, " on ",
                       ref->device().str(), ", got ", shape_str(x.shape()), " on ", x.device().str(),
                       " (move the input, or the model with to(device))");
-    CUDL_MODULE_CHECK(x.dtype() == ref->dtype(), "expected ", toString(ref->dtype()), " input ",
-                      expected, ", got ", toString(x.dtype()), " ", shape_str(x.shape()));
+    // Under autocast a float32 module takes the bfloat16 activations of the layers before it.
+    const bool mixed = autocast_enabled() && x.dtype() == autocast_dtype() &&
+                       ref->dtype() == compute_dtype(x.dtype());
+    CUDL_MODULE_CHECK(x.dtype() == ref->dtype() || mixed, "expected ", toString(ref->dtype()),
+                      " input ", expected, ", got ", toString(x.dtype()), " ",
+                      shape_str(x.shape()));
   }
   if (!isFloating(x.dtype())) {
     fail(__FILE__, __LINE__, "expected a floating input ", expected, ", got ", toString(x.dtype()),

@@ -10,6 +10,7 @@ size_t elementSize(DType t) {
     case DType::kFloat64: return 8;
     case DType::kInt64: return 8;
     case DType::kUInt8: return 1;
+    case DType::kBFloat16: return 2;
   }
   CUDL_THROW("unknown dtype ", static_cast<int>(t));
 }
@@ -20,10 +21,15 @@ const char* toString(DType t) {
     case DType::kFloat64: return "float64";
     case DType::kInt64: return "int64";
     case DType::kUInt8: return "uint8";
+    case DType::kBFloat16: return "bfloat16";
   }
   return "unknown";
 }
 
-bool isFloating(DType t) { return t == DType::kFloat32 || t == DType::kFloat64; }
+bool isFloating(DType t) {
+  return t == DType::kFloat32 || t == DType::kFloat64 || t == DType::kBFloat16;
+}
+
+DType compute_dtype(DType t) { return t == DType::kBFloat16 ? DType::kFloat32 : t; }
 
 }  // namespace cudl

@@ -1,23 +1,30 @@
 // Element types. Float32 is the working type; Float64 exists on both backends for gradient
-// checks; Int64 for counters and indices; UInt8 for decoded image caches.
+// checks; BFloat16 stores activations under mixed precision (computed in float, see
+// bfloat16.h); Int64 for counters and indices; UInt8 for decoded image caches.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <string>
 
+#include "tensor/bfloat16.h"
+
 namespace cudl {
 
-enum class DType : int8_t { kFloat32, kFloat64, kInt64, kUInt8 };
+enum class DType : int8_t { kFloat32, kFloat64, kInt64, kUInt8, kBFloat16 };
 
 constexpr DType kFloat32 = DType::kFloat32;
 constexpr DType kFloat64 = DType::kFloat64;
 constexpr DType kInt64 = DType::kInt64;
 constexpr DType kUInt8 = DType::kUInt8;
+constexpr DType kBFloat16 = DType::kBFloat16;
 
 size_t elementSize(DType t);
 const char* toString(DType t);
 bool isFloating(DType t);
+// The dtype a floating dtype computes in (float32 for bfloat16, itself otherwise); also the
+// dtype of batch norm's parameters for inputs of that dtype.
+DType compute_dtype(DType t);
 
 template <class T>
 struct DTypeOf;
@@ -36,6 +43,10 @@ struct DTypeOf<int64_t> {
 template <>
 struct DTypeOf<uint8_t> {
   static constexpr DType value = kUInt8;
+};
+template <>
+struct DTypeOf<bfloat16> {
+  static constexpr DType value = kBFloat16;
 };
 
 }  // namespace cudl
@@ -58,6 +69,29 @@ struct DTypeOf<uint8_t> {
     }                                                                                     \
   }()
 
+// Same with bfloat16 as well, for kernels that load it, compute in compute_t<scalar_t> (float)
+// and round once on store.
+#define CUDL_DISPATCH_FLOATING_BF16(dtype, name, ...)                                      \
+  [&] {                                                                                   \
+    switch (dtype) {                                                                      \
+      case ::cudl::DType::kFloat32: {                                                     \
+        using scalar_t = float;                                                           \
+        return __VA_ARGS__();                                                             \
+      }                                                                                   \
+      case ::cudl::DType::kFloat64: {                                                     \
+        using scalar_t = double;                                                          \
+        return __VA_ARGS__();                                                             \
+      }                                                                                   \
+      case ::cudl::DType::kBFloat16: {                                                    \
+        using scalar_t = ::cudl::bfloat16;                                                \
+        return __VA_ARGS__();                                                             \
+      }                                                                                   \
+      default:                                                                            \
+        CUDL_THROW(name, ": dtype ", ::cudl::toString(dtype), " not supported (float32, " \
+                   "float64 or bfloat16 expected)");                                      \
+    }                                                                                     \
+  }()
+
 // Same for every dtype.
 #define CUDL_DISPATCH_ALL(dtype, name, ...)                                   \
   [&] {                                                                       \
@@ -76,6 +110,10 @@ struct DTypeOf<uint8_t> {
       }                                                                       \
       case ::cudl::DType::kUInt8: {                                           \
         using scalar_t = uint8_t;                                             \
+        return __VA_ARGS__();                                                 \
+      }                                                                       \
+      case ::cudl::DType::kBFloat16: {                                        \
+        using scalar_t = ::cudl::bfloat16;                                    \
         return __VA_ARGS__();                                                 \
       }                                                                       \
     }                                                                         \

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "tensor/allocator.h"
+#include "tensor/autocast.h"
 #include "tensor/autograd.h"
 #include "tensor/device.h"
 #include "tensor/ops/elementwise.h"

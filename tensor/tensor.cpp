@@ -144,6 +144,7 @@ template float* Tensor::data<float>() const;
 template double* Tensor::data<double>() const;
 template int64_t* Tensor::data<int64_t>() const;
 template uint8_t* Tensor::data<uint8_t>() const;
+template bfloat16* Tensor::data<bfloat16>() const;
 
 double Tensor::item() const {
   CUDL_CHECK(numel() == 1, "item() needs a one-element tensor, got shape ", shape_str(shape()));

@@ -1,6 +1,7 @@
 // CPU batch norm: one task per channel (statistics need every sample of a channel); sums in
 // double, so float32 statistics over millions of elements do not drift; the elementwise passes
-// in the tensor's own type, so they vectorise.
+// in the compute type C = compute_t<T> (the tensor's own type; float for bfloat16, rounded once
+// on store), so they vectorise. Parameters and statistics are C.
 #include <algorithm>
 #include <cmath>
 #include <utility>
@@ -48,9 +49,9 @@ void sum_terms(int64_t n, F term, double& acc_u, double& acc_v) {
   acc_v += ((v[0] + v[1]) + (v[2] + v[3])) + rv;
 }
 
-template <class T>
-void forward_train_impl(int64_t n, int64_t c, int64_t s, const T* x, const T* w, const T* b, T* y,
-                        T* save_mean, T* save_invstd, T* running_mean, T* running_var,
+template <class T, class C = compute_t<T>>
+void forward_train_impl(int64_t n, int64_t c, int64_t s, const T* x, const C* w, const C* b, T* y,
+                        C* save_mean, C* save_invstd, C* running_mean, C* running_var,
                         double momentum, double eps) {
   const double m = static_cast<double>(n * s);
   parallel_for(0, c, channel_grain(n, s), [&](int64_t begin, int64_t end) {
@@ -73,45 +74,45 @@ void forward_train_impl(int64_t n, int64_t c, int64_t s, const T* x, const T* w,
       const double mean = shift + mean_shifted;
       const double var = std::max(sq / m - mean_shifted * mean_shifted, 0.0);
       const double invstd = 1.0 / std::sqrt(var + eps);
-      save_mean[ch] = static_cast<T>(mean);
-      save_invstd[ch] = static_cast<T>(invstd);
+      save_mean[ch] = static_cast<C>(mean);
+      save_invstd[ch] = static_cast<C>(invstd);
       if (running_mean) {
-        running_mean[ch] = static_cast<T>((1.0 - momentum) * running_mean[ch] + momentum * mean);
+        running_mean[ch] = static_cast<C>((1.0 - momentum) * running_mean[ch] + momentum * mean);
         running_var[ch] =
-            static_cast<T>((1.0 - momentum) * running_var[ch] + momentum * var * m / (m - 1.0));
+            static_cast<C>((1.0 - momentum) * running_var[ch] + momentum * var * m / (m - 1.0));
       }
-      // y = (x - mean) * (invstd * w) + b, in T (the subtraction first: no cancellation).
-      const T mu = static_cast<T>(mean),
-              alpha = static_cast<T>(invstd * static_cast<double>(w[ch]));
-      const T beta = b[ch];
+      // y = (x - mean) * (invstd * w) + b, in C (the subtraction first: no cancellation).
+      const C mu = static_cast<C>(mean),
+              alpha = static_cast<C>(invstd * static_cast<double>(w[ch]));
+      const C beta = b[ch];
       for (int64_t i = 0; i < n; ++i) {
         const T* p = x + (i * c + ch) * s;
         T* q = y + (i * c + ch) * s;
-        for (int64_t k = 0; k < s; ++k) q[k] = (p[k] - mu) * alpha + beta;
+        for (int64_t k = 0; k < s; ++k) q[k] = T((C(p[k]) - mu) * alpha + beta);
       }
     }
   });
 }
 
-template <class T>
-void forward_eval_impl(int64_t n, int64_t c, int64_t s, const T* x, const T* w, const T* b,
-                       const T* rm, const T* rv, double eps, T* y) {
+template <class T, class C = compute_t<T>>
+void forward_eval_impl(int64_t n, int64_t c, int64_t s, const T* x, const C* w, const C* b,
+                       const C* rm, const C* rv, double eps, T* y) {
   parallel_for(0, n * c, channel_grain(1, s), [&](int64_t begin, int64_t end) {
     for (int64_t t = begin; t < end; ++t) {
       const int64_t ch = t % c;
-      const T alpha =
-          static_cast<T>(static_cast<double>(w[ch]) / std::sqrt(static_cast<double>(rv[ch]) + eps));
-      const T mu = rm[ch], beta = b[ch];
+      const C alpha =
+          static_cast<C>(static_cast<double>(w[ch]) / std::sqrt(static_cast<double>(rv[ch]) + eps));
+      const C mu = rm[ch], beta = b[ch];
       const T* p = x + t * s;
       T* q = y + t * s;
-      for (int64_t k = 0; k < s; ++k) q[k] = (p[k] - mu) * alpha + beta;
+      for (int64_t k = 0; k < s; ++k) q[k] = T((C(p[k]) - mu) * alpha + beta);
     }
   });
 }
 
-template <class T>
-void backward_train_impl(int64_t n, int64_t c, int64_t s, const T* x, const T* dy, const T* w,
-                         const T* save_mean, const T* save_invstd, T* dx, T* dw, T* db) {
+template <class T, class C = compute_t<T>>
+void backward_train_impl(int64_t n, int64_t c, int64_t s, const T* x, const T* dy, const C* w,
+                         const C* save_mean, const C* save_invstd, T* dx, C* dw, C* db) {
   const double m = static_cast<double>(n * s);
   parallel_for(0, c, channel_grain(n, s), [&](int64_t begin, int64_t end) {
     for (int64_t ch = begin; ch < end; ++ch) {
@@ -129,20 +130,20 @@ void backward_train_impl(int64_t n, int64_t c, int64_t s, const T* x, const T* d
             sum_dy, sum_dy_xc);
       }
       const double sum_dy_xhat = sum_dy_xc * invstd;
-      db[ch] = static_cast<T>(sum_dy);
-      dw[ch] = static_cast<T>(sum_dy_xhat);
+      db[ch] = static_cast<C>(sum_dy);
+      dw[ch] = static_cast<C>(sum_dy_xhat);
       // dx = w * invstd * (dy - mean(dy) - xhat * mean(dy * xhat))
-      //    = k1 * dy + (x - mean) * k2 + k3, in T.
+      //    = k1 * dy + (x - mean) * k2 + k3, in C.
       const double k1 = static_cast<double>(w[ch]) * invstd;
-      const T a = static_cast<T>(k1);
-      const T k2 = static_cast<T>(-k1 * invstd * sum_dy_xhat / m);
-      const T k3 = static_cast<T>(-k1 * sum_dy / m);
-      const T mu = static_cast<T>(mean);
+      const C a = static_cast<C>(k1);
+      const C k2 = static_cast<C>(-k1 * invstd * sum_dy_xhat / m);
+      const C k3 = static_cast<C>(-k1 * sum_dy / m);
+      const C mu = static_cast<C>(mean);
       for (int64_t i = 0; i < n; ++i) {
         const T* p = x + (i * c + ch) * s;
         const T* g = dy + (i * c + ch) * s;
         T* q = dx + (i * c + ch) * s;
-        for (int64_t k = 0; k < s; ++k) q[k] = a * g[k] + (p[k] - mu) * k2 + k3;
+        for (int64_t k = 0; k < s; ++k) q[k] = T(a * C(g[k]) + (C(p[k]) - mu) * k2 + k3);
       }
     }
   });
@@ -154,23 +155,25 @@ void batch_norm_forward_train(DType dtype, int64_t n, int64_t c, int64_t s, cons
                               const void* weight, const void* bias, void* y, void* save_mean,
                               void* save_invstd, void* running_mean, void* running_var,
                               double momentum, double eps) {
-  CUDL_DISPATCH_FLOATING(dtype, "batch_norm", [&] {
+  CUDL_DISPATCH_FLOATING_BF16(dtype, "batch_norm", [&] {
     using T = scalar_t;
-    forward_train_impl(n, c, s, static_cast<const T*>(x), static_cast<const T*>(weight),
-                       static_cast<const T*>(bias), static_cast<T*>(y), static_cast<T*>(save_mean),
-                       static_cast<T*>(save_invstd), static_cast<T*>(running_mean),
-                       static_cast<T*>(running_var), momentum, eps);
+    using C = compute_t<T>;
+    forward_train_impl(n, c, s, static_cast<const T*>(x), static_cast<const C*>(weight),
+                       static_cast<const C*>(bias), static_cast<T*>(y), static_cast<C*>(save_mean),
+                       static_cast<C*>(save_invstd), static_cast<C*>(running_mean),
+                       static_cast<C*>(running_var), momentum, eps);
   });
 }
 
 void batch_norm_forward_eval(DType dtype, int64_t n, int64_t c, int64_t s, const void* x,
                              const void* weight, const void* bias, const void* running_mean,
                              const void* running_var, double eps, void* y) {
-  CUDL_DISPATCH_FLOATING(dtype, "batch_norm", [&] {
+  CUDL_DISPATCH_FLOATING_BF16(dtype, "batch_norm", [&] {
     using T = scalar_t;
-    forward_eval_impl(n, c, s, static_cast<const T*>(x), static_cast<const T*>(weight),
-                      static_cast<const T*>(bias), static_cast<const T*>(running_mean),
-                      static_cast<const T*>(running_var), eps, static_cast<T*>(y));
+    using C = compute_t<T>;
+    forward_eval_impl(n, c, s, static_cast<const T*>(x), static_cast<const C*>(weight),
+                      static_cast<const C*>(bias), static_cast<const C*>(running_mean),
+                      static_cast<const C*>(running_var), eps, static_cast<T*>(y));
   });
 }
 
@@ -178,12 +181,13 @@ void batch_norm_backward_train(DType dtype, int64_t n, int64_t c, int64_t s, con
                                const void* dy, const void* weight, const void* save_mean,
                                const void* save_invstd, double /*eps*/, void* dx, void* dweight,
                                void* dbias) {
-  CUDL_DISPATCH_FLOATING(dtype, "batch_norm backward", [&] {
+  CUDL_DISPATCH_FLOATING_BF16(dtype, "batch_norm backward", [&] {
     using T = scalar_t;
+    using C = compute_t<T>;
     backward_train_impl(n, c, s, static_cast<const T*>(x), static_cast<const T*>(dy),
-                        static_cast<const T*>(weight), static_cast<const T*>(save_mean),
-                        static_cast<const T*>(save_invstd), static_cast<T*>(dx),
-                        static_cast<T*>(dweight), static_cast<T*>(dbias));
+                        static_cast<const C*>(weight), static_cast<const C*>(save_mean),
+                        static_cast<const C*>(save_invstd), static_cast<T*>(dx),
+                        static_cast<C*>(dweight), static_cast<C*>(dbias));
   });
 }
 

@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "tensor/cpu/conv_onednn.h"
+#include "tensor/cpu/widen.h"
 #include "tensor/ops/conv_kernels.h"
 #include "tensor/parallel.h"
 #include "tensor/tensor.h"
@@ -439,7 +440,17 @@ bool try_onednn(DType dtype, const ConvGeometry& g, bool* jit_only) {
 }  // namespace
 
 void conv2d_forward(DType dtype, const ConvGeometry& g, const void* x, const void* w,
-                    const void* bias, void* y, bool /*benchmark*/, bool /*allow_tf32*/) {
+                    const void* bias, void* y, bool benchmark, bool allow_tf32) {
+  if (dtype == kBFloat16) {  // through the float path (widen.h)
+    const Tensor xf = widen(x, g.n * g.c * g.h * g.w);
+    const Tensor wf = widen(w, g.o * (g.c / g.groups) * g.kh * g.kw);
+    const Tensor bf = widen(bias, g.o);
+    const Tensor yf = float_buffer(y, g.n * g.o * g.oh * g.ow);
+    conv2d_forward(kFloat32, g, data_or_null(xf), data_or_null(wf), data_or_null(bf),
+                   data_or_null(yf), benchmark, allow_tf32);
+    narrow(yf, y);
+    return;
+  }
   bool jit_only = true;
   if (try_onednn(dtype, g, &jit_only) &&
       onednn::conv2d_forward(g, static_cast<const float*>(x), static_cast<const float*>(w),
@@ -453,8 +464,23 @@ void conv2d_forward(DType dtype, const ConvGeometry& g, const void* x, const voi
 }
 
 void conv2d_backward(DType dtype, const ConvGeometry& g, const void* x, const void* w,
-                     const void* dy, void* dx, void* dw, void* db, bool /*benchmark*/,
-                     bool /*allow_tf32*/) {
+                     const void* dy, void* dx, void* dw, void* db, bool benchmark,
+                     bool allow_tf32) {
+  if (dtype == kBFloat16) {  // through the float path (widen.h)
+    const int64_t nx = g.n * g.c * g.h * g.w, nw = g.o * (g.c / g.groups) * g.kh * g.kw;
+    const Tensor xf = dw ? widen(x, nx) : Tensor();
+    const Tensor wf = dx ? widen(w, nw) : Tensor();
+    const Tensor dyf = widen(dy, g.n * g.o * g.oh * g.ow);
+    const Tensor dxf = float_buffer(dx, nx), dwf = float_buffer(dw, nw),
+                 dbf = float_buffer(db, g.o);
+    conv2d_backward(kFloat32, g, data_or_null(xf), data_or_null(wf), data_or_null(dyf),
+                    data_or_null(dxf), data_or_null(dwf), data_or_null(dbf), benchmark,
+                    allow_tf32);
+    narrow(dxf, dx);
+    narrow(dwf, dw);
+    narrow(dbf, db);
+    return;
+  }
   bool jit_only = true;
   if ((dx || dw) && try_onednn(dtype, g, &jit_only)) {
     const onednn::BackwardDone done = onednn::conv2d_backward(

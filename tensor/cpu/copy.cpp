@@ -36,6 +36,7 @@ void copy_strided(size_t elem_size, int64_t n, const void* src, void* dst,
   }
   switch (elem_size) {
     case 1: return copy_words(n, static_cast<const uint8_t*>(src), static_cast<uint8_t*>(dst), idx);
+    case 2: return copy_words(n, static_cast<const uint16_t*>(src), static_cast<uint16_t*>(dst), idx);
     case 4: return copy_words(n, static_cast<const uint32_t*>(src), static_cast<uint32_t*>(dst), idx);
     case 8: return copy_words(n, static_cast<const uint64_t*>(src), static_cast<uint64_t*>(dst), idx);
   }
@@ -64,7 +65,7 @@ void fill(DType dtype, int64_t n, void* dst, double value) {
 void fill_random(DType dtype, int64_t n, void* dst, uint64_t seed, uint64_t offset,
                  const uint64_t* offset_base, philox::Dist dist, double a, double b) {
   CUDL_CHECK(offset_base == nullptr, "fill_random: a device offset base exists only on CUDA");
-  CUDL_DISPATCH_FLOATING(dtype, "fill_random", [&] {
+  CUDL_DISPATCH_FLOATING_BF16(dtype, "fill_random", [&] {
     scalar_t* d = static_cast<scalar_t*>(dst);
     const int64_t blocks = (n + 3) / 4;
     parallel_for(0, blocks, 4096, [&](int64_t lo, int64_t hi) {

@@ -7,11 +7,13 @@ namespace cudl::cpu {
 namespace {
 constexpr int64_t kGrain = 32768;
 
+// Operands load as compute_t<T> (float for bfloat16) and the result rounds once on store.
 template <class T, class F>
 void unary_loop(F f, int64_t n, const T* in, T* out, const StridedIndex<2>* idx) {
+  using C = compute_t<T>;
   if (!idx) {
     parallel_for(0, n, kGrain, [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) out[i] = f(in[i]);
+      for (int64_t i = b; i < e; ++i) out[i] = T(f(C(in[i])));
     });
     return;
   }
@@ -20,16 +22,17 @@ void unary_loop(F f, int64_t n, const T* in, T* out, const StridedIndex<2>* idx)
     int64_t off[2];
     for (int64_t i = b; i < e; ++i) {
       ix.offsets(i, off);
-      out[off[0]] = f(in[off[1]]);
+      out[off[0]] = T(f(C(in[off[1]])));
     }
   });
 }
 
 template <class T, class F>
 void binary_loop(F f, int64_t n, const T* a, const T* b, T* out, const StridedIndex<3>* idx) {
+  using C = compute_t<T>;
   if (!idx) {
     parallel_for(0, n, kGrain, [&](int64_t lo, int64_t hi) {
-      for (int64_t i = lo; i < hi; ++i) out[i] = f(a[i], b[i]);
+      for (int64_t i = lo; i < hi; ++i) out[i] = T(f(C(a[i]), C(b[i])));
     });
     return;
   }
@@ -38,7 +41,7 @@ void binary_loop(F f, int64_t n, const T* a, const T* b, T* out, const StridedIn
     int64_t off[3];
     for (int64_t i = lo; i < hi; ++i) {
       ix.offsets(i, off);
-      out[off[0]] = f(a[off[1]], b[off[2]]);
+      out[off[0]] = T(f(C(a[off[1]]), C(b[off[2]])));
     }
   });
 }
@@ -46,7 +49,7 @@ void binary_loop(F f, int64_t n, const T* a, const T* b, T* out, const StridedIn
 
 void unary(UnaryOp op, double s, DType dtype, int64_t n, const void* in, void* out,
            const StridedIndex<2>* idx) {
-  CUDL_DISPATCH_FLOATING(dtype, "unary op", [&] {
+  CUDL_DISPATCH_FLOATING_BF16(dtype, "unary op", [&] {
     visit_unary(op, s, [&](auto f) {
       unary_loop(f, n, static_cast<const scalar_t*>(in), static_cast<scalar_t*>(out), idx);
     });
@@ -55,7 +58,7 @@ void unary(UnaryOp op, double s, DType dtype, int64_t n, const void* in, void* o
 
 void binary(BinaryOp op, double s, DType dtype, int64_t n, const void* a, const void* b, void* out,
             const StridedIndex<3>* idx) {
-  CUDL_DISPATCH_FLOATING(dtype, "binary op", [&] {
+  CUDL_DISPATCH_FLOATING_BF16(dtype, "binary op", [&] {
     visit_binary(op, s, [&](auto f) {
       binary_loop(f, n, static_cast<const scalar_t*>(a), static_cast<const scalar_t*>(b),
                   static_cast<scalar_t*>(out), idx);

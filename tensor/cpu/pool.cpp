@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "tensor/cpu/widen.h"
 #include "tensor/ops/pool_kernels.h"
 #include "tensor/parallel.h"
 #include "tensor/tensor.h"
@@ -79,11 +80,32 @@ void max_pool_plane(const PoolGeometry& g, const T* plane, T* y, int64_t* arg) {
   }
 }
 
+template <class T>
+void scatter_plane(const T* gy, const int64_t* a, int64_t out_plane, int64_t in_plane, T* d) {
+  std::fill(d, d + in_plane, T(0));
+  for (int64_t o = 0; o < out_plane; ++o) d[a[o]] += gy[o];
+}
+
+// bfloat16: add in float, round once (the sums pool::max_grad_at makes).
+void scatter_plane(const bfloat16* gy, const int64_t* a, int64_t out_plane, int64_t in_plane,
+                   bfloat16* d) {
+  std::vector<float> acc(static_cast<size_t>(in_plane), 0.0f);
+  for (int64_t o = 0; o < out_plane; ++o) acc[a[o]] += gy[o];
+  for (int64_t k = 0; k < in_plane; ++k) d[k] = acc[k];
+}
+
 }  // namespace
 
 void max_pool2d_forward(DType dtype, const PoolGeometry& g, const void* x, void* y,
                         int64_t* argmax) {
-  CUDL_DISPATCH_FLOATING(dtype, "max_pool2d", [&] {
+  if (dtype == kBFloat16) {  // the vectorised float loops, then exact narrowing (widen.h)
+    const Tensor xf = widen(x, g.planes * g.h * g.w);
+    const Tensor yf = float_buffer(y, g.planes * g.oh * g.ow);
+    max_pool2d_forward(kFloat32, g, data_or_null(xf), data_or_null(yf), argmax);
+    narrow(yf, y);
+    return;
+  }
+  CUDL_DISPATCH_FLOATING_BF16(dtype, "max_pool2d", [&] {
     const auto* px = static_cast<const scalar_t*>(x);
     auto* py = static_cast<scalar_t*>(y);
     const int64_t out_plane = g.oh * g.ow;
@@ -99,7 +121,7 @@ void max_pool2d_forward(DType dtype, const PoolGeometry& g, const void* x, void*
 // bit, in one pass over the outputs instead of a window search per input element.
 void max_pool2d_backward(DType dtype, const PoolGeometry& g, const void* dy, const int64_t* argmax,
                          void* dx) {
-  CUDL_DISPATCH_FLOATING(dtype, "max_pool2d backward", [&] {
+  CUDL_DISPATCH_FLOATING_BF16(dtype, "max_pool2d backward", [&] {
     const auto* pdy = static_cast<const scalar_t*>(dy);
     auto* pdx = static_cast<scalar_t*>(dx);
     const int64_t out_plane = g.oh * g.ow, in_plane = g.h * g.w;
@@ -108,8 +130,7 @@ void max_pool2d_backward(DType dtype, const PoolGeometry& g, const void* dy, con
         scalar_t* d = pdx + p * in_plane;
         const scalar_t* gy = pdy + p * out_plane;
         const int64_t* a = argmax + p * out_plane;
-        std::fill(d, d + in_plane, scalar_t(0));
-        for (int64_t o = 0; o < out_plane; ++o) d[a[o]] += gy[o];
+        scatter_plane(gy, a, out_plane, in_plane, d);
       }
     });
   });
@@ -117,7 +138,7 @@ void max_pool2d_backward(DType dtype, const PoolGeometry& g, const void* dy, con
 
 void global_max_pool_forward(DType dtype, int64_t planes, int64_t hw, const void* x, void* y,
                              int64_t* argmax) {
-  CUDL_DISPATCH_FLOATING(dtype, "global_max_pool2d", [&] {
+  CUDL_DISPATCH_FLOATING_BF16(dtype, "global_max_pool2d", [&] {
     const auto* px = static_cast<const scalar_t*>(x);
     auto* py = static_cast<scalar_t*>(y);
     parallel_for(0, planes, std::max<int64_t>(1, 16384 / std::max<int64_t>(hw, 1)),
@@ -130,7 +151,7 @@ void global_max_pool_forward(DType dtype, int64_t planes, int64_t hw, const void
 
 void global_max_pool_backward(DType dtype, int64_t planes, int64_t hw, const void* dy,
                               const int64_t* argmax, void* dx) {
-  CUDL_DISPATCH_FLOATING(dtype, "global_max_pool2d backward", [&] {
+  CUDL_DISPATCH_FLOATING_BF16(dtype, "global_max_pool2d backward", [&] {
     const auto* pdy = static_cast<const scalar_t*>(dy);
     auto* pdx = static_cast<scalar_t*>(dx);
     parallel_for(0, planes, std::max<int64_t>(1, 16384 / std::max<int64_t>(hw, 1)),

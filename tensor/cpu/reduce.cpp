@@ -1,5 +1,5 @@
 // CPU reductions over the middle dim of a contiguous (outer, r, inner) array. Sums of float32
-// accumulate in double, so long sums do not drift.
+// and bfloat16 accumulate in double, so long sums do not drift; the result rounds once.
 #include <algorithm>
 #include <limits>
 #include <vector>
@@ -56,7 +56,7 @@ void reduce_impl(ReduceOp op, const T* in, T* out, int64_t outer, int64_t r, int
 
 void reduce(ReduceOp op, DType dtype, const void* in, void* out, int64_t outer, int64_t r,
             int64_t inner) {
-  CUDL_DISPATCH_FLOATING(dtype, "reduce", [&] {
+  CUDL_DISPATCH_FLOATING_BF16(dtype, "reduce", [&] {
     reduce_impl(op, static_cast<const scalar_t*>(in), static_cast<scalar_t*>(out), outer, r, inner);
   });
 }

@@ -19,8 +19,9 @@ void check_channel_vector(const Tensor& x, const Tensor& t, const char* what,
              shape_str(t.shape()));
   CUDL_CHECK(t.device() == x.device(), "batch_norm: ", what, " is on ", t.device().str(),
              " but the input is on ", x.device().str());
-  CUDL_CHECK(t.dtype() == x.dtype(), "batch_norm: ", what, " is ", toString(t.dtype()),
-             " but the input is ", toString(x.dtype()));
+  CUDL_CHECK(t.dtype() == compute_dtype(x.dtype()), "batch_norm: ", what, " is ",
+             toString(t.dtype()), " but the input is ", toString(x.dtype()), " (",
+             toString(compute_dtype(x.dtype())), " expected)");
   CUDL_CHECK(!need_contiguous || t.is_contiguous(), "batch_norm: ", what,
              " must be contiguous (it is updated in place)");
 }
@@ -42,7 +43,7 @@ Tensor batch_norm(const Tensor& x_in, const Tensor& weight, const Tensor& bias,
   CUDL_CHECK(x_in.dim() >= 2, "batch_norm: expected an input of shape (N, C, ...), got ",
              shape_str(x_in.shape()));
   CUDL_CHECK(isFloating(x_in.dtype()), "batch_norm: ", toString(x_in.dtype()),
-             " input (float32 or float64 expected)");
+             " input (float32, float64 or bfloat16 expected)");
   CUDL_CHECK(eps >= 0.0, "batch_norm: eps must be >= 0, got ", eps);
   check_channel_vector(x_in, weight, "weight", false);
   check_channel_vector(x_in, bias, "bias", false);
@@ -62,16 +63,18 @@ Tensor batch_norm(const Tensor& x_in, const Tensor& weight, const Tensor& bias,
   }
   const Device dev = x_in.device();
   const TensorOptions o = TensorOptions(x_in.dtype()).device(dev);
+  // Parameters and statistics in the compute dtype (float32 for bfloat16 activations).
+  const TensorOptions po = TensorOptions(compute_dtype(x_in.dtype())).device(dev);
   Tensor x = x_in.detach().contiguous();
-  Tensor w = weight.defined() ? weight.detach().contiguous() : ones({c}, o);
-  Tensor b = bias.defined() ? bias.detach().contiguous() : zeros({c}, o);
+  Tensor w = weight.defined() ? weight.detach().contiguous() : ones({c}, po);
+  Tensor b = bias.defined() ? bias.detach().contiguous() : zeros({c}, po);
   Tensor y = empty(x.shape(), o);
   const bool gx = x_in.requires_grad();
   const bool gw = weight.defined() && weight.requires_grad();
   const bool gb = bias.defined() && bias.requires_grad();
 
   if (training) {
-    Tensor save_mean = empty({c}, o), save_invstd = empty({c}, o);
+    Tensor save_mean = empty({c}, po), save_invstd = empty({c}, po);
     {
       NoGradGuard ng;  // running statistics are updated outside autograd
       CUDL_ON_DEVICE(dev, batch_norm_forward_train, x.dtype(), n, c, s, x.data_ptr(), w.data_ptr(),
@@ -102,15 +105,18 @@ Tensor batch_norm(const Tensor& x_in, const Tensor& weight, const Tensor& bias,
     // this backward runs.
     Tensor rm = running_mean.detach().clone(), rv = running_var.detach().clone();
     set_grad_fn(y, "BatchNormEvalBackward", {x_in, weight, bias},
-                [x = gw ? x : Tensor(), w, rm, rv, eps, gx, gw, gb](const Tensor& dy) {
+                [x = gw ? x : Tensor(), w, rm, rv, eps, gx, gw, gb](const Tensor& dy_in) {
                   NoGradGuard ng;
+                  // In the parameters' dtype; dx goes back to the input's.
+                  const Tensor dy = dy_in.to(w.dtype());
                   Shape bshape(dy.dim(), 1);
                   bshape[1] = w.size(0);
                   Tensor invstd = rdiv(1.0, sqrt(rv + eps)).reshape(bshape);
                   Tensor dx, dw, db;
-                  if (gx) dx = dy * (w.reshape(bshape) * invstd);
+                  if (gx) dx = (dy * (w.reshape(bshape) * invstd)).to(dy_in.dtype());
                   if (gw)
-                    dw = sum_but_channel(dy * ((x - rm.reshape(bshape)) * invstd)).reshape({-1});
+                    dw = sum_but_channel(dy * ((x.to(w.dtype()) - rm.reshape(bshape)) * invstd))
+                             .reshape({-1});
                   if (gb) db = sum_but_channel(dy).reshape({-1});
                   return std::vector<Tensor>{dx, dw, db};
                 });

@@ -3,6 +3,8 @@
 // per channel and sample); weight, bias, the statistics and their gradients are (c,).
 // save_mean / save_invstd receive the batch mean and 1/sqrt(var + eps) for the backward pass.
 // running_mean / running_var are both null (not tracked) or both set (updated in place).
+// x, y, dy, dx have `dtype`; weight, bias, the statistics and dweight, dbias have
+// compute_dtype(dtype) (float32 for bfloat16 activations, as cuDNN and PyTorch keep them).
 #pragma once
 
 #include <cstdint>

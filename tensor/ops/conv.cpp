@@ -2,6 +2,7 @@
 
 #include <atomic>
 
+#include "tensor/autocast.h"
 #include "tensor/autograd.h"
 #include "tensor/ops/conv_kernels.h"
 #include "tensor/ops/kernels.h"
@@ -34,7 +35,7 @@ ConvGeometry conv2d_geometry(const Tensor& x, const Tensor& weight, const Tensor
              shape_str(weight.shape()));
   check_same_device_dtype("conv2d (input and weight)", x, weight);
   CUDL_CHECK(isFloating(x.dtype()), "conv2d: ", toString(x.dtype()),
-             " input (float32 or float64 expected)");
+             " input (float32, float64 or bfloat16 expected)");
   CUDL_CHECK(groups >= 1, "conv2d: groups must be >= 1, got ", groups);
   CUDL_CHECK(stride.h >= 1 && stride.w >= 1, "conv2d: stride must be >= 1, got (", stride.h, ", ",
              stride.w, ")");
@@ -76,8 +77,11 @@ ConvGeometry conv2d_geometry(const Tensor& x, const Tensor& weight, const Tensor
   return g;
 }
 
-Tensor conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor& b_in, Size2 stride,
+Tensor conv2d(const Tensor& x_arg, const Tensor& w_arg, const Tensor& b_arg, Size2 stride,
               Size2 padding, Size2 dilation, int64_t groups) {
+  // Under autocast, float32 operands run as bfloat16 (autocast.h).
+  const Tensor x_in = autocast_operand(x_arg), w_in = autocast_operand(w_arg),
+               b_in = autocast_operand(b_arg);
   const ConvGeometry g = conv2d_geometry(x_in, w_in, b_in, stride, padding, dilation, groups);
   // The kernels read dense NCHW / OIHW memory; views are copied once here.
   Tensor x = x_in.detach().contiguous();

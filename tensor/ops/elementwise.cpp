@@ -47,7 +47,7 @@ const char* binary_name(BinaryOp op) {
 Tensor unary_op(UnaryOp op, const Tensor& x, double s) {
   CUDL_CHECK(x.defined(), "elementwise op on an undefined tensor");
   CUDL_CHECK(isFloating(x.dtype()), "elementwise op on a ", toString(x.dtype()),
-             " tensor (float32 or float64 expected)");
+             " tensor (float32, float64 or bfloat16 expected)");
   Tensor out = empty(x.shape(), TensorOptions(x.dtype()).device(x.device()));
   if (x.numel() == 0) return out;
   if (x.is_contiguous()) {
@@ -62,7 +62,7 @@ Tensor unary_op(UnaryOp op, const Tensor& x, double s) {
 Tensor binary_op(BinaryOp op, const Tensor& a, const Tensor& b, double s) {
   check_same_device_dtype(binary_name(op), a, b);
   CUDL_CHECK(isFloating(a.dtype()), binary_name(op), " on ", toString(a.dtype()),
-             " tensors (float32 or float64 expected)");
+             " tensors (float32, float64 or bfloat16 expected)");
   Tensor out = empty(broadcast_shapes(a.shape(), b.shape()), TensorOptions(a.dtype()).device(a.device()));
   binary_into(op, s, out, a, b);
   return out;

@@ -1,5 +1,6 @@
 #include "tensor/ops/linear.h"
 
+#include "tensor/autocast.h"
 #include "tensor/autograd.h"
 #include "tensor/ops/elementwise.h"
 #include "tensor/ops/matmul.h"
@@ -7,7 +8,10 @@
 
 namespace cudl {
 
-Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+Tensor linear(const Tensor& x_arg, const Tensor& w_arg, const Tensor& b_arg) {
+  // Under autocast, float32 operands run as bfloat16 (autocast.h).
+  const Tensor x = autocast_operand(x_arg), weight = autocast_operand(w_arg),
+               bias = autocast_operand(b_arg);
   CUDL_CHECK(x.defined() && weight.defined(), "linear: undefined input or weight");
   CUDL_CHECK(weight.dim() == 2, "linear: expected a 2-D weight (out, in), got ",
              shape_str(weight.shape()));
@@ -16,7 +20,7 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
              shape_str(x.shape()));
   check_same_device_dtype("linear (input and weight)", x, weight);
   CUDL_CHECK(isFloating(x.dtype()), "linear: ", toString(x.dtype()),
-             " input (float32 or float64 expected)");
+             " input (float32, float64 or bfloat16 expected)");
   const int64_t in = weight.size(1), out = weight.size(0);
   if (bias.defined()) {
     check_same_device_dtype("linear (input and bias)", x, bias);

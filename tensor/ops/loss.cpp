@@ -17,19 +17,26 @@ void check_constant(const Tensor& t, const char* op, const char* what) {
              " require grad, but only the logits are differentiated; pass a detached tensor");
 }
 
+// Losses of bfloat16 logits (mixed precision) are computed in float32, as torch.autocast
+// does: the differentiable cast hands the gradient back in bfloat16.
+Tensor upcast_bfloat16(const Tensor& t) {
+  return t.defined() && t.dtype() == kBFloat16 ? t.to(kFloat32) : t;
+}
+
 Tensor scalar_out(const Tensor& like) {
   return empty({}, TensorOptions(like.dtype()).device(like.device()));
 }
 
 }  // namespace
 
-Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& targets,
+Tensor binary_cross_entropy_with_logits(const Tensor& logits_in, const Tensor& targets_in,
                                         Reduction reduction, const Tensor& pos_weight) {
   ProfileRange range("bce_with_logits");
   const char* op = "binary_cross_entropy_with_logits";
-  CUDL_CHECK(logits.defined() && targets.defined(), op, ": undefined logits or targets");
-  CUDL_CHECK(isFloating(logits.dtype()), op, ": logits must be float32 or float64, got ",
-             toString(logits.dtype()));
+  CUDL_CHECK(logits_in.defined() && targets_in.defined(), op, ": undefined logits or targets");
+  const Tensor logits = upcast_bfloat16(logits_in), targets = upcast_bfloat16(targets_in);
+  CUDL_CHECK(logits.dtype() == kFloat32 || logits.dtype() == kFloat64, op,
+             ": logits must be float32, float64 or bfloat16, got ", toString(logits.dtype()));
   CUDL_CHECK(targets.shape() == logits.shape(), op, ": targets of shape ",
              shape_str(targets.shape()), " for logits of shape ", shape_str(logits.shape()),
              " (they must match; multi-hot float targets, one per logit)");
@@ -73,13 +80,14 @@ Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& targ
   return out;
 }
 
-Tensor cross_entropy(const Tensor& logits, const Tensor& targets, Reduction reduction,
+Tensor cross_entropy(const Tensor& logits_in, const Tensor& targets, Reduction reduction,
                      const Tensor& weight) {
   ProfileRange range("cross_entropy");
   const char* op = "cross_entropy";
-  CUDL_CHECK(logits.defined() && targets.defined(), op, ": undefined logits or targets");
-  CUDL_CHECK(isFloating(logits.dtype()), op, ": logits must be float32 or float64, got ",
-             toString(logits.dtype()));
+  CUDL_CHECK(logits_in.defined() && targets.defined(), op, ": undefined logits or targets");
+  const Tensor logits = upcast_bfloat16(logits_in);
+  CUDL_CHECK(logits.dtype() == kFloat32 || logits.dtype() == kFloat64, op,
+             ": logits must be float32, float64 or bfloat16, got ", toString(logits.dtype()));
   CUDL_CHECK(logits.dim() == 2 && logits.size(1) > 0, op, ": logits of shape ",
              shape_str(logits.shape()), " (expected (N, C) with C >= 1)");
   const int64_t rows = logits.size(0), c = logits.size(1);
@@ -155,7 +163,8 @@ LabelKind label_kind_from_counts(const std::vector<int64_t>& labels_per_sample) 
 }
 
 Tensor compute_loss(LossKind kind, const Tensor& logits, const Tensor& targets) {
-  CUDL_CHECK(logits.defined() && targets.defined(), toString(kind), ": undefined logits or targets");
+  CUDL_CHECK(logits.defined() && targets.defined(), toString(kind),
+             ": undefined logits or targets");
   if (kind == LossKind::kBCEWithLogits) {
     CUDL_CHECK(isFloating(targets.dtype()), "bce_with_logits (multi-label) expects multi-hot ",
                "float targets of the logits' shape ", shape_str(logits.shape()), ", got ",

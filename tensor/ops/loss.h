@@ -1,4 +1,5 @@
-// Losses, with autograd. Formulas in tensor/ops/loss_math.h (shared by CPU and CUDA).
+// Losses, with autograd. Formulas in tensor/ops/loss_math.h (shared by CPU and CUDA). Both
+// losses compute in float32 for bfloat16 logits (mixed precision) and return a float32 loss.
 //
 // binary_cross_entropy_with_logits(x, y, reduction, pos_weight)      x, y: (N, C) or any shape
 //   l = (1 - y) * x + w * softplus(-x),  w = 1 + (pos_weight - 1) * y   (elementwise)

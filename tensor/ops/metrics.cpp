@@ -21,7 +21,8 @@ const char* const kMetricNames[] = {"hamming_accuracy", "zero_one_accuracy", "pr
 // Checks p and y (N, C) and returns them contiguous, y in p's dtype.
 std::pair<Tensor, Tensor> prepare(const char* op, const Tensor& probs, const Tensor& targets) {
   CUDL_CHECK(probs.defined() && targets.defined(), op, ": undefined probabilities or targets");
-  CUDL_CHECK(isFloating(probs.dtype()), op, ": probabilities must be float32 or float64, got ",
+  CUDL_CHECK(probs.dtype() == kFloat32 || probs.dtype() == kFloat64, op,
+             ": probabilities must be float32 or float64, got ",
              toString(probs.dtype()));
   CUDL_CHECK(probs.dim() == 2 && probs.size(0) > 0 && probs.size(1) > 0, op,
              ": probabilities of shape ", shape_str(probs.shape()),
@@ -217,7 +218,8 @@ MetricsAccumulator::MetricsAccumulator(int64_t num_classes, Device device, DType
                                        int64_t initial_capacity)
     : c_(num_classes), device_(device), dtype_(dtype) {
   CUDL_CHECK(num_classes > 0, "MetricsAccumulator: need at least one class, got ", num_classes);
-  CUDL_CHECK(isFloating(dtype), "MetricsAccumulator: dtype must be float32 or float64, got ",
+  CUDL_CHECK(dtype == kFloat32 || dtype == kFloat64,
+             "MetricsAccumulator: dtype must be float32 or float64, got ",
              toString(dtype));
   reserve(std::max<int64_t>(initial_capacity, 1));
 }

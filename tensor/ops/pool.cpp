@@ -12,7 +12,7 @@ void check_4d(const Tensor& x, const char* op) {
   CUDL_CHECK(x.defined(), op, ": undefined input");
   CUDL_CHECK(x.dim() == 4, op, ": expected a 4-D input (N, C, H, W), got ", shape_str(x.shape()));
   CUDL_CHECK(isFloating(x.dtype()), op, ": ", toString(x.dtype()),
-             " input (float32 or float64 expected)");
+             " input (float32, float64 or bfloat16 expected)");
 }
 }  // namespace
 

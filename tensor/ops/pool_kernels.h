@@ -66,11 +66,11 @@ CUDL_HOST_DEVICE_INLINE T max_grad_at(const PoolGeometry& g, const T* dy_plane,
   const int64_t i_hi = (ih + g.ph) / g.sh < g.oh - 1 ? (ih + g.ph) / g.sh : g.oh - 1;
   const int64_t j_hi = (iw + g.pw) / g.sw < g.ow - 1 ? (iw + g.pw) / g.sw : g.ow - 1;
   const int64_t me = ih * g.w + iw;
-  T acc = T(0);
+  compute_t<T> acc = 0;  // float for bfloat16: rounded once, at the end
   for (int64_t i = i_lo; i <= i_hi; ++i)
     for (int64_t j = j_lo; j <= j_hi; ++j)
-      if (arg_plane[i * g.ow + j] == me) acc += dy_plane[i * g.ow + j];
-  return acc;
+      if (arg_plane[i * g.ow + j] == me) acc += compute_t<T>(dy_plane[i * g.ow + j]);
+  return T(acc);
 }
 
 // Max over a whole plane of hw elements and its argmax (same rule as max_window).

@@ -39,7 +39,7 @@ Shape reduced_shape(const Shape& s, const std::vector<int>& dims, bool keepdim) 
 // Reduces contiguous x over sorted dims without autograd; result has keepdim shape.
 Tensor reduce_raw(ReduceOp op, const Tensor& x_in, const std::vector<int>& dims) {
   CUDL_CHECK(isFloating(x_in.dtype()), "reduction on a ", toString(x_in.dtype()),
-             " tensor (float32 or float64 expected)");
+             " tensor (float32, float64 or bfloat16 expected)");
   Tensor x = x_in.contiguous();
   if (op == ReduceOp::kMax) {
     for (int d : dims)
@@ -108,6 +108,9 @@ Tensor sum(const Tensor& x, const std::vector<int>& dims_in, bool keepdim) {
 Tensor mean(const Tensor& x) { return mean(x, {}, false); }
 
 Tensor mean(const Tensor& x, const std::vector<int>& dims_in, bool keepdim) {
+  // bfloat16: the sum and the division in float32, rounded once (through differentiable casts).
+  if (x.defined() && x.dtype() == kBFloat16)
+    return mean(x.to(kFloat32), dims_in, keepdim).to(kBFloat16);
   std::vector<int> dims = normalise_dims(x, dims_in);
   const int64_t n = count_of(x.shape(), dims);
   Tensor out;

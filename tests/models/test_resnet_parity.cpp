@@ -18,6 +18,7 @@
 #include "optim/adam.h"
 #include "tensor/ops/loss.h"
 #include "tests/common/test_util.h"
+#include "tests/models/parity_util.h"
 #include "tests/models/weights_test_util.h"
 
 namespace cudl::models {
@@ -28,33 +29,8 @@ using testing::load_reference;
 std::string ref(const std::string& file) { return testing::reference_dir("resnet") + "/" + file; }
 Tensor expected(const std::string& name) { return load_reference("resnet", name); }
 
-double scaled_error(const Tensor& a, const Tensor& e) {
-  std::vector<double> av = a.detach().to(Device::cpu()).to(kFloat64).contiguous().to_vector<double>();
-  std::vector<double> ev = e.to(kFloat64).contiguous().to_vector<double>();
-  double scale = 0, worst = 0;
-  for (double v : ev) scale = std::max(scale, std::fabs(v));
-  for (size_t i = 0; i < av.size(); ++i) worst = std::max(worst, std::fabs(av[i] - ev[i]));
-  return scale > 0 ? worst / scale : worst;
-}
-
-#define EXPECT_SCALED_NEAR(actual, expected_tensor, bound, what)                 \
-  do {                                                                           \
-    Tensor a_ = (actual), e_ = (expected_tensor);                                \
-    ASSERT_EQ(a_.shape(), e_.shape()) << (what);                                 \
-    double err_ = scaled_error(a_, e_);                                          \
-    std::printf("[parity] %-40s scaled error %.3g (bound %.1g)\n", std::string(what).c_str(), err_, \
-                double(bound));                                                  \
-    EXPECT_LE(err_, (bound)) << (what);                                          \
-  } while (0)
-
-// Converts a reference file with the weights_import program.
 std::string convert(const testing::ScratchDir& dir, const std::string& file, const std::string& args) {
-  std::string out = dir / (file + ".h5");
-  auto r = testing::run_command(testing::shell_quote(CUDL_WEIGHTS_IMPORT) + " " +
-                                testing::shell_quote(ref(file)) + " -o " + testing::shell_quote(out) +
-                                " " + args);
-  EXPECT_EQ(r.exit_code, 0) << r.output;
-  return out;
+  return convert_reference(dir, "resnet", file, args);
 }
 
 TEST(ResNetParity, TorchvisionLogitsInEvalAndTrainMode) {
