@@ -7,7 +7,8 @@
 #   DATA_DIR defaults to the built-in demo data (128 images of 333x250, written once into
 #   RESULTS_DIR/data); DEVICE cpu (default) or cuda; THREADS defaults to 2. CUDL_TRAIN_FLAGS
 #   in the environment adds options to fridge_train (e.g. --deterministic: cuDNN algorithms by
-#   heuristics instead of timing them, as PyTorch's default).
+#   heuristics instead of timing them, as PyTorch's default); with --mixed-precision among
+#   them the PyTorch script runs under torch.autocast(dtype=torch.bfloat16) too.
 set -euo pipefail
 build=${1:?usage: bench/recipe.sh BUILD_DIR RESULTS_DIR [DATA_DIR] [DEVICE] [THREADS]}
 results=${2:?usage: bench/recipe.sh BUILD_DIR RESULTS_DIR [DATA_DIR] [DEVICE] [THREADS]}
@@ -32,15 +33,19 @@ t0=$(now)
 "$build/tools/fridge_train" --data "$data" --out "$results/cudl_run" --device "$device" \
   --threads "$threads" --workers "$threads" --no-progress ${CUDL_TRAIN_FLAGS:-} | tee "$results/recipe_cudl.log"
 t1=$(now)
+torch_precision=fp32
+case " ${CUDL_TRAIN_FLAGS:-} " in *" --mixed-precision "*) torch_precision=bf16 ;; esac
 (cd "$here" && "$py" recipe_torch.py --data "$data" --out "$results/torch_run" --device "$device" \
-  --threads "$threads" --workers "$threads") | tee "$results/recipe_torch.log"
+  --threads "$threads" --workers "$threads" --precision "$torch_precision") \
+  | tee "$results/recipe_torch.log"
 t2=$(now)
 "$py" - "$results" "$t0" "$t1" "$t2" "$device" "$threads" <<'PY'
-import json, sys, platform, subprocess
+import json, os, sys, platform, subprocess
 results, t0, t1, t2, device, threads = sys.argv[1], *map(float, sys.argv[2:5]), sys.argv[5], sys.argv[6]
 c, t = t1 - t0, t2 - t1
 commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
-row = {"benchmark": "recipe", "device": device, "threads": int(threads), "cudl_wall_s": c,
+row = {"benchmark": "recipe", "device": device, "threads": int(threads),
+       "cudl_flags": os.environ.get("CUDL_TRAIN_FLAGS", ""), "cudl_wall_s": c,
        "pytorch_wall_s": t, "speedup": t / c, "commit": commit, "machine": platform.processor() or platform.machine()}
 json.dump(row, open(f"{results}/recipe.json", "w"), indent=2)
 print(f"recipe ({device}, {threads} threads): cudl {c:.1f} s, PyTorch {t:.1f} s, cudl is {t / c:.2f}x faster")

@@ -27,6 +27,8 @@ p.add_argument("--threads", type=int, default=2)
 p.add_argument("--workers", type=int, default=2)
 p.add_argument("--device", default="cpu")
 p.add_argument("--weights", help="torchvision state dict (.pth) for the body")
+p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+               help="bf16: forward and loss under torch.autocast(dtype=torch.bfloat16)")
 a = p.parse_args()
 torch.set_num_threads(a.threads)
 torch.manual_seed(0)
@@ -79,13 +81,15 @@ if a.weights:
     model[0].load_state_dict({k: v for k, v in sd.items() if not k.startswith("fc.")}, strict=False)
 opt = adamw_decoupled(model.parameters(), lr=a.lr)
 loss_fn = torch.nn.BCEWithLogitsLoss()
+amp = torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=a.precision == "bf16")
 for epoch in range(a.epochs):
     t0 = time.perf_counter()
     model.train()
     for x, y in train_dl:
         x, y = x.to(dev), y.to(dev)
         opt.zero_grad()
-        loss = loss_fn(model(x), y)
+        with amp:
+            loss = loss_fn(model(x), y)
         loss.backward()
         opt.step()
     model.eval()
@@ -93,7 +97,8 @@ for epoch in range(a.epochs):
     with torch.no_grad():
         for x, y in valid_dl:
             x, y = x.to(dev), y.to(dev)
-            out = model(x)
+            with amp:
+                out = model(x).float()
             vl += loss_fn(out, y).item() * len(x)
             pred = (torch.sigmoid(out) > 0.5).float()
             ham += (pred == y).float().mean(1).sum().item()

@@ -7,10 +7,13 @@
 // PyTorch twin does. `warmup` untimed steps, then the median of `steps` timed steps. The step
 // is train::TrainStep, what fridge_train runs: on CUDA it is replayed from a captured CUDA graph
 // after its own two eager warm-up calls (counted in `warmup`), unless --cuda-graph 0; cuDNN
-// convolutions may use TF32 (PyTorch's default) unless --tf32 0.
+// convolutions may use TF32 (PyTorch's default) unless --tf32 0. --precision bf16 runs the
+// forward and loss under autocast (bfloat16 mixed precision, tensor/autocast.h), as the twin
+// does with torch.autocast.
 //
 // Usage: bench_train_step [--batch 16] [--size 300] [--device cpu|cuda] [--threads T]
 //                         [--warmup 3] [--steps 5] [--cuda-graph 1] [--tf32 1] [--profile 0]
+//                         [--precision fp32|bf16]
 // --profile N runs N more eager steps under the profiler (tensor/profiler.h) after the timed
 // ones, prints the table of where they spent their time to stderr and adds it to the JSON.
 // Prints one JSON line: images_per_s, median_step_s, the CPU time of the timed steps
@@ -57,6 +60,7 @@ int64_t max_rss_bytes() {
 void usage(std::ostream& os) {
   os << "usage: bench_train_step [--batch 16] [--size 300] [--device cpu|cuda] [--threads T]\n"
         "                        [--warmup 3] [--steps 5] [--cuda-graph 1] [--tf32 1] [--profile 0]\n"
+        "                        [--precision fp32|bf16]\n"
         "One training step (forward, BCE-with-logits, backward, AdamW) of the notebook's\n"
         "ResNet-18 model; prints one JSON line.\n";
 }
@@ -67,7 +71,7 @@ int main(int argc, char** argv) {
   using namespace cudl;
   int64_t batch = 16, size = 300;
   int threads = get_num_threads(), warmup = 3, steps = 5, graph = 1, tf32 = 1, profile = 0;
-  std::string device = "cpu";
+  std::string device = "cpu", precision = "fp32";
   for (int i = 1; i < argc; ++i) {
     const std::string k = argv[i];
     if (k == "--help" || k == "-h") {
@@ -98,15 +102,18 @@ int main(int argc, char** argv) {
       tf32 = std::atoi(v);
     else if (k == "--profile")
       profile = std::atoi(v);
+    else if (k == "--precision")
+      precision = v;
     else {
       std::cerr << "bench_train_step: unknown option " << k << "\n";
       usage(std::cerr);
       return 2;
     }
   }
-  if (batch < 2 || size < 32 || threads < 1 || warmup < 0 || steps < 1) {
+  if (batch < 2 || size < 32 || threads < 1 || warmup < 0 || steps < 1 ||
+      (precision != "fp32" && precision != "bf16")) {
     std::cerr << "bench_train_step: need --batch >= 2 (BatchNorm), --size >= 32, --threads >= 1, "
-                 "--warmup >= 0, --steps >= 1\n";
+                 "--warmup >= 0, --steps >= 1, --precision fp32 or bf16\n";
     return 2;
   }
   try {
@@ -126,6 +133,7 @@ int main(int argc, char** argv) {
     set_conv_allow_tf32(tf32 != 0);
     train::TrainStepOptions so;
     so.cuda_graph = graph != 0;
+    so.mixed_precision = precision == "bf16";
     const train::TrainStep::LossFn bce = [](const Tensor& logits, const Tensor& targets) {
       return binary_cross_entropy_with_logits(logits, targets);
     };
@@ -153,6 +161,7 @@ int main(int argc, char** argv) {
     if (profile > 0) {
       train::TrainStepOptions eager_opts;
       eager_opts.cuda_graph = false;  // a replayed graph runs no host code to time
+      eager_opts.mixed_precision = so.mixed_precision;
       train::TrainStep eager(*model, opt, bce, {&gen}, d, eager_opts);
       eager.run(x, y);  // untimed: the first eager step after a graph may allocate
       bench::sync(d);
@@ -166,13 +175,15 @@ int main(int argc, char** argv) {
                         {"ms_per_step", 1e3 * e.seconds / profile}});
     }
     const bool graphed = train_step.graphed();
-    nlohmann::json j = {{"impl", d.is_cuda() && graph == 0 ? "cudl eager" : "cudl"},
+    const std::string impl = std::string(d.is_cuda() && graph == 0 ? "cudl eager" : "cudl") +
+                             (precision == "bf16" ? " bf16" : "");
+    nlohmann::json j = {{"impl", impl},
                         {"train_step", graphed ? "cuda graph" : "eager (" + train_step.reason() + ")"},
                         {"tf32", d.is_cuda() && tf32 != 0},
                         {"device", d.str()},
                         {"batch", batch},
                         {"size", size},
-                        {"precision", "fp32"},
+                        {"precision", precision},
                         {"threads", threads},
                         {"steps", steps},
                         {"median_step_s", med},

@@ -18,16 +18,19 @@
 #                    for explicitly with --shape 256x224 --allow-large.
 #   --allow-large    allow more than 64 images per step on the CPU
 #   --also BIN       also run another bench_train_step build (e.g. of an older commit) each round
+#   --precision P    fp32 (default) or bf16: every run in bfloat16 mixed precision (cudl's
+#                    autocast, torch.autocast for PyTorch)
 # On CUDA the rounds also run cudl with eager steps (--cuda-graph 0; the default replays a CUDA
-# graph) and PyTorch with the step captured in a CUDA graph, in float32 and, for reference, in
-# bf16 mixed precision; cuDNN may use TF32 in both (PyTorch's default).
+# graph) and PyTorch with the step captured in a CUDA graph; cuDNN may use TF32 in both
+# (PyTorch's default). The ratios compare cudl's first run (its default) with every other.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 build="$root/build" device=cpu threads=2 rounds=5 warmup=1 steps=3 shape=16x300 allow_large=0
+precision=fp32
 out=""
 also=()
-usage() { sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --build) build=$(cd "$2" && pwd); shift 2 ;;
@@ -38,6 +41,7 @@ while [ $# -gt 0 ]; do
     --steps) steps=$2; shift 2 ;;
     --shape) shape=$2; shift 2 ;;
     --allow-large) allow_large=1; shift ;;
+    --precision) precision=$2; shift 2 ;;
     --also) also+=("$2"); shift 2 ;;
     -h|--help) usage; exit 0 ;;
     -*) echo "train_step.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
@@ -58,6 +62,8 @@ raw=$(mktemp)
 trap 'rm -f "$raw"' EXIT
 args=(--batch "$batch" --size "$size" --device "$device" --threads "$threads" --warmup "$warmup"
       --steps "$steps")
+# (fp32 passes no --precision, so that --also can run builds older than the option)
+if [ "$precision" != fp32 ]; then args+=(--precision "$precision"); fi
 load() { cut -d' ' -f1-3 /proc/loadavg; }
 # record CMD...: one run, its JSON line wrapped with the round and the load before it.
 record() {
@@ -75,11 +81,7 @@ for r in $(seq "$rounds"); do
     record "$b" "${args[@]}"
   done
   record torch_run
-  if [ "$device" = cuda ]; then
-    record torch_run --graphs
-    # PyTorch's mixed precision (bf16 autocast) for reference: cudl has no bf16 path yet.
-    record torch_run --graphs --precision bf16
-  fi
+  if [ "$device" = cuda ]; then record torch_run --graphs; fi
 done
 commit=$(git -C "$root" rev-parse HEAD 2>/dev/null || echo unknown)
 dirty=$(git -C "$root" status --porcelain --untracked-files=no 2>/dev/null | grep -q . && echo true || echo false)
@@ -128,7 +130,7 @@ for impl in impls:
     if "peak_allocated_bytes" in runs[0]:
         summary[impl]["median_peak_allocated_bytes"] = statistics.median(
             x["peak_allocated_bytes"] for x in runs)
-ref = "cudl"
+ref = impls[0]  # cudl's default run, recorded first in every round
 # Per round ratios (cudl vs each other implementation in the same round), then their median.
 ratios = {}
 for impl in impls:
@@ -152,7 +154,8 @@ config = {"batch": cfg["batch"], "size": cfg["size"], "device": cfg["device"],
           "threads": cfg["threads"], "precision": cfg["precision"], "rounds": int(rounds),
           "warmup_steps": int(warmup), "timed_steps": int(steps)}
 lines = [f"train_step: notebook ResNet-18, batch {cfg['batch']} x {cfg['size']}x{cfg['size']}, "
-         f"{cfg['device']}, {cfg['threads']} threads, fp32"
+         f"{cfg['device']}, {cfg['threads']} threads, "
+         f"{'bf16 mixed precision' if cfg['precision'] == 'bf16' else 'fp32'}"
          f"{' (TF32 allowed in cuDNN convolutions, as PyTorch by default)' if cfg.get('tf32') else ''}; "
          f"{rounds} alternating rounds of "
          f"{warmup} warm-up + {steps} timed steps per process",
@@ -175,7 +178,7 @@ for impl in impls:
 lines.append("")
 for impl, r in ratios.items():
     per = " ".join(f"{x:.3f}" for x in r["images_per_s_ratio_per_round"])
-    lines.append(f"cudl / {impl}: images/s {r['images_per_s_ratio_of_medians']:.3f} "
+    lines.append(f"{ref} / {impl}: images/s {r['images_per_s_ratio_of_medians']:.3f} "
                  f"(ratio of medians; per round {per}; median {r['median_of_round_ratios']:.3f}), "
                  f"CPU time {r['cpu_time_ratio']:.3f}x less, peak memory {r['peak_memory_ratio']:.3f}")
 table = "\n".join(lines)

@@ -102,6 +102,12 @@ int main(int argc, char** argv) {
   app.add_flag("--no-tf32", no_tf32,
                "On CUDA, convolutions in full float32 (default: TF32 tensor cores allowed, as "
                "PyTorch's torch.backends.cudnn.allow_tf32)");
+  app.add_flag("--mixed-precision", o.mixed_precision,
+               "bfloat16 mixed precision, as torch.autocast(dtype=torch.bfloat16): convolutions "
+               "and linear layers compute in bfloat16 with float32 accumulation, activations are "
+               "stored in bfloat16, weights, gradients and optimiser state stay float32. For GPUs "
+               "with bfloat16 tensor cores (compute capability 8.0 and later); on the CPU it "
+               "rounds the same way but runs slower than float32");
   app.add_flag("--skip-bad", o.skip_bad, "Skip unreadable images and bad label rows with a warning");
   auto* augment = app.add_flag("--augment,!--no-augment", o.augment,
                                "Augment training images: random horizontal flips and +-10% "

@@ -104,7 +104,7 @@ struct Scored {
 };
 
 Scored score(const Tensor& logits, const Tensor& targets, bool multi_label) {
-  if (multi_label) return {sigmoid(logits.detach()), targets};
+  if (multi_label) return {sigmoid(logits.detach().to(kFloat32)), targets};
   const int64_t n = logits.size(0), c = logits.size(1);
   std::vector<float> l = logits.detach().to(Device::cpu()).contiguous().to_vector<float>();
   std::vector<int64_t> t = targets.to(Device::cpu()).to_vector<int64_t>();
@@ -284,6 +284,7 @@ void Run::build_model() {
   }
   TrainStepOptions so;
   so.cuda_graph = o_.cuda_graph;
+  so.mixed_precision = o_.mixed_precision;
   step_ = std::make_unique<TrainStep>(
       *model_, *opt_,
       [this](const Tensor& logits, const Tensor& targets) {
@@ -298,7 +299,8 @@ void Run::build_model() {
   log_ << "Training: " << o_.epochs << " epochs of " << train_dl_->num_batches()
        << " batches of " << o_.bs << ", AdamW lr " << o_.lr << " wd " << o_.wd << ", "
        << o_.schedule << " schedule, " << toString(loss_kind_) << " loss"
-       << (o_.augment ? ", augmentation (flips, brightness/contrast)" : "") << "\n";
+       << (o_.augment ? ", augmentation (flips, brightness/contrast)" : "")
+       << (o_.mixed_precision ? ", bfloat16 mixed precision" : "") << "\n";
 }
 
 WeightsMeta Run::meta() const {
@@ -397,7 +399,11 @@ EpochPass Run::validate() {
   double loss_sum = 0;
   int64_t n = 0, done = 0;
   while (valid_dl_->next(b)) {
-    Tensor logits = (*model_)(b.images);
+    Tensor logits;
+    {
+      AutocastGuard autocast(o_.mixed_precision);
+      logits = (*model_)(b.images);
+    }
     loss_sum += compute_loss(loss_kind_, logits, b.targets).item() * static_cast<double>(b.size());
     n += b.size();
     Scored s = score(logits, b.targets, data_.multi_label);
@@ -467,6 +473,7 @@ void Run::write_outputs(const EpochPass& v, TrainResult& result) {
   // metrics.json
   nlohmann::json j;
   j["device"] = device_.str();
+  j["precision"] = o_.mixed_precision ? "bfloat16 mixed" : "float32";
   j["train_step"] = step_->graphed() ? "cuda graph" : "eager (" + step_->reason() + ")";
   j["arch"] = o_.arch;
   j["classes"] = classes;

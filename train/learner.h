@@ -58,6 +58,9 @@ struct TrainOptions {
   bool deterministic = false;
   bool cuda_graph = true;  // CUDA: replay the training step from a CUDA graph (train_step.h)
   bool tf32 = true;        // CUDA: TF32 in cuDNN convolutions, as PyTorch allows by default
+  // bfloat16 mixed precision (tensor/autocast.h) for training and validation; the model, its
+  // gradients, the optimiser and every file written stay float32.
+  bool mixed_precision = false;
   double threshold = 0.5;
   std::string out = "fridge_out";
   bool resume = false;

@@ -1,6 +1,7 @@
 #include "train/train_step.h"
 
 #include "tensor/allocator.h"
+#include "tensor/autocast.h"
 #include "tensor/error.h"
 
 namespace cudl::train {
@@ -23,14 +24,22 @@ TrainStep::TrainStep(Module& model, Optimizer& optimizer, LossFn loss,
   }
 }
 
-TrainStep::Result TrainStep::eager(const Tensor& images, const Tensor& targets) {
+TrainStep::Result TrainStep::step(const Tensor& images, const Tensor& targets) {
   opt_.zero_grad();
   Result r;
-  r.logits = model_(images);
-  r.loss = loss_(r.logits, targets);
+  {
+    AutocastGuard autocast(options_.mixed_precision);
+    r.logits = model_(images);
+    r.loss = loss_(r.logits, targets);
+  }
   r.loss.backward();
   opt_.step();
+  r.logits = r.logits.detach().to(kFloat32);  // bfloat16 under autocast
   return r;
+}
+
+TrainStep::Result TrainStep::eager(const Tensor& images, const Tensor& targets) {
+  return step(images, targets);
 }
 
 void TrainStep::capture(const Tensor& images, const Tensor& targets) {
@@ -43,11 +52,9 @@ void TrainStep::capture(const Tensor& images, const Tensor& targets) {
   try {
     graph_->capture(
         [&] {
-          opt_.zero_grad();
-          static_logits_ = model_(static_images_);
-          static_loss_ = loss_(static_logits_, static_targets_);
-          static_loss_.backward();
-          opt_.step();
+          Result r = step(static_images_, static_targets_);
+          static_loss_ = r.loss;
+          static_logits_ = r.logits;
         },
         generators_);
   } catch (const Error& e) {

@@ -29,6 +29,9 @@ namespace cudl::train {
 
 struct TrainStepOptions {
   bool cuda_graph = true;  // on CUDA devices; ignored on the CPU
+  // Forward and loss under AutocastGuard (tensor/autocast.h): bfloat16 convolutions and linear
+  // layers, float32 parameters, gradients and optimiser state.
+  bool mixed_precision = false;
   int warmup = 2;          // eager calls before the capture (at least 1)
 };
 
@@ -40,8 +43,8 @@ class TrainStep {
             Device device, const TrainStepOptions& options = {});
 
   struct Result {
-    Tensor loss;    // scalar
-    Tensor logits;  // (B, C); with a graph, buffers the next call overwrites
+    Tensor loss;    // scalar, float32
+    Tensor logits;  // (B, C) float32, detached; with a graph, buffers the next call overwrites
   };
   Result run(const Tensor& images, const Tensor& targets);
 
@@ -51,6 +54,8 @@ class TrainStep {
 
  private:
   Result eager(const Tensor& images, const Tensor& targets);
+  // zero_grad, forward and loss (under autocast when asked), backward, optimiser step.
+  Result step(const Tensor& images, const Tensor& targets);
   void capture(const Tensor& images, const Tensor& targets);
 
   Module& model_;
