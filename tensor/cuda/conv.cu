@@ -6,6 +6,14 @@
 // shape. Heuristics (cudnnGet*_v7) by default; with benchmark on, cudnnFind*Ex times the
 // candidates on the real buffers. Workspaces are kUInt8 tensors from the caching allocator,
 // released when the call returns (safe: all work is ordered on cudl's one stream per device).
+//
+// bfloat16: x, w, y (and their gradients) are CUDNN_DATA_BFLOAT16 with float accumulation (the
+// convolution descriptor's compute type is CUDNN_DATA_FLOAT: cuDNN's PSEUDO_BFLOAT16_CONFIG)
+// and tensor-op math allowed; alpha/beta are float. The bias is cudl's own: y starts as the
+// broadcast bias and the convolution adds into it (beta = 1), so the sum is formed in float and
+// rounded once where cuDNN blends in its epilogue; the bias gradient is a per-channel sum of dy
+// in double, rounded once. The plan cache key holds the dtype, so bf16 and float32 plans of one
+// shape are separate.
 #include <algorithm>
 #include <cstring>
 #include <map>
@@ -14,6 +22,7 @@
 #include <tuple>
 #include <vector>
 
+#include "tensor/cuda/channel_kernels.cuh"
 #include "tensor/cuda/context.h"
 #include "tensor/cuda/cudnn_descriptors.h"
 #include "tensor/ops/conv_kernels.h"
@@ -48,7 +57,8 @@ struct ConvPlan {
 using PlanKey = std::tuple<int, int, bool, bool, std::vector<int64_t>>;
 
 PlanKey make_key(int device, DType dtype, const ConvGeometry& g, bool tf32, bool benchmark) {
-  return PlanKey{device, static_cast<int>(dtype), tf32, benchmark,
+  // The TF32 switch only matters to float32 plans.
+  return PlanKey{device, static_cast<int>(dtype), tf32 && dtype == kFloat32, benchmark,
                  std::vector<int64_t>{g.n, g.c, g.h, g.w, g.o, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw,
                                       g.dh, g.dw, g.groups}};
 }
@@ -71,6 +81,8 @@ ConvPlan& get_plan(int device, DType dtype, const ConvGeometry& g, bool tf32, bo
   if (it != cache.end()) return *it->second;
   auto p = std::make_unique<ConvPlan>();
   const cudnnDataType_t dt = cudnn_dtype(dtype);
+  // Accumulation type: float for bfloat16 data (PSEUDO_BFLOAT16_CONFIG), the data type otherwise.
+  const cudnnDataType_t compute = cudnn_dtype(compute_dtype(dtype));
   set_nchw(p->x, dtype, g.n, g.c, g.h, g.w);
   set_nchw(p->y, dtype, g.n, g.o, g.oh, g.ow);
   set_nchw(p->bias, dtype, 1, g.o, 1, 1);
@@ -80,10 +92,17 @@ ConvPlan& get_plan(int device, DType dtype, const ConvGeometry& g, bool tf32, bo
   CUDL_CUDNN_CHECK(cudnnSetConvolution2dDescriptor(
       p->conv, cudnn_int(g.ph, "pad"), cudnn_int(g.pw, "pad"), cudnn_int(g.sh, "stride"),
       cudnn_int(g.sw, "stride"), cudnn_int(g.dh, "dilation"), cudnn_int(g.dw, "dilation"),
-      CUDNN_CROSS_CORRELATION, dt));
+      CUDNN_CROSS_CORRELATION, compute));
   CUDL_CUDNN_CHECK(cudnnSetConvolutionGroupCount(p->conv, cudnn_int(g.groups, "groups")));
   // FMA math keeps float32 exact fp32 (no TF32 tensor cores); DEFAULT lets cuDNN use TF32.
-  p->math = (dtype == kFloat32 && !tf32) ? CUDNN_FMA_MATH : CUDNN_DEFAULT_MATH;
+  // bfloat16 allows tensor-op math (bf16 products, float accumulation): what makes it fast.
+  if (dtype == kFloat32 && !tf32) {
+    p->math = CUDNN_FMA_MATH;
+  } else if (dtype == kBFloat16) {
+    p->math = CUDNN_TENSOR_OP_MATH;
+  } else {
+    p->math = CUDNN_DEFAULT_MATH;
+  }
   CUDL_CUDNN_CHECK(cudnnSetConvolutionMathType(p->conv, p->math));
   int n = 0, c = 0, h = 0, w = 0;
   CUDL_CUDNN_CHECK(cudnnGetConvolution2dForwardOutputDim(p->conv, p->x, p->w, &n, &c, &h, &w));
@@ -229,6 +248,29 @@ void choose_backward_filter(cudnnHandle_t h, ConvPlan& p, int device, bool bench
   p.bwd_filter.workspace = std::max(p.bwd_filter.workspace, ws);
 }
 
+// y[i, o, :] = bias[o] for bfloat16 (n * o planes of s elements), before a convolution that adds
+// into y (beta = 1).
+__global__ void bf16_broadcast_bias_kernel(int64_t total, int64_t o, int64_t s,
+                                           const bfloat16* bias, bfloat16* y) {
+  for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < total;
+       e += int64_t(gridDim.x) * blockDim.x)
+    y[e] = bias[(e / s) % o];
+}
+
+// db[o] = sum over samples and positions of dy[i, o, :] for bfloat16: summed in double, rounded
+// once (through float, exactly as the CPU's float result is rounded).
+__global__ void __launch_bounds__(kChannelBlock)
+    bf16_bias_grad_kernel(int64_t n, int64_t o, int64_t s, const bfloat16* dy, bfloat16* db) {
+  __shared__ double scratch[64];
+  for (int64_t ch = blockIdx.x; ch < o; ch += gridDim.x) {
+    double acc = 0.0, unused = 0.0;
+    for (ChannelWalk e(threadIdx.x, blockDim.x, s); e.i < n; e.next(s))
+      acc += static_cast<float>(dy[e.index(o, ch, s)]);
+    block_sum2(acc, unused, scratch);  // ends with a barrier: scratch is free for the next channel
+    if (threadIdx.x == 0) db[ch] = bfloat16(static_cast<float>(acc));
+  }
+}
+
 // Choosing an algorithm runs and times kernels and waits for them: not possible while the stream
 // is captured into a CUDA graph.
 void check_not_capturing(cudaStream_t stream, const char* direction) {
@@ -250,11 +292,21 @@ void conv2d_forward(cudaStream_t stream, DType dtype, const ConvGeometry& g, con
   }
   CUDL_CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, p.fwd.math));
   const CudnnScalars s(dtype);
+  // bfloat16 with a bias: y starts as the bias and the convolution adds into it (after the
+  // algorithm was chosen: a benchmark writes y).
+  const bool bias_first = bias && dtype == kBFloat16;
+  if (bias_first) {
+    const int64_t total = g.n * g.o * g.oh * g.ow;
+    bf16_broadcast_bias_kernel<<<grid_for(total), kBlock, 0, stream>>>(
+        total, g.o, g.oh * g.ow, static_cast<const bfloat16*>(bias), static_cast<bfloat16*>(y));
+    CUDL_KERNEL_CHECK();
+  }
   Tensor ws = workspace(p.fwd.workspace, device);
   CUDL_CUDNN_CHECK(cudnnConvolutionForward(h, s.one(), p.x, x, p.w, w, p.conv, p.fwd.algo,
-                                           ws_ptr(ws, p.fwd.workspace), p.fwd.workspace, s.zero(),
-                                           p.y, y));
-  if (bias) CUDL_CUDNN_CHECK(cudnnAddTensor(h, s.one(), p.bias, bias, s.one(), p.y, y));
+                                           ws_ptr(ws, p.fwd.workspace), p.fwd.workspace,
+                                           bias_first ? s.one() : s.zero(), p.y, y));
+  if (bias && !bias_first)
+    CUDL_CUDNN_CHECK(cudnnAddTensor(h, s.one(), p.bias, bias, s.one(), p.y, y));
 }
 
 void conv2d_backward(cudaStream_t stream, DType dtype, const ConvGeometry& g, const void* x,
@@ -287,7 +339,18 @@ void conv2d_backward(cudaStream_t stream, DType dtype, const ConvGeometry& g, co
         h, s.one(), p.x, x, p.y, dy, p.conv, p.bwd_filter.algo, ws_ptr(ws, p.bwd_filter.workspace),
         p.bwd_filter.workspace, s.zero(), p.w, dw));
   }
-  if (db) CUDL_CUDNN_CHECK(cudnnConvolutionBackwardBias(h, s.one(), p.y, dy, s.zero(), p.bias, db));
+  if (db && dtype == kBFloat16) {
+    const int64_t plane = g.oh * g.ow;
+    if (g.n * plane == 0) {
+      CUDL_CUDA_CHECK(cudaMemsetAsync(db, 0, static_cast<size_t>(g.o) * sizeof(bfloat16), stream));
+    } else {
+      bf16_bias_grad_kernel<<<channel_grid(g.o), kChannelBlock, 0, stream>>>(
+          g.n, g.o, plane, static_cast<const bfloat16*>(dy), static_cast<bfloat16*>(db));
+      CUDL_KERNEL_CHECK();
+    }
+  } else if (db) {
+    CUDL_CUDNN_CHECK(cudnnConvolutionBackwardBias(h, s.one(), p.y, dy, s.zero(), p.bias, db));
+  }
 }
 
 }  // namespace cudl::cuda

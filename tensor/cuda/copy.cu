@@ -1,4 +1,7 @@
 // CUDA copies, casts, fills and random fills (the random values match the CPU's: philox.h).
+// bfloat16 takes part in all of them: casts to it round to nearest even once from float (from
+// double and the integers through float, as static_cast<bfloat16> does on the CPU), and random
+// values are drawn in double and rounded the same way as on the CPU, so both backends agree.
 #include "tensor/cuda/check.h"
 #include "tensor/ops/kernels.h"
 
@@ -56,6 +59,10 @@ void copy_strided(cudaStream_t stream, size_t elem_size, int64_t n, const void* 
       copy_kernel<<<grid_for(n), kBlock, 0, stream>>>(n, static_cast<const uint8_t*>(src),
                                                       static_cast<uint8_t*>(dst), idx);
       break;
+    case 2:
+      copy_kernel<<<grid_for(n), kBlock, 0, stream>>>(n, static_cast<const uint16_t*>(src),
+                                                      static_cast<uint16_t*>(dst), idx);
+      break;
     case 4:
       copy_kernel<<<grid_for(n), kBlock, 0, stream>>>(n, static_cast<const uint32_t*>(src),
                                                       static_cast<uint32_t*>(dst), idx);
@@ -93,7 +100,7 @@ void fill(cudaStream_t stream, DType dtype, int64_t n, void* dst, double value) 
 void fill_random(cudaStream_t stream, DType dtype, int64_t n, void* dst, uint64_t seed,
                  uint64_t offset, const uint64_t* offset_base, philox::Dist dist, double a, double b) {
   if (n == 0) return;
-  CUDL_DISPATCH_FLOATING(dtype, "fill_random", [&] {
+  CUDL_DISPATCH_FLOATING_BF16(dtype, "fill_random", [&] {
     random_kernel<<<grid_for((n + 3) / 4), kBlock, 0, stream>>>(n, static_cast<scalar_t*>(dst), seed,
                                                                 offset, offset_base, dist, a, b);
     CUDL_KERNEL_CHECK();

@@ -47,8 +47,10 @@ inline cudnnDataType_t cudnn_dtype(DType t) {
       return CUDNN_DATA_FLOAT;
     case kFloat64:
       return CUDNN_DATA_DOUBLE;
+    case kBFloat16:
+      return CUDNN_DATA_BFLOAT16;
     default:
-      CUDL_THROW("cuDNN: dtype ", toString(t), " not supported (float32 or float64)");
+      CUDL_THROW("cuDNN: dtype ", toString(t), " not supported (float32, float64 or bfloat16)");
   }
 }
 
@@ -68,7 +70,8 @@ inline void set_nchw(const TensorDescriptor& d, DType t, int64_t n, int64_t c, i
                                               cudnn_int(h, "H"), cudnn_int(w, "W")));
 }
 
-// alpha/beta scaling factors: cuDNN reads them as double for double data, float otherwise.
+// alpha/beta scaling factors: cuDNN reads them as double for double data, float otherwise
+// (bfloat16 included: cuDNN's scaling parameters are float for every non-double data type).
 struct CudnnScalars {
   float f_one = 1.0f, f_zero = 0.0f;
   double d_one = 1.0, d_zero = 0.0;

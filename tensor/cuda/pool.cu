@@ -1,5 +1,6 @@
 // CUDA pooling: one thread per output (forward) or per input element (backward), over the
-// shared per-element formulas of pool_kernels.h; grid-stride loops.
+// shared per-element formulas of pool_kernels.h; grid-stride loops. bfloat16 compares as float
+// (the maxima are exact) and max_grad_at sums gradients in float, rounding once.
 #include "tensor/cuda/check.h"
 #include "tensor/cuda/context.h"
 #include "tensor/ops/pool_kernels.h"
@@ -55,7 +56,7 @@ void max_pool2d_forward(cudaStream_t stream, DType dtype, const PoolGeometry& g,
                         void* y, int64_t* argmax) {
   const int64_t n = g.planes * g.oh * g.ow;
   if (n == 0) return;
-  CUDL_DISPATCH_FLOATING(dtype, "max_pool2d", [&] {
+  CUDL_DISPATCH_FLOATING_BF16(dtype, "max_pool2d", [&] {
     max_pool_forward_kernel<<<grid_for(n), kBlock, 0, stream>>>(g, static_cast<const scalar_t*>(x),
                                                                 static_cast<scalar_t*>(y), argmax);
     CUDL_KERNEL_CHECK();
@@ -66,7 +67,7 @@ void max_pool2d_backward(cudaStream_t stream, DType dtype, const PoolGeometry& g
                          const int64_t* argmax, void* dx) {
   const int64_t n = g.planes * g.h * g.w;
   if (n == 0) return;
-  CUDL_DISPATCH_FLOATING(dtype, "max_pool2d backward", [&] {
+  CUDL_DISPATCH_FLOATING_BF16(dtype, "max_pool2d backward", [&] {
     max_pool_backward_kernel<<<grid_for(n), kBlock, 0, stream>>>(
         g, static_cast<const scalar_t*>(dy), argmax, static_cast<scalar_t*>(dx));
     CUDL_KERNEL_CHECK();
@@ -76,7 +77,7 @@ void max_pool2d_backward(cudaStream_t stream, DType dtype, const PoolGeometry& g
 void global_max_pool_forward(cudaStream_t stream, DType dtype, int64_t planes, int64_t hw,
                              const void* x, void* y, int64_t* argmax) {
   if (planes == 0) return;
-  CUDL_DISPATCH_FLOATING(dtype, "global_max_pool2d", [&] {
+  CUDL_DISPATCH_FLOATING_BF16(dtype, "global_max_pool2d", [&] {
     global_max_forward_kernel<<<grid_for(planes), kBlock, 0, stream>>>(
         planes, hw, static_cast<const scalar_t*>(x), static_cast<scalar_t*>(y), argmax);
     CUDL_KERNEL_CHECK();
@@ -87,7 +88,7 @@ void global_max_pool_backward(cudaStream_t stream, DType dtype, int64_t planes, 
                               const void* dy, const int64_t* argmax, void* dx) {
   const int64_t n = planes * hw;
   if (n == 0) return;
-  CUDL_DISPATCH_FLOATING(dtype, "global_max_pool2d backward", [&] {
+  CUDL_DISPATCH_FLOATING_BF16(dtype, "global_max_pool2d backward", [&] {
     global_max_backward_kernel<<<grid_for(n), kBlock, 0, stream>>>(
         planes, hw, static_cast<const scalar_t*>(dy), argmax, static_cast<scalar_t*>(dx));
     CUDL_KERNEL_CHECK();

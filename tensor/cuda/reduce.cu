@@ -1,6 +1,8 @@
 // CUDA reductions over the middle dim of a contiguous (outer, r, inner) array.
 // inner == 1: one block per row, tree reduction in shared memory + warp shuffles.
 // inner > 1: one thread per output column, reading coalesced along inner.
+// The accumulator has type A = compute_t<T> (float for float32 and bfloat16, double for
+// float64): bfloat16 elements load as float, and the result rounds once when it is stored.
 #include <cfloat>
 
 #include "tensor/cuda/check.h"
@@ -9,24 +11,25 @@
 namespace cudl::cuda {
 
 namespace {
-template <class T>
+template <class A>
 struct SumOp {
-  __device__ T init() const { return T(0); }
-  __device__ T operator()(T a, T b) const { return a + b; }
+  __device__ A init() const { return A(0); }
+  __device__ A operator()(A a, A b) const { return a + b; }
 };
-template <class T>
+template <class A>
 struct MaxOp {
-  __device__ T init() const { return -INFINITY; }
-  __device__ T operator()(T a, T b) const { return (b > a || b != b) ? b : a; }
+  __device__ A init() const { return -INFINITY; }
+  __device__ A operator()(A a, A b) const { return (b > a || b != b) ? b : a; }
 };
 
 template <class T, class Op>
 __global__ void reduce_rows(Op op, const T* in, T* out, int64_t outer, int64_t r) {
-  __shared__ T warp_acc[32];
+  using A = compute_t<T>;
+  __shared__ A warp_acc[32];
   for (int64_t row = blockIdx.x; row < outer; row += gridDim.x) {
     const T* p = in + row * r;
-    T acc = op.init();
-    for (int64_t j = threadIdx.x; j < r; j += blockDim.x) acc = op(acc, p[j]);
+    A acc = op.init();
+    for (int64_t j = threadIdx.x; j < r; j += blockDim.x) acc = op(acc, static_cast<A>(p[j]));
     for (int o = 16; o > 0; o >>= 1) acc = op(acc, __shfl_down_sync(0xffffffffu, acc, o));
     const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
     if (lane == 0) warp_acc[warp] = acc;
@@ -34,7 +37,7 @@ __global__ void reduce_rows(Op op, const T* in, T* out, int64_t outer, int64_t r
     if (warp == 0) {
       acc = lane < (blockDim.x + 31) / 32 ? warp_acc[lane] : op.init();
       for (int o = 16; o > 0; o >>= 1) acc = op(acc, __shfl_down_sync(0xffffffffu, acc, o));
-      if (lane == 0) out[row] = acc;
+      if (lane == 0) out[row] = static_cast<T>(acc);
     }
     __syncthreads();
   }
@@ -42,14 +45,15 @@ __global__ void reduce_rows(Op op, const T* in, T* out, int64_t outer, int64_t r
 
 template <class T, class Op>
 __global__ void reduce_cols(Op op, const T* in, T* out, int64_t outer, int64_t r, int64_t inner) {
+  using A = compute_t<T>;
   const int64_t total = outer * inner;
   for (int64_t o = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; o < total;
        o += int64_t(gridDim.x) * blockDim.x) {
     const int64_t oi = o / inner, ii = o % inner;
     const T* p = in + oi * r * inner + ii;
-    T acc = op.init();
-    for (int64_t j = 0; j < r; ++j) acc = op(acc, p[j * inner]);
-    out[o] = acc;
+    A acc = op.init();
+    for (int64_t j = 0; j < r; ++j) acc = op(acc, static_cast<A>(p[j * inner]));
+    out[o] = static_cast<T>(acc);
   }
 }
 
@@ -68,13 +72,14 @@ void launch(cudaStream_t stream, Op op, const T* in, T* out, int64_t outer, int6
 void reduce(cudaStream_t stream, ReduceOp op, DType dtype, const void* in, void* out,
             int64_t outer, int64_t r, int64_t inner) {
   if (outer * inner == 0) return;
-  CUDL_DISPATCH_FLOATING(dtype, "reduce", [&] {
+  CUDL_DISPATCH_FLOATING_BF16(dtype, "reduce", [&] {
+    using A = compute_t<scalar_t>;
     auto i = static_cast<const scalar_t*>(in);
     auto o = static_cast<scalar_t*>(out);
     if (op == ReduceOp::kSum) {
-      launch(stream, SumOp<scalar_t>{}, i, o, outer, r, inner);
+      launch(stream, SumOp<A>{}, i, o, outer, r, inner);
     } else {
-      launch(stream, MaxOp<scalar_t>{}, i, o, outer, r, inner);
+      launch(stream, MaxOp<A>{}, i, o, outer, r, inner);
     }
   });
 }

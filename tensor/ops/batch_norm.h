@@ -16,10 +16,13 @@
 //
 // weight/bias may be undefined (affine = false: 1 and 0). In training the running statistics
 // may be undefined (no tracking); when given they are updated in place, outside autograd, and
-// must be contiguous (C,) tensors of x's dtype and device. Training needs M > 1.
+// must be contiguous (C,) tensors on x's device. Parameters and statistics have x's compute
+// dtype: x's own, or float32 for bfloat16 activations (mixed precision; y and dx are bfloat16,
+// dweight and dbias float32). Training needs M > 1.
 //
-// CUDA: cuDNN's spatial batch norm (forward training with running averages, forward inference,
-// backward); the eval-mode backward is the plain formula above in cudl ops. CPU: own kernels,
+// CUDA: cuDNN's spatial batch norm for float32/float64 (forward training with running averages,
+// forward inference, backward); cudl's own kernels for bfloat16 (the CPU formulas, statistics in
+// double); the eval-mode backward is the plain formula above in cudl ops. CPU: own kernels,
 // statistics accumulated in double.
 #pragma once
 

@@ -33,7 +33,7 @@ namespace detail {
   /* out = op(a, b); idx == nullptr when all three are contiguous of the same shape. */          \
   void binary(STREAM_ARG BinaryOp op, double s, DType dtype, int64_t n, const void* a,           \
               const void* b, void* out, const StridedIndex<3>* idx);                             \
-  /* dst[idx 0] = src[idx 1], element size in bytes (1, 4 or 8). */                             \
+  /* dst[idx 0] = src[idx 1], element size in bytes (1, 2, 4 or 8). */                          \
   void copy_strided(STREAM_ARG size_t elem_size, int64_t n, const void* src, void* dst,          \
                     const StridedIndex<2>& idx);                                                 \
   void cast(STREAM_ARG DType from, DType to, int64_t n, const void* src, void* dst);             \

@@ -73,6 +73,16 @@ double max_rel_error(const Tensor& actual, const Tensor& expected, double floor)
   return worst;
 }
 
+std::pair<std::vector<Tensor>, std::vector<Tensor>> leaf_copies(const std::vector<Tensor>& inputs,
+                                                                Device device) {
+  std::vector<Tensor> cpu, other;
+  for (const Tensor& t : inputs) {
+    cpu.push_back(t.clone().set_requires_grad());
+    other.push_back(t.to(device).set_requires_grad());
+  }
+  return {cpu, other};
+}
+
 Tensor rand64(const Shape& shape, uint64_t seed, double lo, double hi) {
   Generator g(seed);
   Tensor t = empty(shape, kFloat64);

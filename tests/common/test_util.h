@@ -62,6 +62,11 @@ using Fn = std::function<Tensor(const std::vector<Tensor>&)>;
 ::testing::AssertionResult gradcheck(const Fn& f, const std::vector<Tensor>& inputs,
                                      double eps = 1e-6, double atol = 1e-6, double rtol = 1e-5);
 
+// Leaf copies of the inputs requiring grad: one set on the CPU, one on `device` (for the tests
+// that run an op on both and compare outputs and gradients).
+std::pair<std::vector<Tensor>, std::vector<Tensor>> leaf_copies(const std::vector<Tensor>& inputs,
+                                                                Device device);
+
 // Random float64 CPU tensor, uniform on [lo, hi).
 Tensor rand64(const Shape& shape, uint64_t seed, double lo = -1.0, double hi = 1.0);
 

@@ -46,11 +46,7 @@ double scale_of(const Tensor& t) {
 void compare_devices(const std::function<Tensor(const std::vector<Tensor>&)>& f,
                      const std::vector<Tensor>& inputs, double tol, const std::string& what) {
   SCOPED_TRACE(what);
-  std::vector<Tensor> cpu_in, gpu_in;
-  for (const Tensor& t : inputs) {
-    cpu_in.push_back(t.clone().set_requires_grad());
-    gpu_in.push_back(t.to(kGpu).set_requires_grad());
-  }
+  auto [cpu_in, gpu_in] = testing::leaf_copies(inputs, kGpu);
   Tensor yc = f(cpu_in), yg = f(gpu_in);
   EXPECT_TRUE(close(yg, yc, tol)) << "forward";
   Tensor g = rnd(yc.shape(), 99, yc.dtype());

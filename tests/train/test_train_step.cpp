@@ -122,8 +122,11 @@ TEST(TrainStep, MixedPrecisionIsTheStepUnderAutocastWithFloat32WeightsAndLogits)
   }
   expect_close(a.model->named_parameters(), b.model->named_parameters(), 0, 0);
   for (const auto& [name, p] : a.model->named_parameters()) EXPECT_EQ(p.dtype(), kFloat32) << name;
-  for (const auto& [name, s] : a.opt->state_dict())
-    if (s.numel() > 1) EXPECT_EQ(s.dtype(), kFloat32) << name;
+  for (const auto& [name, s] : a.opt->state_dict()) {
+    if (s.numel() > 1) {
+      EXPECT_EQ(s.dtype(), kFloat32) << name;
+    }
+  }
   // It learns as float32 does: the loss of the same three batches falls by a similar amount.
   std::printf("loss over the first / last 3 steps: mixed %.4f -> %.4f, float32 %.4f -> %.4f\n",
               first / 3, last / 3, first32 / 3, last32 / 3);
