@@ -191,6 +191,20 @@ demo_rows = list(csv.DictReader(open(os.path.join(demo_out, "demo_data", "labels
 demo_sizes = {Image.open(os.path.join(demo_out, "demo_data", "images", r["filename"])).size for r in demo_rows}
 check(len(demo_rows) == 24 and demo_sizes == {(45, 60)}, "the demo data has 24 images of 45x60")
 check(os.path.exists(os.path.join(demo_out, "model.h5")), "the demo run writes model.h5")
+
+# ---- mixed precision: two epochs in bfloat16, float32 files, scored by fridge_eval --------------
+mp = os.path.join(WORK, "mixed")
+code, out = run([TRAIN, "--data", data, "--out", mp, "--mixed-precision"] + common(2))
+check(code == 0 and "bfloat16 mixed precision" in out, "fridge_train --mixed-precision trains and says so")
+mm = json.load(open(os.path.join(mp, "metrics.json")))
+check(mm["precision"] == "bfloat16 mixed" and m_run["precision"] == "float32",
+      "metrics.json says which precision ran")
+check(all(np.isfinite([r["train_loss"] for r in mm["history"]])), "mixed-precision losses are finite")
+with h5py.File(os.path.join(mp, "model.h5"), "r") as f:
+    check(f["head/8/weight"].dtype == np.float32, "the mixed-precision model is saved in float32")
+code, out = run([EVAL, "--model", os.path.join(mp, "model.h5"), "--data", data, "--split", "valid",
+                 "--out", os.path.join(WORK, "mixed_eval"), "--threads", "1"])
+check(code == 0, "fridge_eval scores the mixed-precision model")
 code, out = run([TRAIN, "--help"])
 check(code == 0 and "Demo defaults (without --data, unless given): --size" in out, "--help gives the demo defaults")
 
