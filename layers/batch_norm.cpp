@@ -1,8 +1,11 @@
 #include "layers/batch_norm.h"
 
+#include <optional>
+
 #include "layers/repr.h"
 #include "tensor/autograd.h"
 #include "tensor/ops/batch_norm.h"
+#include "tensor/profiler.h"
 
 namespace cudl {
 
@@ -43,16 +46,27 @@ std::string BatchNorm::extra_repr() const {
          ", track_running_stats=" + repr::py_bool(options_.track_running_stats_);
 }
 
-Tensor BatchNorm::forward(const Tensor& x) {
+Tensor BatchNorm::forward(const Tensor& x) { return run(x, Tensor(), false); }
+
+Tensor BatchNorm::forward_act(const Tensor& x, const Tensor& residual, bool relu) {
+  // Timed as one range (forward() is timed by operator()).
+  std::optional<ProfileRange> range;
+  if (profiler_running())
+    range.emplace(type_name() + (residual.defined() ? "+Add" : "") + (relu ? "+ReLU" : "") +
+                  ".forward");
+  return run(x, residual, relu);
+}
+
+Tensor BatchNorm::run(const Tensor& x, const Tensor& residual, bool relu) {
   check_input(x, ranks_, num_features_, expected_shape_);
   const bool track = options_.track_running_stats_;
   const bool use_batch_stats = is_training() || !track;
   // PyTorch passes the running statistics whenever they exist: updated in training, used in
   // eval.
   Tensor y = run_op([&] {
-    return batch_norm(x, weight, bias, track ? running_mean : Tensor(),
-                      track ? running_var : Tensor(), use_batch_stats, options_.momentum_,
-                      options_.eps_);
+    return batch_norm_act(x, weight, bias, track ? running_mean : Tensor(),
+                          track ? running_var : Tensor(), use_batch_stats, options_.momentum_,
+                          options_.eps_, residual, relu);
   });
   if (is_training() && track) increment_counter_(num_batches_tracked);
   return y;

@@ -43,6 +43,9 @@ struct BatchNormOptions {
 class BatchNorm : public Module {
  public:
   Tensor forward(const Tensor& x) override;
+  // relu(forward(x) + residual) in one pass (batch_norm_act): the residual add when residual is
+  // defined, the ReLU when relu. Counted as this module's forward by the profiler.
+  Tensor forward_act(const Tensor& x, const Tensor& residual, bool relu);
   std::string extra_repr() const override;
   // running_mean = 0, running_var = 1, num_batches_tracked = 0.
   void reset_running_stats();
@@ -58,6 +61,8 @@ class BatchNorm : public Module {
             std::vector<int64_t> ranks, std::string expected_shape);
 
  private:
+  Tensor run(const Tensor& x, const Tensor& residual, bool relu);
+
   int64_t num_features_;
   BatchNormOptions options_;
   std::vector<int64_t> ranks_;

@@ -393,4 +393,6 @@ ForwardHookGuard::ForwardHookGuard(ForwardHook hook) : previous_(g_forward_hook)
 
 ForwardHookGuard::~ForwardHookGuard() { g_forward_hook = previous_; }
 
+bool forward_hooks_active() { return g_forward_hook != nullptr; }
+
 }  // namespace cudl

@@ -192,6 +192,10 @@ class ForwardHookGuard {
   ForwardHook hook_;
 };
 
+// Whether a ForwardHookGuard is installed on this thread (layers that fuse several modules'
+// work into one op skip the fusion then, so that every module is still seen).
+bool forward_hooks_active();
+
 // Throws "<module.where()>: ..." with this file and line.
 #define CUDL_MODULE_CHECK(cond, ...)                          \
   do {                                                        \

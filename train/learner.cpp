@@ -402,7 +402,7 @@ EpochPass Run::validate() {
     Tensor logits;
     {
       AutocastGuard autocast(o_.mixed_precision);
-      logits = (*model_)(b.images);
+      logits = (*model_)(b.images).to(kFloat32);  // bfloat16 under autocast
     }
     loss_sum += compute_loss(loss_kind_, logits, b.targets).item() * static_cast<double>(b.size());
     n += b.size();

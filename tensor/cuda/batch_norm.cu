@@ -2,20 +2,27 @@
 // in cuDNN 9). The input (n, c, s) is described as NCHW with H = s, W = 1, so BatchNorm1d and
 // BatchNorm2d share one path. cuDNN updates the running averages itself with factor = momentum
 // and the unbiased batch variance, which is PyTorch's rule. The descriptors are two host-side
-// objects set per call (microseconds); there is no algorithm to choose.
+// objects set per call (microseconds); there is no algorithm to choose. The epilogue of
+// batch_norm_act (+ residual, ReLU) is one extra in-place pass of cudl's after cuDNN: cuDNN's
+// fused variant (cudnnBatchNormalizationForwardTrainingEx with CUDNN_BATCHNORM_OPS_BN_ADD_
+// ACTIVATION) is meant for NHWC layouts, and its support for cudl's NCHW float32 is not
+// something we could confirm, so it is not used.
 //
 // bfloat16 (x, y, dy, dx; the parameters and statistics are float32): cudl's own kernels with
-// the CPU's formulas (tensor/cpu/batch_norm.cpp): one block per channel, statistics summed in
-// double (shifted by the channel's first value), the elementwise passes in float, rounded once
-// on store, so they match the CPU twin formula for formula. cuDNN's legacy batch norm is not
+// the CPU's formulas (tensor/cpu/batch_norm.cpp): statistics summed in double (shifted by the
+// channel's first value) by many blocks per channel, the elementwise passes in float, rounded
+// once on store, so they match the CPU twin formula for formula. cuDNN's legacy batch norm is not
 // used for bfloat16: its documentation names no bfloat16 configuration we could confirm;
 // PyTorch keeps bfloat16 off it (ATen's Normalization.cpp, in _select_batch_norm_backend,
 // excludes kBFloat16 from cuDNN); TensorFlow's bfloat16 batch norm through cuDNN needs Ampere
 // or later and falls back to float32 otherwise (tensorflow/tensorflow#58512).
+#include <algorithm>
+
 #include "tensor/cuda/channel_kernels.cuh"
 #include "tensor/cuda/context.h"
 #include "tensor/cuda/cudnn_descriptors.h"
 #include "tensor/ops/batch_norm_kernels.h"
+#include "tensor/tensor.h"
 
 namespace cudl::cuda {
 
@@ -44,107 +51,229 @@ __global__ void increment_kernel(int64_t* counter) {
 }
 
 // ---- bfloat16 (the CPU's formulas; see forward_train_impl etc. in tensor/cpu/batch_norm.cpp) ----
+//
+// Each channel's M = n * s elements are cut into `chunks` ranges of flat positions (position
+// f = i * s + k is element (i * c + ch) * s + k); a grid of (chunks, channels) blocks sums each
+// range in double, one thread per channel adds its chunks' sums in chunk order (deterministic)
+// and turns them into per-channel coefficients, and a pass over the planes applies them. So a
+// large GPU is busy even with 64 channels of 112x112 images (one block per channel would use
+// 64 of its SMs).
 
+constexpr int64_t kTargetBlocks = 1024;  // blocks of a statistics pass: a few per SM
+constexpr int64_t kMinPerBlock = 4096;   // elements below which another block does not pay
+
+int64_t chunks_for(int64_t c, int64_t m) {
+  const int64_t by_size = (m + kMinPerBlock - 1) / kMinPerBlock;
+  const int64_t by_grid = std::max<int64_t>(1, kTargetBlocks / std::max<int64_t>(c, 1));
+  return std::max<int64_t>(1, std::min(by_size, by_grid));
+}
+
+dim3 stats_grid(int64_t chunks, int64_t c) {
+  return dim3(static_cast<unsigned>(std::min<int64_t>(chunks, 65535)),
+              static_cast<unsigned>(std::min<int64_t>(c, 65535)));
+}
+
+// Blocks over the n * c planes of s elements: y walks the planes, x the elements of a plane.
+dim3 plane_grid(int64_t planes, int64_t s) {
+  const int64_t per_plane = std::min<int64_t>((s + kBlock - 1) / kBlock, 1024);
+  return dim3(static_cast<unsigned>(std::max<int64_t>(per_plane, 1)),
+              static_cast<unsigned>(std::min<int64_t>(std::max<int64_t>(planes, 1), 65535)));
+}
+
+// [begin, end) of chunk `chunk` of m flat positions cut into `chunks` ranges.
+__device__ __forceinline__ void chunk_bounds(int64_t m, int64_t chunks, int64_t chunk,
+                                             int64_t* begin, int64_t* end) {
+  const int64_t per = (m + chunks - 1) / chunks;
+  *begin = min(m, chunk * per);
+  *end = min(m, *begin + per);
+}
+
+// Per chunk: sum of (x - shift) and of its square, shift = the channel's first value (so a large
+// mean does not cancel the variance away). partial arrays: (c, chunks).
 __global__ void __launch_bounds__(kChannelBlock)
-    bf16_forward_train_kernel(int64_t n, int64_t c, int64_t s, const bfloat16* x, const float* w,
-                              const float* b, bfloat16* y, float* save_mean, float* save_invstd,
-                              float* running_mean, float* running_var, double momentum,
-                              double eps) {
+    bf16_stats_kernel(int64_t n, int64_t c, int64_t s, int64_t chunks, const bfloat16* x,
+                      double* part_sum, double* part_sq) {
   __shared__ double scratch[64];
-  __shared__ float coef[3];
-  const double m = static_cast<double>(n * s);
-  for (int64_t ch = blockIdx.x; ch < c; ch += gridDim.x) {
-    // Sums of (x - shift) and its square, shifted by the channel's first value so that a large
-    // mean does not cancel the variance away.
+  const int64_t m = n * s;
+  for (int64_t ch = blockIdx.y; ch < c; ch += gridDim.y) {
     const double shift = static_cast<float>(x[ch * s]);
-    double sum = 0.0, sq = 0.0;
-    for (ChannelWalk e(threadIdx.x, blockDim.x, s); e.i < n; e.next(s)) {
-      const double d = static_cast<double>(static_cast<float>(x[e.index(c, ch, s)])) - shift;
-      sum += d;
-      sq += d * d;
-    }
-    block_sum2(sum, sq, scratch);
-    if (threadIdx.x == 0) {
-      const double mean_shifted = sum / m;
-      const double mean = shift + mean_shifted;
-      const double var = fmax(sq / m - mean_shifted * mean_shifted, 0.0);
-      const double invstd = 1.0 / sqrt(var + eps);
-      save_mean[ch] = static_cast<float>(mean);
-      save_invstd[ch] = static_cast<float>(invstd);
-      if (running_mean) {
-        running_mean[ch] =
-            static_cast<float>((1.0 - momentum) * running_mean[ch] + momentum * mean);
-        running_var[ch] =
-            static_cast<float>((1.0 - momentum) * running_var[ch] + momentum * var * m / (m - 1.0));
+    for (int64_t chunk = blockIdx.x; chunk < chunks; chunk += gridDim.x) {
+      int64_t begin, end;
+      chunk_bounds(m, chunks, chunk, &begin, &end);
+      double sum = 0.0, sq = 0.0;
+      ChannelWalk e(begin + threadIdx.x, blockDim.x, s);
+      for (int64_t f = begin + threadIdx.x; f < end; f += blockDim.x, e.next(s)) {
+        const double d = static_cast<double>(static_cast<float>(x[e.index(c, ch, s)])) - shift;
+        sum += d;
+        sq += d * d;
       }
-      coef[0] = static_cast<float>(mean);
-      coef[1] = static_cast<float>(invstd * static_cast<double>(w[ch]));
-      coef[2] = b[ch];
-    }
-    __syncthreads();
-    // y = (x - mean) * (invstd * w) + b in float (the subtraction first: no cancellation).
-    const float mu = coef[0], alpha = coef[1], beta = coef[2];
-    for (ChannelWalk e(threadIdx.x, blockDim.x, s); e.i < n; e.next(s)) {
-      const int64_t at = e.index(c, ch, s);
-      y[at] = bfloat16((static_cast<float>(x[at]) - mu) * alpha + beta);
-    }
-    __syncthreads();  // coef is written again for the next channel
-  }
-}
-
-__global__ void __launch_bounds__(kChannelBlock)
-    bf16_forward_eval_kernel(int64_t n, int64_t c, int64_t s, const bfloat16* x, const float* w,
-                             const float* b, const float* rm, const float* rv, double eps,
-                             bfloat16* y) {
-  for (int64_t ch = blockIdx.x; ch < c; ch += gridDim.x) {
-    const float alpha =
-        static_cast<float>(static_cast<double>(w[ch]) / sqrt(static_cast<double>(rv[ch]) + eps));
-    const float mu = rm[ch], beta = b[ch];
-    for (ChannelWalk e(threadIdx.x, blockDim.x, s); e.i < n; e.next(s)) {
-      const int64_t at = e.index(c, ch, s);
-      y[at] = bfloat16((static_cast<float>(x[at]) - mu) * alpha + beta);
+      block_sum2(sum, sq, scratch);  // every thread of the block gets here
+      if (threadIdx.x == 0) {
+        part_sum[ch * chunks + chunk] = sum;
+        part_sq[ch * chunks + chunk] = sq;
+      }
     }
   }
 }
 
-__global__ void __launch_bounds__(kChannelBlock)
-    bf16_backward_train_kernel(int64_t n, int64_t c, int64_t s, const bfloat16* x,
-                               const bfloat16* dy, const float* w, const float* save_mean,
-                               const float* save_invstd, bfloat16* dx, float* dw, float* db) {
-  __shared__ double scratch[64];
-  __shared__ float coef[4];
+// One thread per channel: the statistics, the running averages and coef = (mean, invstd * w, b)
+// as three rows of c floats.
+__global__ void bf16_finish_train_kernel(int64_t n, int64_t c, int64_t s, int64_t chunks,
+                                         const bfloat16* x, const double* part_sum,
+                                         const double* part_sq, const float* w, const float* b,
+                                         float* save_mean, float* save_invstd, float* running_mean,
+                                         float* running_var, double momentum, double eps,
+                                         float* coef) {
   const double m = static_cast<double>(n * s);
-  for (int64_t ch = blockIdx.x; ch < c; ch += gridDim.x) {
-    const double mean = save_mean[ch], invstd = save_invstd[ch];
+  for (int64_t ch = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; ch < c;
+       ch += int64_t(gridDim.x) * blockDim.x) {
+    double sum = 0.0, sq = 0.0;
+    for (int64_t k = 0; k < chunks; ++k) {
+      sum += part_sum[ch * chunks + k];
+      sq += part_sq[ch * chunks + k];
+    }
+    const double shift = static_cast<float>(x[ch * s]);
+    const double mean_shifted = sum / m;
+    const double mean = shift + mean_shifted;
+    const double var = fmax(sq / m - mean_shifted * mean_shifted, 0.0);
+    const double invstd = 1.0 / sqrt(var + eps);
+    save_mean[ch] = static_cast<float>(mean);
+    save_invstd[ch] = static_cast<float>(invstd);
+    if (running_mean) {
+      running_mean[ch] = static_cast<float>((1.0 - momentum) * running_mean[ch] + momentum * mean);
+      running_var[ch] =
+          static_cast<float>((1.0 - momentum) * running_var[ch] + momentum * var * m / (m - 1.0));
+    }
+    coef[ch] = static_cast<float>(mean);
+    coef[c + ch] = static_cast<float>(invstd * static_cast<double>(w[ch]));
+    coef[2 * c + ch] = b[ch];
+  }
+}
+
+// Eval mode: coef = (running mean, w / sqrt(running var + eps), b).
+__global__ void bf16_finish_eval_kernel(int64_t c, const float* w, const float* b, const float* rm,
+                                        const float* rv, double eps, float* coef) {
+  for (int64_t ch = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; ch < c;
+       ch += int64_t(gridDim.x) * blockDim.x) {
+    coef[ch] = rm[ch];
+    coef[c + ch] =
+        static_cast<float>(static_cast<double>(w[ch]) / sqrt(static_cast<double>(rv[ch]) + eps));
+    coef[2 * c + ch] = b[ch];
+  }
+}
+
+// y = (x - mu) * alpha + beta in float (the subtraction first: no cancellation), rounded once.
+// With the epilogue (bn::epilogue): + residual, then ReLU, when asked.
+__global__ void bf16_affine_kernel(int64_t planes, int64_t c, int64_t s, const bfloat16* x,
+                                   const float* coef, bfloat16* y, const bfloat16* residual,
+                                   bool relu) {
+  for (int64_t p = blockIdx.y; p < planes; p += gridDim.y) {
+    const int64_t ch = p % c;
+    const float mu = coef[ch], alpha = coef[c + ch], beta = coef[2 * c + ch];
+    const bfloat16* xp = x + p * s;
+    bfloat16* yp = y + p * s;
+    const bfloat16* rp = residual ? residual + p * s : nullptr;
+    for (int64_t k = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; k < s;
+         k += int64_t(gridDim.x) * blockDim.x)
+      yp[k] = bn::epilogue<bfloat16>((static_cast<float>(xp[k]) - mu) * alpha + beta, rp, k, relu);
+  }
+}
+
+// float32 / float64 after cuDNN: y = y + residual, then ReLU, in place, in one pass.
+template <class T>
+__global__ void epilogue_kernel(int64_t total, T* y, const T* residual, bool relu) {
+  for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < total;
+       e += int64_t(gridDim.x) * blockDim.x)
+    y[e] = bn::epilogue<T>(y[e], residual, e, relu);
+}
+
+void run_epilogue(cudaStream_t stream, DType dtype, int64_t total, void* y, const void* residual,
+                  bool relu) {
+  if (!residual && !relu) return;
+  if (total == 0) return;
+  CUDL_DISPATCH_FLOATING(dtype, "batch_norm epilogue", [&] {
+    epilogue_kernel<<<grid_for(total), kBlock, 0, stream>>>(
+        total, static_cast<scalar_t*>(y), static_cast<const scalar_t*>(residual), relu);
+    CUDL_KERNEL_CHECK();
+  });
+}
+
+// Per chunk: sum of dy and of dy * (x - mean).
+__global__ void __launch_bounds__(kChannelBlock)
+    bf16_grad_stats_kernel(int64_t n, int64_t c, int64_t s, int64_t chunks, const bfloat16* x,
+                           const bfloat16* dy, const float* save_mean, double* part_dy,
+                           double* part_dy_xc) {
+  __shared__ double scratch[64];
+  const int64_t m = n * s;
+  for (int64_t ch = blockIdx.y; ch < c; ch += gridDim.y) {
+    const double mean = save_mean[ch];
+    for (int64_t chunk = blockIdx.x; chunk < chunks; chunk += gridDim.x) {
+      int64_t begin, end;
+      chunk_bounds(m, chunks, chunk, &begin, &end);
+      double sum_dy = 0.0, sum_dy_xc = 0.0;
+      ChannelWalk e(begin + threadIdx.x, blockDim.x, s);
+      for (int64_t f = begin + threadIdx.x; f < end; f += blockDim.x, e.next(s)) {
+        const int64_t at = e.index(c, ch, s);
+        const double g = static_cast<float>(dy[at]);
+        sum_dy += g;
+        sum_dy_xc += g * (static_cast<double>(static_cast<float>(x[at])) - mean);
+      }
+      block_sum2(sum_dy, sum_dy_xc, scratch);
+      if (threadIdx.x == 0) {
+        part_dy[ch * chunks + chunk] = sum_dy;
+        part_dy_xc[ch * chunks + chunk] = sum_dy_xc;
+      }
+    }
+  }
+}
+
+// One thread per channel: dweight, dbias and coef = (k1, k2, k3, mean) with
+// dx = k1 * dy + (x - mean) * k2 + k3 = w * invstd * (dy - mean(dy) - xhat * mean(dy * xhat)).
+__global__ void bf16_finish_grad_kernel(int64_t n, int64_t c, int64_t s, int64_t chunks,
+                                        const double* part_dy, const double* part_dy_xc,
+                                        const float* w, const float* save_mean,
+                                        const float* save_invstd, float* dw, float* db,
+                                        float* coef) {
+  const double m = static_cast<double>(n * s);
+  for (int64_t ch = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; ch < c;
+       ch += int64_t(gridDim.x) * blockDim.x) {
     double sum_dy = 0.0, sum_dy_xc = 0.0;
-    for (ChannelWalk e(threadIdx.x, blockDim.x, s); e.i < n; e.next(s)) {
-      const int64_t at = e.index(c, ch, s);
-      const double g = static_cast<float>(dy[at]);
-      sum_dy += g;
-      sum_dy_xc += g * (static_cast<double>(static_cast<float>(x[at])) - mean);
+    for (int64_t k = 0; k < chunks; ++k) {
+      sum_dy += part_dy[ch * chunks + k];
+      sum_dy_xc += part_dy_xc[ch * chunks + k];
     }
-    block_sum2(sum_dy, sum_dy_xc, scratch);
-    if (threadIdx.x == 0) {
-      const double sum_dy_xhat = sum_dy_xc * invstd;
-      db[ch] = static_cast<float>(sum_dy);
-      dw[ch] = static_cast<float>(sum_dy_xhat);
-      // dx = w * invstd * (dy - mean(dy) - xhat * mean(dy * xhat))
-      //    = k1 * dy + (x - mean) * k2 + k3.
-      const double k1 = static_cast<double>(w[ch]) * invstd;
-      coef[0] = static_cast<float>(k1);
-      coef[1] = static_cast<float>(-k1 * invstd * sum_dy_xhat / m);
-      coef[2] = static_cast<float>(-k1 * sum_dy / m);
-      coef[3] = static_cast<float>(mean);
-    }
-    __syncthreads();
-    const float a = coef[0], k2 = coef[1], k3 = coef[2], mu = coef[3];
-    for (ChannelWalk e(threadIdx.x, blockDim.x, s); e.i < n; e.next(s)) {
-      const int64_t at = e.index(c, ch, s);
+    const double invstd = save_invstd[ch];
+    const double sum_dy_xhat = sum_dy_xc * invstd;
+    db[ch] = static_cast<float>(sum_dy);
+    dw[ch] = static_cast<float>(sum_dy_xhat);
+    const double k1 = static_cast<double>(w[ch]) * invstd;
+    coef[ch] = static_cast<float>(k1);
+    coef[c + ch] = static_cast<float>(-k1 * invstd * sum_dy_xhat / m);
+    coef[2 * c + ch] = static_cast<float>(-k1 * sum_dy / m);
+    coef[3 * c + ch] = save_mean[ch];
+  }
+}
+
+__global__ void bf16_grad_input_kernel(int64_t planes, int64_t c, int64_t s, const bfloat16* x,
+                                       const bfloat16* dy, const float* coef, bfloat16* dx) {
+  for (int64_t p = blockIdx.y; p < planes; p += gridDim.y) {
+    const int64_t ch = p % c;
+    const float a = coef[ch], k2 = coef[c + ch], k3 = coef[2 * c + ch], mu = coef[3 * c + ch];
+    const int64_t base = p * s;
+    for (int64_t k = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; k < s;
+         k += int64_t(gridDim.x) * blockDim.x) {
+      const int64_t at = base + k;
       dx[at] =
           bfloat16(a * static_cast<float>(dy[at]) + (static_cast<float>(x[at]) - mu) * k2 + k3);
     }
-    __syncthreads();  // coef is written again for the next channel
   }
+}
+
+// Device scratch from the caching allocator (capturable in a CUDA graph).
+Tensor device_scratch(int64_t numel, DType dtype) {
+  int device = 0;
+  CUDL_CUDA_CHECK(cudaGetDevice(&device));
+  return empty({std::max<int64_t>(numel, 1)}, TensorOptions(dtype).device(Device::cuda(device)));
 }
 
 }  // namespace
@@ -152,14 +281,26 @@ __global__ void __launch_bounds__(kChannelBlock)
 void batch_norm_forward_train(cudaStream_t stream, DType dtype, int64_t n, int64_t c, int64_t s,
                               const void* x, const void* weight, const void* bias, void* y,
                               void* save_mean, void* save_invstd, void* running_mean,
-                              void* running_var, double momentum, double eps) {
+                              void* running_var, double momentum, double eps,
+                              const void* residual, bool relu) {
   if (dtype == kBFloat16) {
     if (c == 0 || n * s == 0) return;  // the op layer refuses training with M <= 1
-    bf16_forward_train_kernel<<<channel_grid(c), kChannelBlock, 0, stream>>>(
-        n, c, s, static_cast<const bfloat16*>(x), static_cast<const float*>(weight),
-        static_cast<const float*>(bias), static_cast<bfloat16*>(y), static_cast<float*>(save_mean),
+    const int64_t chunks = chunks_for(c, n * s);
+    Tensor part = device_scratch(2 * c * chunks, kFloat64), coef = device_scratch(3 * c, kFloat32);
+    double* ps = part.data<double>();
+    const auto* xb = static_cast<const bfloat16*>(x);
+    bf16_stats_kernel<<<stats_grid(chunks, c), kChannelBlock, 0, stream>>>(n, c, s, chunks, xb, ps,
+                                                                           ps + c * chunks);
+    CUDL_KERNEL_CHECK();
+    bf16_finish_train_kernel<<<grid_for(c), kBlock, 0, stream>>>(
+        n, c, s, chunks, xb, ps, ps + c * chunks, static_cast<const float*>(weight),
+        static_cast<const float*>(bias), static_cast<float*>(save_mean),
         static_cast<float*>(save_invstd), static_cast<float*>(running_mean),
-        static_cast<float*>(running_var), momentum, eps);
+        static_cast<float*>(running_var), momentum, eps, coef.data<float>());
+    CUDL_KERNEL_CHECK();
+    bf16_affine_kernel<<<plane_grid(n * c, s), kBlock, 0, stream>>>(
+        n * c, c, s, xb, coef.data<float>(), static_cast<bfloat16*>(y),
+        static_cast<const bfloat16*>(residual), relu);
     CUDL_KERNEL_CHECK();
     return;
   }
@@ -169,18 +310,24 @@ void batch_norm_forward_train(cudaStream_t stream, DType dtype, int64_t n, int64
   CUDL_CUDNN_CHECK(cudnnBatchNormalizationForwardTraining(
       h, kMode, k.one(), k.zero(), d.x, x, d.x, y, d.param, weight, bias, momentum, running_mean,
       running_var, eps, save_mean, save_invstd));
+  run_epilogue(stream, dtype, n * c * s, y, residual, relu);
 }
 
 void batch_norm_forward_eval(cudaStream_t stream, DType dtype, int64_t n, int64_t c, int64_t s,
                              const void* x, const void* weight, const void* bias,
                              const void* running_mean, const void* running_var, double eps,
-                             void* y) {
+                             void* y, const void* residual, bool relu) {
   if (dtype == kBFloat16) {
     if (c == 0 || n * s == 0) return;  // no elements
-    bf16_forward_eval_kernel<<<channel_grid(c), kChannelBlock, 0, stream>>>(
-        n, c, s, static_cast<const bfloat16*>(x), static_cast<const float*>(weight),
-        static_cast<const float*>(bias), static_cast<const float*>(running_mean),
-        static_cast<const float*>(running_var), eps, static_cast<bfloat16*>(y));
+    Tensor coef = device_scratch(3 * c, kFloat32);
+    bf16_finish_eval_kernel<<<grid_for(c), kBlock, 0, stream>>>(
+        c, static_cast<const float*>(weight), static_cast<const float*>(bias),
+        static_cast<const float*>(running_mean), static_cast<const float*>(running_var), eps,
+        coef.data<float>());
+    CUDL_KERNEL_CHECK();
+    bf16_affine_kernel<<<plane_grid(n * c, s), kBlock, 0, stream>>>(
+        n * c, c, s, static_cast<const bfloat16*>(x), coef.data<float>(),
+        static_cast<bfloat16*>(y), static_cast<const bfloat16*>(residual), relu);
     CUDL_KERNEL_CHECK();
     return;
   }
@@ -190,6 +337,7 @@ void batch_norm_forward_eval(cudaStream_t stream, DType dtype, int64_t n, int64_
   CUDL_CUDNN_CHECK(cudnnBatchNormalizationForwardInference(h, kMode, k.one(), k.zero(), d.x, x, d.x,
                                                            y, d.param, weight, bias, running_mean,
                                                            running_var, eps));
+  run_epilogue(stream, dtype, n * c * s, y, residual, relu);
 }
 
 void batch_norm_backward_train(cudaStream_t stream, DType dtype, int64_t n, int64_t c, int64_t s,
@@ -198,11 +346,21 @@ void batch_norm_backward_train(cudaStream_t stream, DType dtype, int64_t n, int6
                                void* dweight, void* dbias) {
   if (dtype == kBFloat16) {
     if (c == 0 || n * s == 0) return;  // the op layer refuses training with M <= 1
-    bf16_backward_train_kernel<<<channel_grid(c), kChannelBlock, 0, stream>>>(
-        n, c, s, static_cast<const bfloat16*>(x), static_cast<const bfloat16*>(dy),
-        static_cast<const float*>(weight), static_cast<const float*>(save_mean),
-        static_cast<const float*>(save_invstd), static_cast<bfloat16*>(dx),
-        static_cast<float*>(dweight), static_cast<float*>(dbias));
+    const int64_t chunks = chunks_for(c, n * s);
+    Tensor part = device_scratch(2 * c * chunks, kFloat64), coef = device_scratch(4 * c, kFloat32);
+    double* ps = part.data<double>();
+    const auto* xb = static_cast<const bfloat16*>(x);
+    const auto* dyb = static_cast<const bfloat16*>(dy);
+    bf16_grad_stats_kernel<<<stats_grid(chunks, c), kChannelBlock, 0, stream>>>(
+        n, c, s, chunks, xb, dyb, static_cast<const float*>(save_mean), ps, ps + c * chunks);
+    CUDL_KERNEL_CHECK();
+    bf16_finish_grad_kernel<<<grid_for(c), kBlock, 0, stream>>>(
+        n, c, s, chunks, ps, ps + c * chunks, static_cast<const float*>(weight),
+        static_cast<const float*>(save_mean), static_cast<const float*>(save_invstd),
+        static_cast<float*>(dweight), static_cast<float*>(dbias), coef.data<float>());
+    CUDL_KERNEL_CHECK();
+    bf16_grad_input_kernel<<<plane_grid(n * c, s), kBlock, 0, stream>>>(
+        n * c, c, s, xb, dyb, coef.data<float>(), static_cast<bfloat16*>(dx));
     CUDL_KERNEL_CHECK();
     return;
   }

@@ -75,6 +75,11 @@ cublasHandle_t cublas_handle(int device) {
     DeviceGuard guard(device);
     CUDL_CUBLAS_CHECK(cublasCreate(&c.cublas));
     CUDL_CUBLAS_CHECK(cublasSetStream(c.cublas, c.stream));
+    // Default math (float32 products in full float32, no TF32, as PyTorch's default) and, for
+    // bfloat16 products, split-K partial sums kept in float rather than rounded to bfloat16.
+    CUDL_CUBLAS_CHECK(cublasSetMathMode(
+        c.cublas, static_cast<cublasMath_t>(CUBLAS_DEFAULT_MATH |
+                                            CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION)));
     // A workspace of the handle's own, so that cuBLAS never allocates while a CUDA graph is
     // captured: 32 MiB on Hopper and later, 4 MiB before (cuBLAS's recommendation).
     int major = 0;

@@ -173,6 +173,9 @@ cudnnHandle_t handle_on(cudaStream_t stream, int device) {
 
 void choose_forward(cudnnHandle_t h, ConvPlan& p, int device, bool benchmark, const void* x,
                     const void* w, void* y) {
+  // The candidates under the plan's own math type (not whatever an earlier direction's choice
+  // left on the descriptor): it allows every algorithm that precision may use.
+  CUDL_CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, p.math));
   int max_count = 0;
   CUDL_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithmMaxCount(h, &max_count));
   std::vector<cudnnConvolutionFwdAlgoPerf_t> perf(max_count);
@@ -197,6 +200,9 @@ void choose_forward(cudnnHandle_t h, ConvPlan& p, int device, bool benchmark, co
 
 void choose_backward_data(cudnnHandle_t h, ConvPlan& p, int device, bool benchmark, const void* w,
                           const void* dy, void* dx) {
+  // The candidates under the plan's own math type (not whatever an earlier direction's choice
+  // left on the descriptor): it allows every algorithm that precision may use.
+  CUDL_CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, p.math));
   int max_count = 0;
   CUDL_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithmMaxCount(h, &max_count));
   std::vector<cudnnConvolutionBwdDataAlgoPerf_t> perf(max_count);
@@ -223,6 +229,9 @@ void choose_backward_data(cudnnHandle_t h, ConvPlan& p, int device, bool benchma
 
 void choose_backward_filter(cudnnHandle_t h, ConvPlan& p, int device, bool benchmark, const void* x,
                             const void* dy, void* dw) {
+  // The candidates under the plan's own math type (not whatever an earlier direction's choice
+  // left on the descriptor): it allows every algorithm that precision may use.
+  CUDL_CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, p.math));
   int max_count = 0;
   CUDL_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(h, &max_count));
   std::vector<cudnnConvolutionBwdFilterAlgoPerf_t> perf(max_count);

@@ -2,38 +2,15 @@
 // C = op(A) @ op(B) is computed as C^T = op(B)^T @ op(A)^T, which needs no copies.
 // bfloat16: cublasGemmStridedBatchedEx with bf16 A, B and C, float accumulation
 // (CUBLAS_COMPUTE_32F) and float alpha/beta; reductions across split-K slices are kept in float
-// too (CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION), so every result is rounded to
-// bfloat16 once, as on the CPU (float GEMM, then one rounding).
+// too (the handle's math mode has CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION, set when it
+// is created), so every result is rounded to bfloat16 once, as on the CPU (float GEMM, then one
+// rounding).
 #include <cstdint>
 
 #include "tensor/cuda/check.h"
 #include "tensor/ops/kernels.h"
 
 namespace cudl::cuda {
-
-namespace {
-// Adds `flags` to the handle's math mode for its lifetime and restores the previous mode after
-// (the handle is shared by every matmul on the device).
-class MathModeGuard {
- public:
-  MathModeGuard(cublasHandle_t h, cublasMath_t flags) : h_(h) {
-    CUDL_CUBLAS_CHECK(cublasGetMathMode(h_, &previous_));
-    CUDL_CUBLAS_CHECK(cublasSetMathMode(h_, static_cast<cublasMath_t>(previous_ | flags)));
-  }
-  ~MathModeGuard() {
-    const cublasStatus_t st = cublasSetMathMode(h_, previous_);  // never throws from here
-    if (st != CUBLAS_STATUS_SUCCESS)
-      log_warning(
-          str("cublasSetMathMode (restoring the math mode) failed: ", cublas_status_string(st)));
-  }
-  MathModeGuard(const MathModeGuard&) = delete;
-  MathModeGuard& operator=(const MathModeGuard&) = delete;
-
- private:
-  cublasHandle_t h_;
-  cublasMath_t previous_ = CUBLAS_DEFAULT_MATH;
-};
-}  // namespace
 
 void gemm(cudaStream_t stream, DType dtype, bool trans_a, bool trans_b, int64_t m, int64_t n,
           int64_t k, const void* a, int64_t lda, int64_t stride_a, const void* b, int64_t ldb,
@@ -63,7 +40,6 @@ void gemm(cudaStream_t stream, DType dtype, bool trans_a, bool trans_b, int64_t 
         static_cast<double*>(c), static_cast<int>(ldc), stride_c, static_cast<int>(batch)));
   } else if (dtype == kBFloat16) {
     const float alpha = 1.0f, beta = 0.0f;
-    MathModeGuard mode(h, CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION);
     CUDL_CUBLAS_CHECK(cublasGemmStridedBatchedEx(
         h, tb, ta, static_cast<int>(n), static_cast<int>(m), static_cast<int>(k), &alpha, b,
         CUDA_R_16BF, static_cast<int>(ldb), stride_b, a, CUDA_R_16BF, static_cast<int>(lda),

@@ -36,9 +36,16 @@ Tensor sum_but_channel(const Tensor& t) {
 
 }  // namespace
 
-Tensor batch_norm(const Tensor& x_in, const Tensor& weight, const Tensor& bias,
+Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias,
                   const Tensor& running_mean, const Tensor& running_var, bool training,
                   double momentum, double eps) {
+  return batch_norm_act(x, weight, bias, running_mean, running_var, training, momentum, eps,
+                        Tensor(), false);
+}
+
+Tensor batch_norm_act(const Tensor& x_in, const Tensor& weight, const Tensor& bias,
+                      const Tensor& running_mean, const Tensor& running_var, bool training,
+                      double momentum, double eps, const Tensor& residual_in, bool relu) {
   CUDL_CHECK(x_in.defined(), "batch_norm: undefined input");
   CUDL_CHECK(x_in.dim() >= 2, "batch_norm: expected an input of shape (N, C, ...), got ",
              shape_str(x_in.shape()));
@@ -53,6 +60,12 @@ Tensor batch_norm(const Tensor& x_in, const Tensor& weight, const Tensor& bias,
              "batch_norm: running_mean and running_var must both be given or both be undefined");
   CUDL_CHECK(training || running_mean.defined(),
              "batch_norm: eval mode needs running_mean and running_var");
+  if (residual_in.defined()) {
+    CUDL_CHECK(residual_in.shape() == x_in.shape(), "batch_norm: residual of shape ",
+               shape_str(residual_in.shape()), " for an input of shape ", shape_str(x_in.shape()),
+               " (they must match)");
+    check_same_device_dtype("batch_norm (input and residual)", x_in, residual_in);
+  }
   const int64_t n = x_in.size(0), c = x_in.size(1);
   const int64_t s = c == 0 || n == 0 ? 0 : x_in.numel() / (n * c);
   if (training) {
@@ -68,10 +81,19 @@ Tensor batch_norm(const Tensor& x_in, const Tensor& weight, const Tensor& bias,
   Tensor x = x_in.detach().contiguous();
   Tensor w = weight.defined() ? weight.detach().contiguous() : ones({c}, po);
   Tensor b = bias.defined() ? bias.detach().contiguous() : zeros({c}, po);
+  Tensor r = residual_in.defined() ? residual_in.detach().contiguous() : Tensor();
+  const void* rp = r.defined() ? r.data_ptr() : nullptr;
   Tensor y = empty(x.shape(), o);
   const bool gx = x_in.requires_grad();
   const bool gw = weight.defined() && weight.requires_grad();
   const bool gb = bias.defined() && bias.requires_grad();
+  const bool gr = residual_in.defined() && residual_in.requires_grad();
+  // The gradient reaching bn(x) + residual: dy where the ReLU passed its input (y > 0), else 0.
+  // y is kept detached (same storage, no autograd link back to its own node); it is the next
+  // layer's input, so keeping it costs no memory.
+  auto pre_relu_grad = [relu, y_kept = relu ? y.detach() : Tensor()](const Tensor& dy) {
+    return relu ? binary_op(BinaryOp::kReluBackward, dy, y_kept) : dy;
+  };
 
   if (training) {
     Tensor save_mean = empty({c}, po), save_invstd = empty({c}, po);
@@ -80,45 +102,55 @@ Tensor batch_norm(const Tensor& x_in, const Tensor& weight, const Tensor& bias,
       CUDL_ON_DEVICE(dev, batch_norm_forward_train, x.dtype(), n, c, s, x.data_ptr(), w.data_ptr(),
                      b.data_ptr(), y.data_ptr(), save_mean.data_ptr(), save_invstd.data_ptr(),
                      running_mean.defined() ? running_mean.data_ptr() : nullptr,
-                     running_var.defined() ? running_var.data_ptr() : nullptr, momentum, eps);
+                     running_var.defined() ? running_var.data_ptr() : nullptr, momentum, eps, rp,
+                     relu);
     }
-    if (needs_grad({x_in, weight, bias})) {
+    if (needs_grad({x_in, weight, bias, residual_in})) {
       set_grad_fn(
-          y, "BatchNormBackward", {x_in, weight, bias},
-          [x, w, save_mean, save_invstd, n, c, s, eps, gx, gw, gb](const Tensor& dy_in) {
-            Tensor dy = dy_in.contiguous();
-            Tensor dx = empty_like(x), dw = empty_like(w), db = empty_like(w);
-            CUDL_ON_DEVICE(x.device(), batch_norm_backward_train, x.dtype(), n, c, s, x.data_ptr(),
-                           dy.data_ptr(), w.data_ptr(), save_mean.data_ptr(),
-                           save_invstd.data_ptr(), eps, dx.data_ptr(), dw.data_ptr(),
-                           db.data_ptr());
-            return std::vector<Tensor>{gx ? dx : Tensor(), gw ? dw : Tensor(), gb ? db : Tensor()};
+          y, "BatchNormBackward", {x_in, weight, bias, residual_in},
+          [x, w, save_mean, save_invstd, n, c, s, eps, gx, gw, gb, gr,
+           pre_relu_grad](const Tensor& dy_in) {
+            NoGradGuard ng;
+            Tensor dy = pre_relu_grad(dy_in).contiguous();
+            Tensor dx, dw, db;
+            if (gx || gw || gb) {
+              dx = empty_like(x), dw = empty_like(w), db = empty_like(w);
+              CUDL_ON_DEVICE(x.device(), batch_norm_backward_train, x.dtype(), n, c, s,
+                             x.data_ptr(), dy.data_ptr(), w.data_ptr(), save_mean.data_ptr(),
+                             save_invstd.data_ptr(), eps, dx.data_ptr(), dw.data_ptr(),
+                             db.data_ptr());
+            }
+            return std::vector<Tensor>{gx ? dx : Tensor(), gw ? dw : Tensor(), gb ? db : Tensor(),
+                                       gr ? dy : Tensor()};
           });
     }
     return y;
   }
 
   CUDL_ON_DEVICE(dev, batch_norm_forward_eval, x.dtype(), n, c, s, x.data_ptr(), w.data_ptr(),
-                 b.data_ptr(), running_mean.data_ptr(), running_var.data_ptr(), eps, y.data_ptr());
-  if (needs_grad({x_in, weight, bias})) {
+                 b.data_ptr(), running_mean.data_ptr(), running_var.data_ptr(), eps, y.data_ptr(),
+                 rp, relu);
+  if (needs_grad({x_in, weight, bias, residual_in})) {
     // Copies of the statistics: a later training step may update the buffers in place before
     // this backward runs.
     Tensor rm = running_mean.detach().clone(), rv = running_var.detach().clone();
-    set_grad_fn(y, "BatchNormEvalBackward", {x_in, weight, bias},
-                [x = gw ? x : Tensor(), w, rm, rv, eps, gx, gw, gb](const Tensor& dy_in) {
+    set_grad_fn(y, "BatchNormEvalBackward", {x_in, weight, bias, residual_in},
+                [x = gw ? x : Tensor(), w, rm, rv, eps, gx, gw, gb, gr,
+                 pre_relu_grad](const Tensor& dy_in) {
                   NoGradGuard ng;
+                  const Tensor g = pre_relu_grad(dy_in);
                   // In the parameters' dtype; dx goes back to the input's.
-                  const Tensor dy = dy_in.to(w.dtype());
+                  const Tensor dy = g.to(w.dtype());
                   Shape bshape(dy.dim(), 1);
                   bshape[1] = w.size(0);
                   Tensor invstd = rdiv(1.0, sqrt(rv + eps)).reshape(bshape);
                   Tensor dx, dw, db;
-                  if (gx) dx = (dy * (w.reshape(bshape) * invstd)).to(dy_in.dtype());
+                  if (gx) dx = (dy * (w.reshape(bshape) * invstd)).to(g.dtype());
                   if (gw)
                     dw = sum_but_channel(dy * ((x.to(w.dtype()) - rm.reshape(bshape)) * invstd))
                              .reshape({-1});
                   if (gb) db = sum_but_channel(dy).reshape({-1});
-                  return std::vector<Tensor>{dx, dw, db};
+                  return std::vector<Tensor>{dx, dw, db, gr ? g : Tensor()};
                 });
   }
   return y;

@@ -34,6 +34,16 @@ Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias,
                   const Tensor& running_mean, const Tensor& running_var, bool training,
                   double momentum = 0.1, double eps = 1e-5);
 
+// batch_norm with an epilogue in the same pass: y = relu(batch_norm(x) + residual), the add
+// when residual is defined (x's shape, dtype and device), the ReLU when relu. The results equal
+// those of the separate ops (bfloat16 rounds after each step as they do), while the
+// intermediates are neither written nor kept for the backward pass: the gradient is masked by
+// y > 0 and handed to both batch norm and the residual. ResNet's blocks use it for bn1 + ReLU
+// and bn2 + identity + ReLU.
+Tensor batch_norm_act(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                      const Tensor& running_mean, const Tensor& running_var, bool training,
+                      double momentum, double eps, const Tensor& residual, bool relu);
+
 // counter += 1 for an int64 tensor with one element (BatchNorm's num_batches_tracked), on its
 // own device without a host round trip.
 void increment_counter_(Tensor& counter);

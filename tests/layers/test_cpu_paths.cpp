@@ -319,5 +319,49 @@ TEST(CpuBatchNorm, LargeMeanKeepsItsVariance) {
   }
 }
 
+// batch_norm_act gives the separate ops' results bit for bit, outputs, gradients and running
+// statistics, in float32 and in bfloat16 (which rounds after each step, as the ops do).
+TEST(CpuBatchNorm, FusedResidualAndReluEqualTheSeparateOps) {
+  for (DType dt : {kFloat32, kBFloat16}) {
+    for (bool training : {true, false}) {
+      for (bool with_residual : {false, true}) {
+        SCOPED_TRACE(std::string(toString(dt)) + (training ? " training" : " eval") +
+                     (with_residual ? " with residual" : ""));
+        const Tensor x0 = rand64({3, 5, 7, 6}, 500).to(dt), r0 = rand64({3, 5, 7, 6}, 501).to(dt);
+        const Tensor w0 = rand64({5}, 502, 0.5, 1.5).to(kFloat32), b0 = rand64({5}, 503).to(kFloat32);
+        const Tensor g = rand64({3, 5, 7, 6}, 504).to(dt);
+        struct Run {
+          Tensor x, r, w, b, rm, rv, y;
+        };
+        auto make = [&] {
+          Run u{x0.clone().set_requires_grad(), r0.clone().set_requires_grad(),
+                w0.clone().set_requires_grad(), b0.clone().set_requires_grad(),
+                rand64({5}, 505, -0.2, 0.2).to(kFloat32), rand64({5}, 506, 0.5, 1.5).to(kFloat32),
+                Tensor()};
+          return u;
+        };
+        Run fused = make(), plain = make();
+        fused.y = batch_norm_act(fused.x, fused.w, fused.b, fused.rm, fused.rv, training, 0.1, 1e-5,
+                                 with_residual ? fused.r : Tensor(), true);
+        Tensor t = batch_norm(plain.x, plain.w, plain.b, plain.rm, plain.rv, training, 0.1, 1e-5);
+        if (with_residual) t = t + plain.r;
+        plain.y = relu(t);
+        fused.y.backward(g);
+        plain.y.backward(g);
+        EXPECT_TRUE(all_close(fused.y, plain.y, 0, 0)) << "output";
+        EXPECT_TRUE(all_close(fused.x.grad(), plain.x.grad(), 0, 0)) << "input gradient";
+        EXPECT_TRUE(all_close(fused.w.grad(), plain.w.grad(), 0, 0)) << "weight gradient";
+        EXPECT_TRUE(all_close(fused.b.grad(), plain.b.grad(), 0, 0)) << "bias gradient";
+        EXPECT_TRUE(all_close(fused.rm, plain.rm, 0, 0) && all_close(fused.rv, plain.rv, 0, 0));
+        if (with_residual) {
+          EXPECT_TRUE(all_close(fused.r.grad(), plain.r.grad(), 0, 0)) << "residual gradient";
+        } else {
+          EXPECT_FALSE(fused.r.grad().defined());
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace cudl

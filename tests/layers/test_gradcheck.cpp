@@ -78,6 +78,29 @@ TEST(Gradcheck, BatchNormEval) {
                         {rand64({2, 3, 2, 2}, 32), rand64({3}, 33), rand64({3}, 34)}));
 }
 
+// batch_norm_act: + residual and ReLU fused in, training and eval. The inputs keep every
+// pre-activation away from 0 by more than eps (no kink): the residual is shifted off the
+// normalised values' range where needed.
+TEST(Gradcheck, BatchNormWithResidualAndRelu) {
+  Tensor rm = zeros({3}, kFloat64), rv = ones({3}, kFloat64);
+  const Tensor x = rand64({4, 3, 2, 3}, 35), w = rand64({3}, 36, 0.5, 1.5), b = rand64({3}, 37);
+  const Tensor res = rand64({4, 3, 2, 3}, 38);
+  for (bool relu : {false, true}) {
+    EXPECT_TRUE(gradcheck(
+        [&](auto& v) { return batch_norm_act(v[0], v[1], v[2], rm, rv, true, 0.1, 1e-5, v[3], relu); },
+        {x, w, b, res}))
+        << "training, relu " << relu;
+    EXPECT_TRUE(gradcheck(
+        [&](auto& v) { return batch_norm_act(v[0], v[1], v[2], rm, rv, false, 0.1, 1e-5, v[3], relu); },
+        {x, w, b, res}))
+        << "eval, relu " << relu;
+  }
+  EXPECT_TRUE(gradcheck(
+      [&](auto& v) { return batch_norm_act(v[0], v[1], v[2], rm, rv, true, 0.1, 1e-5, Tensor(), true); },
+      {x, w, b}))
+      << "ReLU without residual";
+}
+
 TEST(Gradcheck, MaxPool2d) {
   EXPECT_TRUE(
       gradcheck([](auto& v) { return max_pool2d(v[0], 3, 2, 1); }, {rand64({2, 2, 7, 6}, 35)}));

@@ -1,10 +1,12 @@
 // The model classes: names and shapes equal torchvision's (via the specs the weight checks
-// use), the summary, freezing, and errors that name the layer. No PyTorch needed.
+// use), the summary, freezing, errors that name the layer, and blocks whose fused batch norm,
+// residual add and ReLU give the separate modules' results. No PyTorch needed.
 #include <gtest/gtest.h>
 
 #include "models/model_io.h"
 #include "models/resnet.h"
 #include "models/summary.h"
+#include "tensor/autocast.h"
 #include "tests/common/test_util.h"
 #include "tests/models/weights_test_util.h"
 
@@ -141,6 +143,33 @@ TEST(ModelIo, BackboneGoesIntoTheBodyOnly) {
   EXPECT_TRUE(testing::all_close(model->state_dict().at("body.layer3.1.conv2.weight"),
                                  classifier->state_dict().at("layer3.1.conv2.weight"), 0, 0));
   EXPECT_TRUE(testing::all_close(model->state_dict().at("head.4.weight"), head_before, 0, 0));
+}
+
+// A ResNet block's fused forward equals the separate modules' (run while a forward hook
+// watches, which turns the fusion off), and both see the same outputs and gradients.
+TEST(CpuBatchNorm, ResNetBlocksFuseWithoutChangingResults) {
+  for (DType dt : {kFloat32, kBFloat16}) {
+    SCOPED_TRACE(toString(dt));
+    Generator g1(7), g2(7);
+    auto fused = resnet_body(Arch::kResNet18, &g1);
+    auto plain = resnet_body(Arch::kResNet18, &g2);
+    const Tensor x = testing::rand64({2, 3, 40, 40}, 507).to(kFloat32);
+    Tensor yf, yp;
+    {
+      AutocastGuard autocast(dt == kBFloat16);
+      yf = (*fused)(x);
+      ForwardHookGuard watch([](const Module&, const Tensor&, const Tensor&) {});
+      yp = (*plain)(x);
+    }
+    EXPECT_EQ(yf.dtype(), dt);
+    EXPECT_TRUE(testing::all_close(yf, yp, 0, 0)) << "output";
+    sum(yf.to(kFloat32)).backward();
+    sum(yp.to(kFloat32)).backward();
+    auto pf = fused->named_parameters(), pp = plain->named_parameters();
+    ASSERT_EQ(pf.size(), pp.size());
+    for (size_t i = 0; i < pf.size(); ++i)
+      EXPECT_TRUE(testing::all_close(pf[i].second.grad(), pp[i].second.grad(), 0, 0)) << pf[i].first;
+  }
 }
 
 }  // namespace

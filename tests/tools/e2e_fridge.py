@@ -205,6 +205,16 @@ with h5py.File(os.path.join(mp, "model.h5"), "r") as f:
 code, out = run([EVAL, "--model", os.path.join(mp, "model.h5"), "--data", data, "--split", "valid",
                  "--out", os.path.join(WORK, "mixed_eval"), "--threads", "1"])
 check(code == 0, "fridge_eval scores the mixed-precision model")
+# single-label data (one label per image: cross-entropy, argmax predictions), in mixed precision
+single = os.path.join(WORK, "single_data")
+shutil.copytree(os.path.join(data, "images"), os.path.join(single, "images"))
+with open(os.path.join(single, "labels.csv"), "w", newline="") as f:
+    w = csv.writer(f)
+    w.writerow(["filename", "labels"])
+    w.writerows((name, labels.split()[0]) for name, labels in rows)
+code, out = run([TRAIN, "--data", single, "--out", os.path.join(WORK, "single"), "--mixed-precision"]
+                + common(1))
+check(code == 0 and "cross_entropy" in out, "single-label data trains with cross-entropy in mixed precision")
 code, out = run([TRAIN, "--help"])
 check(code == 0 and "Demo defaults (without --data, unless given): --size" in out, "--help gives the demo defaults")
 
