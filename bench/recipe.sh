@@ -18,6 +18,7 @@ threads=${5:-2}
 here=$(cd "$(dirname "$0")" && pwd)
 py=${CUDL_PYTHON:-/usr/bin/python3}
 mkdir -p "$results"
+results=$(cd "$results" && pwd)  # absolute: the PyTorch script runs from bench/
 if [ -z "$data" ]; then
   data="$results/data"
   if [ ! -f "$data/labels.csv" ]; then
@@ -28,6 +29,7 @@ if [ -z "$data" ]; then
     rm -rf "$results/demo_gen"
   fi
 fi
+data=$(cd "$data" && pwd)
 now() { date +%s.%N; }
 t0=$(now)
 "$build/tools/fridge_train" --data "$data" --out "$results/cudl_run" --device "$device" \
