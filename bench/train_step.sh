@@ -83,6 +83,7 @@ for r in $(seq "$rounds"); do
   record torch_run
   if [ "$device" = cuda ]; then record torch_run --graphs; fi
 done
+cp "$raw" "$out/train_step_runs.jsonl"  # every run, kept even if the summary below fails
 commit=$(git -C "$root" rev-parse HEAD 2>/dev/null || echo unknown)
 dirty=$(git -C "$root" status --porcelain --untracked-files=no 2>/dev/null | grep -q . && echo true || echo false)
 "$py" - "$raw" "$out" "$commit" "$dirty" "$rounds" "$warmup" "$steps" <<'PY'
@@ -107,7 +108,7 @@ machine = {
 }
 if torch.cuda.is_available():
     machine["gpu"] = torch.cuda.get_device_name()
-first_cudl = next(r["run"] for r in rows if r["run"]["impl"] == "cudl")
+first_cudl = next(r["run"] for r in rows if r["run"]["impl"].startswith("cudl"))
 versions = {"pytorch": torch.__version__, "python": platform.python_version(),
             "cudl_blas": first_cudl.get("blas", ""), "cudl_onednn": first_cudl.get("onednn", ""),
             "compiler": cmd("c++", "--version").splitlines()[0] if cmd("c++", "--version") else ""}
