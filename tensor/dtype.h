@@ -51,71 +51,48 @@ struct DTypeOf<bfloat16> {
 
 }  // namespace cudl
 
+// One case of the dispatch macros below: scalar_t bound to Type for DType::Enum.
+#define CUDL_DTYPE_CASE(Enum, Type, ...) \
+  case ::cudl::DType::Enum: {            \
+    using scalar_t = Type;               \
+    return __VA_ARGS__();                \
+  }
+
 // Runs the statement with `scalar_t` bound to the C++ type of a floating dtype.
-#define CUDL_DISPATCH_FLOATING(dtype, name, ...)                                          \
-  [&] {                                                                                   \
-    switch (dtype) {                                                                      \
-      case ::cudl::DType::kFloat32: {                                                     \
-        using scalar_t = float;                                                           \
-        return __VA_ARGS__();                                                             \
-      }                                                                                   \
-      case ::cudl::DType::kFloat64: {                                                     \
-        using scalar_t = double;                                                          \
-        return __VA_ARGS__();                                                             \
-      }                                                                                   \
-      default:                                                                            \
+#define CUDL_DISPATCH_FLOATING(dtype, name, ...)                                           \
+  [&] {                                                                                    \
+    switch (dtype) {                                                                       \
+      CUDL_DTYPE_CASE(kFloat32, float, __VA_ARGS__)                                        \
+      CUDL_DTYPE_CASE(kFloat64, double, __VA_ARGS__)                                       \
+      default:                                                                             \
         CUDL_THROW(name, ": dtype ", ::cudl::toString(dtype), " not supported (float32 or " \
-                   "float64 expected)");                                                  \
-    }                                                                                     \
+                   "float64 expected)");                                                   \
+    }                                                                                      \
   }()
 
 // Same with bfloat16 as well, for kernels that load it, compute in compute_t<scalar_t> (float)
 // and round once on store.
 #define CUDL_DISPATCH_FLOATING_BF16(dtype, name, ...)                                      \
-  [&] {                                                                                   \
-    switch (dtype) {                                                                      \
-      case ::cudl::DType::kFloat32: {                                                     \
-        using scalar_t = float;                                                           \
-        return __VA_ARGS__();                                                             \
-      }                                                                                   \
-      case ::cudl::DType::kFloat64: {                                                     \
-        using scalar_t = double;                                                          \
-        return __VA_ARGS__();                                                             \
-      }                                                                                   \
-      case ::cudl::DType::kBFloat16: {                                                    \
-        using scalar_t = ::cudl::bfloat16;                                                \
-        return __VA_ARGS__();                                                             \
-      }                                                                                   \
-      default:                                                                            \
-        CUDL_THROW(name, ": dtype ", ::cudl::toString(dtype), " not supported (float32, " \
-                   "float64 or bfloat16 expected)");                                      \
-    }                                                                                     \
+  [&] {                                                                                    \
+    switch (dtype) {                                                                       \
+      CUDL_DTYPE_CASE(kFloat32, float, __VA_ARGS__)                                        \
+      CUDL_DTYPE_CASE(kFloat64, double, __VA_ARGS__)                                       \
+      CUDL_DTYPE_CASE(kBFloat16, ::cudl::bfloat16, __VA_ARGS__)                            \
+      default:                                                                             \
+        CUDL_THROW(name, ": dtype ", ::cudl::toString(dtype), " not supported (float32, "  \
+                   "float64 or bfloat16 expected)");                                       \
+    }                                                                                      \
   }()
 
 // Same for every dtype.
-#define CUDL_DISPATCH_ALL(dtype, name, ...)                                   \
-  [&] {                                                                       \
-    switch (dtype) {                                                          \
-      case ::cudl::DType::kFloat32: {                                         \
-        using scalar_t = float;                                               \
-        return __VA_ARGS__();                                                 \
-      }                                                                       \
-      case ::cudl::DType::kFloat64: {                                         \
-        using scalar_t = double;                                              \
-        return __VA_ARGS__();                                                 \
-      }                                                                       \
-      case ::cudl::DType::kInt64: {                                           \
-        using scalar_t = int64_t;                                             \
-        return __VA_ARGS__();                                                 \
-      }                                                                       \
-      case ::cudl::DType::kUInt8: {                                           \
-        using scalar_t = uint8_t;                                             \
-        return __VA_ARGS__();                                                 \
-      }                                                                       \
-      case ::cudl::DType::kBFloat16: {                                        \
-        using scalar_t = ::cudl::bfloat16;                                    \
-        return __VA_ARGS__();                                                 \
-      }                                                                       \
-    }                                                                         \
-    CUDL_THROW(name, ": unknown dtype");                                      \
+#define CUDL_DISPATCH_ALL(dtype, name, ...)                         \
+  [&] {                                                             \
+    switch (dtype) {                                                \
+      CUDL_DTYPE_CASE(kFloat32, float, __VA_ARGS__)                 \
+      CUDL_DTYPE_CASE(kFloat64, double, __VA_ARGS__)                \
+      CUDL_DTYPE_CASE(kInt64, int64_t, __VA_ARGS__)                 \
+      CUDL_DTYPE_CASE(kUInt8, uint8_t, __VA_ARGS__)                 \
+      CUDL_DTYPE_CASE(kBFloat16, ::cudl::bfloat16, __VA_ARGS__)     \
+    }                                                               \
+    CUDL_THROW(name, ": unknown dtype");                            \
   }()

@@ -81,20 +81,16 @@ void forward_train_impl(int64_t n, int64_t c, int64_t s, const T* x, const C* w,
             },
             sum, sq);
       }
-      const double mean_shifted = sum / m;
-      const double mean = shift + mean_shifted;
-      const double var = std::max(sq / m - mean_shifted * mean_shifted, 0.0);
-      const double invstd = 1.0 / std::sqrt(var + eps);
-      save_mean[ch] = static_cast<C>(mean);
-      save_invstd[ch] = static_cast<C>(invstd);
+      const bn::Stats st = bn::stats_from_sums(sum, sq, m, shift, eps);
+      save_mean[ch] = static_cast<C>(st.mean);
+      save_invstd[ch] = static_cast<C>(st.invstd);
       if (running_mean) {
-        running_mean[ch] = static_cast<C>((1.0 - momentum) * running_mean[ch] + momentum * mean);
-        running_var[ch] =
-            static_cast<C>((1.0 - momentum) * running_var[ch] + momentum * var * m / (m - 1.0));
+        running_mean[ch] = static_cast<C>(bn::running_mean(running_mean[ch], st, momentum));
+        running_var[ch] = static_cast<C>(bn::running_var(running_var[ch], st, m, momentum));
       }
       // y = (x - mean) * (invstd * w) + b, in C (the subtraction first: no cancellation).
-      const C mu = static_cast<C>(mean),
-              alpha = static_cast<C>(invstd * static_cast<double>(w[ch]));
+      const C mu = static_cast<C>(st.mean),
+              alpha = static_cast<C>(st.invstd * static_cast<double>(w[ch]));
       const C beta = b[ch];
       for (int64_t i = 0; i < n; ++i) {
         const int64_t off = (i * c + ch) * s;
@@ -138,15 +134,12 @@ void backward_train_impl(int64_t n, int64_t c, int64_t s, const T* x, const T* d
             },
             sum_dy, sum_dy_xc);
       }
-      const double sum_dy_xhat = sum_dy_xc * invstd;
-      db[ch] = static_cast<C>(sum_dy);
-      dw[ch] = static_cast<C>(sum_dy_xhat);
-      // dx = w * invstd * (dy - mean(dy) - xhat * mean(dy * xhat))
-      //    = k1 * dy + (x - mean) * k2 + k3, in C.
-      const double k1 = static_cast<double>(w[ch]) * invstd;
-      const C a = static_cast<C>(k1);
-      const C k2 = static_cast<C>(-k1 * invstd * sum_dy_xhat / m);
-      const C k3 = static_cast<C>(-k1 * sum_dy / m);
+      const bn::GradCoef gc =
+          bn::grad_coefficients(sum_dy, sum_dy_xc, static_cast<double>(w[ch]), invstd, m);
+      db[ch] = static_cast<C>(gc.dbias);
+      dw[ch] = static_cast<C>(gc.dweight);
+      // dx = k1 * dy + (x - mean) * k2 + k3, in C.
+      const C a = static_cast<C>(gc.k1), k2 = static_cast<C>(gc.k2), k3 = static_cast<C>(gc.k3);
       const C mu = static_cast<C>(mean);
       for (int64_t i = 0; i < n; ++i) {
         const T* p = x + (i * c + ch) * s;

@@ -88,32 +88,63 @@ __device__ __forceinline__ void chunk_bounds(int64_t m, int64_t chunks, int64_t 
   *end = min(m, *begin + per);
 }
 
-// Per chunk: sum of (x - shift) and of its square, shift = the channel's first value (so a large
-// mean does not cancel the variance away). partial arrays: (c, chunks).
+// The sums of the two passes, term by term. Each has a per-channel value (channel_value) and
+// adds one element's terms to u and v.
+// Forward: u = x - shift, v = (x - shift)^2, shift = the channel's first value.
+struct MomentTerms {
+  const bfloat16* x;
+  __device__ double channel_value(int64_t ch, int64_t s) const {
+    return static_cast<float>(x[ch * s]);
+  }
+  __device__ void add(int64_t at, double shift, double& u, double& v) const {
+    const double d = static_cast<double>(static_cast<float>(x[at])) - shift;
+    u += d;
+    v += d * d;
+  }
+};
+// Backward: u = dy, v = dy * (x - mean).
+struct GradTerms {
+  const bfloat16* x;
+  const bfloat16* dy;
+  const float* save_mean;
+  __device__ double channel_value(int64_t ch, int64_t) const { return save_mean[ch]; }
+  __device__ void add(int64_t at, double mean, double& u, double& v) const {
+    const double g = static_cast<float>(dy[at]);
+    u += g;
+    v += g * (static_cast<double>(static_cast<float>(x[at])) - mean);
+  }
+};
+
+// Per chunk of each channel: the sums of u and v in double; partial arrays (c, chunks).
+template <class Terms>
 __global__ void __launch_bounds__(kChannelBlock)
-    bf16_stats_kernel(int64_t n, int64_t c, int64_t s, int64_t chunks, const bfloat16* x,
-                      double* part_sum, double* part_sq) {
+    chunk_sums_kernel(int64_t n, int64_t c, int64_t s, int64_t chunks, Terms terms, double* part_u,
+                      double* part_v) {
   __shared__ double scratch[64];
   const int64_t m = n * s;
   for (int64_t ch = blockIdx.y; ch < c; ch += gridDim.y) {
-    const double shift = static_cast<float>(x[ch * s]);
+    const double value = terms.channel_value(ch, s);
     for (int64_t chunk = blockIdx.x; chunk < chunks; chunk += gridDim.x) {
       int64_t begin, end;
       chunk_bounds(m, chunks, chunk, &begin, &end);
-      double sum = 0.0, sq = 0.0;
+      double u = 0.0, v = 0.0;
       ChannelWalk e(begin + threadIdx.x, blockDim.x, s);
-      for (int64_t f = begin + threadIdx.x; f < end; f += blockDim.x, e.next(s)) {
-        const double d = static_cast<double>(static_cast<float>(x[e.index(c, ch, s)])) - shift;
-        sum += d;
-        sq += d * d;
-      }
-      block_sum2(sum, sq, scratch);  // every thread of the block gets here
+      for (int64_t f = begin + threadIdx.x; f < end; f += blockDim.x, e.next(s))
+        terms.add(e.index(c, ch, s), value, u, v);
+      block_sum2(u, v, scratch);  // every thread of the block gets here
       if (threadIdx.x == 0) {
-        part_sum[ch * chunks + chunk] = sum;
-        part_sq[ch * chunks + chunk] = sq;
+        part_u[ch * chunks + chunk] = u;
+        part_v[ch * chunks + chunk] = v;
       }
     }
   }
+}
+
+// Channel ch's total of a partial array, adding its chunks in order (deterministic).
+__device__ double sum_chunks(const double* part, int64_t ch, int64_t chunks) {
+  double t = 0.0;
+  for (int64_t k = 0; k < chunks; ++k) t += part[ch * chunks + k];
+  return t;
 }
 
 // One thread per channel: the statistics, the running averages and coef = (mean, invstd * w, b)
@@ -127,25 +158,17 @@ __global__ void bf16_finish_train_kernel(int64_t n, int64_t c, int64_t s, int64_
   const double m = static_cast<double>(n * s);
   for (int64_t ch = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; ch < c;
        ch += int64_t(gridDim.x) * blockDim.x) {
-    double sum = 0.0, sq = 0.0;
-    for (int64_t k = 0; k < chunks; ++k) {
-      sum += part_sum[ch * chunks + k];
-      sq += part_sq[ch * chunks + k];
-    }
-    const double shift = static_cast<float>(x[ch * s]);
-    const double mean_shifted = sum / m;
-    const double mean = shift + mean_shifted;
-    const double var = fmax(sq / m - mean_shifted * mean_shifted, 0.0);
-    const double invstd = 1.0 / sqrt(var + eps);
-    save_mean[ch] = static_cast<float>(mean);
-    save_invstd[ch] = static_cast<float>(invstd);
+    const bn::Stats st =
+        bn::stats_from_sums(sum_chunks(part_sum, ch, chunks), sum_chunks(part_sq, ch, chunks), m,
+                            static_cast<float>(x[ch * s]), eps);
+    save_mean[ch] = static_cast<float>(st.mean);
+    save_invstd[ch] = static_cast<float>(st.invstd);
     if (running_mean) {
-      running_mean[ch] = static_cast<float>((1.0 - momentum) * running_mean[ch] + momentum * mean);
-      running_var[ch] =
-          static_cast<float>((1.0 - momentum) * running_var[ch] + momentum * var * m / (m - 1.0));
+      running_mean[ch] = static_cast<float>(bn::running_mean(running_mean[ch], st, momentum));
+      running_var[ch] = static_cast<float>(bn::running_var(running_var[ch], st, m, momentum));
     }
-    coef[ch] = static_cast<float>(mean);
-    coef[c + ch] = static_cast<float>(invstd * static_cast<double>(w[ch]));
+    coef[ch] = static_cast<float>(st.mean);
+    coef[c + ch] = static_cast<float>(st.invstd * static_cast<double>(w[ch]));
     coef[2 * c + ch] = b[ch];
   }
 }
@@ -198,35 +221,6 @@ void run_epilogue(cudaStream_t stream, DType dtype, int64_t total, void* y, cons
   });
 }
 
-// Per chunk: sum of dy and of dy * (x - mean).
-__global__ void __launch_bounds__(kChannelBlock)
-    bf16_grad_stats_kernel(int64_t n, int64_t c, int64_t s, int64_t chunks, const bfloat16* x,
-                           const bfloat16* dy, const float* save_mean, double* part_dy,
-                           double* part_dy_xc) {
-  __shared__ double scratch[64];
-  const int64_t m = n * s;
-  for (int64_t ch = blockIdx.y; ch < c; ch += gridDim.y) {
-    const double mean = save_mean[ch];
-    for (int64_t chunk = blockIdx.x; chunk < chunks; chunk += gridDim.x) {
-      int64_t begin, end;
-      chunk_bounds(m, chunks, chunk, &begin, &end);
-      double sum_dy = 0.0, sum_dy_xc = 0.0;
-      ChannelWalk e(begin + threadIdx.x, blockDim.x, s);
-      for (int64_t f = begin + threadIdx.x; f < end; f += blockDim.x, e.next(s)) {
-        const int64_t at = e.index(c, ch, s);
-        const double g = static_cast<float>(dy[at]);
-        sum_dy += g;
-        sum_dy_xc += g * (static_cast<double>(static_cast<float>(x[at])) - mean);
-      }
-      block_sum2(sum_dy, sum_dy_xc, scratch);
-      if (threadIdx.x == 0) {
-        part_dy[ch * chunks + chunk] = sum_dy;
-        part_dy_xc[ch * chunks + chunk] = sum_dy_xc;
-      }
-    }
-  }
-}
-
 // One thread per channel: dweight, dbias and coef = (k1, k2, k3, mean) with
 // dx = k1 * dy + (x - mean) * k2 + k3 = w * invstd * (dy - mean(dy) - xhat * mean(dy * xhat)).
 __global__ void bf16_finish_grad_kernel(int64_t n, int64_t c, int64_t s, int64_t chunks,
@@ -237,19 +231,14 @@ __global__ void bf16_finish_grad_kernel(int64_t n, int64_t c, int64_t s, int64_t
   const double m = static_cast<double>(n * s);
   for (int64_t ch = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; ch < c;
        ch += int64_t(gridDim.x) * blockDim.x) {
-    double sum_dy = 0.0, sum_dy_xc = 0.0;
-    for (int64_t k = 0; k < chunks; ++k) {
-      sum_dy += part_dy[ch * chunks + k];
-      sum_dy_xc += part_dy_xc[ch * chunks + k];
-    }
-    const double invstd = save_invstd[ch];
-    const double sum_dy_xhat = sum_dy_xc * invstd;
-    db[ch] = static_cast<float>(sum_dy);
-    dw[ch] = static_cast<float>(sum_dy_xhat);
-    const double k1 = static_cast<double>(w[ch]) * invstd;
-    coef[ch] = static_cast<float>(k1);
-    coef[c + ch] = static_cast<float>(-k1 * invstd * sum_dy_xhat / m);
-    coef[2 * c + ch] = static_cast<float>(-k1 * sum_dy / m);
+    const bn::GradCoef gc =
+        bn::grad_coefficients(sum_chunks(part_dy, ch, chunks), sum_chunks(part_dy_xc, ch, chunks),
+                              static_cast<double>(w[ch]), save_invstd[ch], m);
+    db[ch] = static_cast<float>(gc.dbias);
+    dw[ch] = static_cast<float>(gc.dweight);
+    coef[ch] = static_cast<float>(gc.k1);
+    coef[c + ch] = static_cast<float>(gc.k2);
+    coef[2 * c + ch] = static_cast<float>(gc.k3);
     coef[3 * c + ch] = save_mean[ch];
   }
 }
@@ -281,16 +270,16 @@ Tensor device_scratch(int64_t numel, DType dtype) {
 void batch_norm_forward_train(cudaStream_t stream, DType dtype, int64_t n, int64_t c, int64_t s,
                               const void* x, const void* weight, const void* bias, void* y,
                               void* save_mean, void* save_invstd, void* running_mean,
-                              void* running_var, double momentum, double eps,
-                              const void* residual, bool relu) {
+                              void* running_var, double momentum, double eps, const void* residual,
+                              bool relu) {
   if (dtype == kBFloat16) {
     if (c == 0 || n * s == 0) return;  // the op layer refuses training with M <= 1
     const int64_t chunks = chunks_for(c, n * s);
     Tensor part = device_scratch(2 * c * chunks, kFloat64), coef = device_scratch(3 * c, kFloat32);
     double* ps = part.data<double>();
     const auto* xb = static_cast<const bfloat16*>(x);
-    bf16_stats_kernel<<<stats_grid(chunks, c), kChannelBlock, 0, stream>>>(n, c, s, chunks, xb, ps,
-                                                                           ps + c * chunks);
+    chunk_sums_kernel<<<stats_grid(chunks, c), kChannelBlock, 0, stream>>>(
+        n, c, s, chunks, MomentTerms{xb}, ps, ps + c * chunks);
     CUDL_KERNEL_CHECK();
     bf16_finish_train_kernel<<<grid_for(c), kBlock, 0, stream>>>(
         n, c, s, chunks, xb, ps, ps + c * chunks, static_cast<const float*>(weight),
@@ -315,8 +304,8 @@ void batch_norm_forward_train(cudaStream_t stream, DType dtype, int64_t n, int64
 
 void batch_norm_forward_eval(cudaStream_t stream, DType dtype, int64_t n, int64_t c, int64_t s,
                              const void* x, const void* weight, const void* bias,
-                             const void* running_mean, const void* running_var, double eps,
-                             void* y, const void* residual, bool relu) {
+                             const void* running_mean, const void* running_var, double eps, void* y,
+                             const void* residual, bool relu) {
   if (dtype == kBFloat16) {
     if (c == 0 || n * s == 0) return;  // no elements
     Tensor coef = device_scratch(3 * c, kFloat32);
@@ -326,8 +315,8 @@ void batch_norm_forward_eval(cudaStream_t stream, DType dtype, int64_t n, int64_
         coef.data<float>());
     CUDL_KERNEL_CHECK();
     bf16_affine_kernel<<<plane_grid(n * c, s), kBlock, 0, stream>>>(
-        n * c, c, s, static_cast<const bfloat16*>(x), coef.data<float>(),
-        static_cast<bfloat16*>(y), static_cast<const bfloat16*>(residual), relu);
+        n * c, c, s, static_cast<const bfloat16*>(x), coef.data<float>(), static_cast<bfloat16*>(y),
+        static_cast<const bfloat16*>(residual), relu);
     CUDL_KERNEL_CHECK();
     return;
   }
@@ -351,8 +340,9 @@ void batch_norm_backward_train(cudaStream_t stream, DType dtype, int64_t n, int6
     double* ps = part.data<double>();
     const auto* xb = static_cast<const bfloat16*>(x);
     const auto* dyb = static_cast<const bfloat16*>(dy);
-    bf16_grad_stats_kernel<<<stats_grid(chunks, c), kChannelBlock, 0, stream>>>(
-        n, c, s, chunks, xb, dyb, static_cast<const float*>(save_mean), ps, ps + c * chunks);
+    chunk_sums_kernel<<<stats_grid(chunks, c), kChannelBlock, 0, stream>>>(
+        n, c, s, chunks, GradTerms{xb, dyb, static_cast<const float*>(save_mean)}, ps,
+        ps + c * chunks);
     CUDL_KERNEL_CHECK();
     bf16_finish_grad_kernel<<<grid_for(c), kBlock, 0, stream>>>(
         n, c, s, chunks, ps, ps + c * chunks, static_cast<const float*>(weight),

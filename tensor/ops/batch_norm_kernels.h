@@ -10,6 +10,7 @@
 // to `dtype` as the separate ops would, so the results equal bn, add and relu one after another.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 
 #include "tensor/dtype.h"
@@ -22,6 +23,44 @@
 namespace cudl {
 
 namespace bn {
+// The per-channel formulas both backends use (the CPU loops and the CUDA kernels), in double.
+
+// Batch statistics from the sums of (x - shift) and of its square over m values (shifted by a
+// value of the channel, so that a large mean does not cancel the variance away). A NaN input
+// stays NaN in the variance.
+struct Stats {
+  double mean, var, invstd;
+};
+CUDL_HOST_DEVICE_INLINE Stats stats_from_sums(double sum, double sq, double m, double shift,
+                                              double eps) {
+  const double mean_shifted = sum / m;
+  const double v = sq / m - mean_shifted * mean_shifted;
+  const double var = v < 0.0 ? 0.0 : v;
+  return {shift + mean_shifted, var, 1.0 / sqrt(var + eps)};
+}
+
+// PyTorch's running averages: factor momentum, the unbiased variance (m / (m - 1)).
+CUDL_HOST_DEVICE_INLINE double running_mean(double old, const Stats& st, double momentum) {
+  return (1.0 - momentum) * old + momentum * st.mean;
+}
+CUDL_HOST_DEVICE_INLINE double running_var(double old, const Stats& st, double m,
+                                           double momentum) {
+  return (1.0 - momentum) * old + momentum * st.var * m / (m - 1.0);
+}
+
+// Training-mode gradients from sum(dy) and sum(dy * (x - mean)) over m values:
+// dbias, dweight and dx = k1 * dy + (x - mean) * k2 + k3
+//                       = w * invstd * (dy - mean(dy) - xhat * mean(dy * xhat)).
+struct GradCoef {
+  double dbias, dweight, k1, k2, k3;
+};
+CUDL_HOST_DEVICE_INLINE GradCoef grad_coefficients(double sum_dy, double sum_dy_xc, double w,
+                                                   double invstd, double m) {
+  const double sum_dy_xhat = sum_dy_xc * invstd;
+  const double k1 = w * invstd;
+  return {sum_dy, sum_dy_xhat, k1, -k1 * invstd * sum_dy_xhat / m, -k1 * sum_dy / m};
+}
+
 // The epilogue of one output: v = bn(x) in the compute type; rounded to T, plus the residual
 // (rounded again), then ReLU (x > 0 ? x : 0, as the ReLU op: NaN becomes 0).
 template <class T>

@@ -20,7 +20,6 @@ CPU.
   in training and in eval mode: logits, loss and every parameter gradient, emulated and in
   plain float32 (for scale: how far mixed precision itself is from float32).
 bfloat16 results are saved widened to float32 (exact), since NumPy has no bfloat16."""
-import collections
 import copy
 import types
 
@@ -29,7 +28,7 @@ import torchvision
 from torch import nn
 from torch.nn import functional as F
 
-from common import out_dir, saver
+from common import AdaptiveConcatPool2d, notebook_net, out_dir, saver
 
 torch.manual_seed(0)
 torch.set_num_threads(1)
@@ -135,26 +134,8 @@ run("concatpool", lambda x, w: concat_pool(conv(x, w)), torch.randn(2, 4, 7, 9),
 
 
 # ---- the notebook model ----
-class AdaptiveConcatPool2d(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.ap, self.mp = nn.AdaptiveAvgPool2d(1), nn.AdaptiveMaxPool2d(1)
-
-    def forward(self, t):
-        return torch.cat([self.mp(t), self.ap(t)], 1)
-
-
 model = torchvision.models.resnet18()
-body = nn.Sequential(collections.OrderedDict(
-    (name, child) for name, child in model.named_children() if name not in ("avgpool", "fc")))
-head = nn.Sequential(AdaptiveConcatPool2d(), nn.Flatten(), nn.BatchNorm1d(1024), nn.Dropout(0.0),
-                     nn.Linear(1024, 512), nn.ReLU(inplace=True), nn.BatchNorm1d(512),
-                     nn.Dropout(0.0), nn.Linear(512, 4))
-for m in head.modules():
-    if isinstance(m, nn.Linear):
-        nn.init.kaiming_normal_(m.weight)
-        nn.init.zeros_(m.bias)
-net = nn.Sequential(collections.OrderedDict(body=body, head=head))
+net = notebook_net(model)
 xn = torch.randn(8, 3, 64, 64)
 y = (torch.rand(8, 4) > 0.5).float()
 save("xn", xn)

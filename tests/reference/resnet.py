@@ -11,13 +11,12 @@ and PyTorch 1.13 in float32 on the CPU, with a fixed seed and no download:
   wd 1e-2; torch.optim.AdamW is exactly p *= 1 - lr*wd, then Adam).
 The head's Dropout layers are built with p = 0 here and in the C++ test: their random masks
 cannot match PyTorch's generator (dropout itself is checked in the layer tests)."""
-import collections
 
 import torch
 import torchvision
 from torch import nn
 
-from common import out_dir, save_safetensors, saver
+from common import notebook_net, out_dir, save_safetensors, saver
 
 torch.manual_seed(0)
 torch.set_num_threads(1)
@@ -50,25 +49,7 @@ with torch.no_grad():
     save("train_bn1_running_var", train_copy.bn1.running_var)
 
 
-class AdaptiveConcatPool2d(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.ap, self.mp = nn.AdaptiveAvgPool2d(1), nn.AdaptiveMaxPool2d(1)
-
-    def forward(self, t):
-        return torch.cat([self.mp(t), self.ap(t)], 1)
-
-
-body = nn.Sequential(collections.OrderedDict(
-    (name, child) for name, child in model.named_children() if name not in ("avgpool", "fc")))
-head = nn.Sequential(AdaptiveConcatPool2d(), nn.Flatten(), nn.BatchNorm1d(1024), nn.Dropout(0.0),
-                     nn.Linear(1024, 512), nn.ReLU(inplace=True), nn.BatchNorm1d(512),
-                     nn.Dropout(0.0), nn.Linear(512, 4))
-for m in head.modules():
-    if isinstance(m, nn.Linear):
-        nn.init.kaiming_normal_(m.weight)
-        nn.init.zeros_(m.bias)
-net = nn.Sequential(collections.OrderedDict(body=body, head=head))
+net = notebook_net(model)
 torch.save(net.state_dict(), f"{d}/notebook.pth")
 
 # Batch 8: with 2 samples the head's BatchNorm1d maps each feature to about +-1 from the
