@@ -43,6 +43,24 @@ Shape contiguous_strides(const Shape& s) {
   return st;
 }
 
+const char* toString(MemoryFormat f) {
+  switch (f) {
+    case MemoryFormat::kContiguous: return "contiguous";
+    case MemoryFormat::kChannelsLast: return "channels_last";
+    case MemoryFormat::kPreserve: return "preserve";
+  }
+  return "?";
+}
+
+Shape memory_format_strides(const Shape& s, MemoryFormat f) {
+  CUDL_CHECK(f != MemoryFormat::kPreserve, "memory_format_strides: kPreserve names no layout");
+  if (f == MemoryFormat::kContiguous) return contiguous_strides(s);
+  CUDL_CHECK(s.size() == 4, "channels_last needs a 4-D (N, C, H, W) shape, got ", shape_str(s));
+  const int64_t c = std::max<int64_t>(s[1], 1), w = std::max<int64_t>(s[3], 1),
+                h = std::max<int64_t>(s[2], 1);
+  return {h * w * c, 1, w * c, c};
+}
+
 int wrap_dim(int64_t dim, int64_t ndim) {
   int64_t n = std::max<int64_t>(ndim, 1);
   CUDL_CHECK(dim >= -n && dim < n, "dimension ", dim, " out of range for a tensor with ", ndim,
@@ -129,6 +147,44 @@ bool Tensor::is_contiguous() const {
   return true;
 }
 
+bool Tensor::is_contiguous(MemoryFormat f) const {
+  if (f == MemoryFormat::kContiguous) return is_contiguous();
+  CUDL_CHECK(f == MemoryFormat::kChannelsLast, "is_contiguous: kPreserve names no layout");
+  if (dim() != 4) return false;
+  const Shape& s = shape();
+  const Shape& st = strides();
+  int64_t expected = 1;
+  for (int d : {1, 3, 2, 0}) {  // innermost first
+    if (s[d] == 1) continue;
+    if (st[d] != expected) return false;
+    expected *= s[d];
+  }
+  return true;
+}
+
+bool Tensor::is_dense() const {
+  const Shape& s = shape();
+  const Shape& st = strides();
+  std::vector<int> dims;
+  for (int d = 0; d < dim(); ++d) {
+    if (s[d] == 0) return true;  // no elements
+    if (s[d] != 1) dims.push_back(d);
+  }
+  std::stable_sort(dims.begin(), dims.end(), [&](int a, int b) { return st[a] < st[b]; });
+  int64_t expected = 1;
+  for (int d : dims) {
+    if (st[d] != expected) return false;
+    expected *= s[d];
+  }
+  return true;
+}
+
+MemoryFormat suggest_memory_format(const Tensor& t) {
+  return t.dim() == 4 && !t.is_contiguous() && t.is_contiguous(MemoryFormat::kChannelsLast)
+             ? MemoryFormat::kChannelsLast
+             : MemoryFormat::kContiguous;
+}
+
 void* Tensor::data_ptr() const {
   check_defined("data_ptr");
   return static_cast<char*>(impl_->storage->data()) + impl_->offset * elementSize(impl_->dtype);
@@ -191,6 +247,23 @@ Tensor full(const Shape& shape, double value, const TensorOptions& opts) {
 Tensor zeros(const Shape& shape, const TensorOptions& opts) { return full(shape, 0.0, opts); }
 Tensor ones(const Shape& shape, const TensorOptions& opts) { return full(shape, 1.0, opts); }
 Tensor scalar_tensor(double v, const TensorOptions& opts) { return full({}, v, opts); }
+
+Tensor empty_strided(const Shape& shape, const Shape& strides, const TensorOptions& opts) {
+  Tensor t = empty(shape, opts);
+  CUDL_CHECK(strides.size() == shape.size(), "empty_strided: ", shape.size(), " sizes but ",
+             strides.size(), " strides");
+  t.impl()->strides = strides;
+  CUDL_CHECK(t.is_dense(), "empty_strided: strides ", shape_str(strides), " of shape ",
+             shape_str(shape), " are not a dense layout");
+  return t;
+}
+
+Tensor empty_like(const Tensor& t, MemoryFormat f) {
+  const TensorOptions o = TensorOptions(t.dtype()).device(t.device());
+  if (f == MemoryFormat::kPreserve)
+    return t.is_dense() ? empty_strided(t.shape(), t.strides(), o) : empty(t.shape(), o);
+  return empty_strided(t.shape(), memory_format_strides(t.shape(), f), o);
+}
 
 Tensor empty_like(const Tensor& t) { return empty(t.shape(), TensorOptions(t.dtype()).device(t.device())); }
 Tensor zeros_like(const Tensor& t) { return zeros(t.shape(), TensorOptions(t.dtype()).device(t.device())); }
@@ -283,6 +356,13 @@ Tensor& Tensor::copy_(const Tensor& src_in) {
 #endif
     src = moved;
   }
+  if (src.dtype() != dtype() && src.shape() == shape() && src.strides() == strides() &&
+      is_dense()) {
+    // The same dense layout on both sides: one flat cast.
+    if (numel() > 0)
+      CUDL_ON_DEVICE(device(), cast, src.dtype(), dtype(), numel(), src.data_ptr(), data_ptr());
+    return *this;
+  }
   if (src.dtype() != dtype()) {
     Tensor c = src.contiguous();
     Tensor cast_to = empty(c.shape(), TensorOptions(dtype()).device(device()));
@@ -302,6 +382,20 @@ Tensor& Tensor::copy_(const Tensor& src_in) {
 Tensor Tensor::contiguous() const {
   if (is_contiguous()) return *this;
   return clone();
+}
+
+Tensor Tensor::contiguous(MemoryFormat f) const {
+  if (f == MemoryFormat::kContiguous) return contiguous();
+  if (is_contiguous(f)) return *this;
+  Tensor out = empty_like(*this, f);
+  {
+    NoGradGuard g;
+    out.copy_(*this);
+  }
+  if (needs_grad({*this})) set_grad_fn(out, "ContiguousBackward", {*this}, [](const Tensor& g) {
+      return std::vector<Tensor>{g};
+    });
+  return out;
 }
 
 Tensor Tensor::clone() const {
@@ -334,7 +428,9 @@ Tensor Tensor::to(Device d) const {
 
 Tensor Tensor::to(DType t) const {
   if (dtype() == t) return *this;
-  Tensor out = empty(shape(), TensorOptions(t).device(device()));
+  // The copy keeps a dense layout (a channels-last activation stays channels-last).
+  Tensor out = is_dense() ? empty_strided(shape(), strides(), TensorOptions(t).device(device()))
+                          : empty(shape(), TensorOptions(t).device(device()));
   {
     NoGradGuard g;
     out.copy_(*this);

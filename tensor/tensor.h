@@ -26,6 +26,15 @@ std::string shape_str(const Shape& s);  // "(2, 3, 4)"
 int64_t numel_of(const Shape& s);
 Shape contiguous_strides(const Shape& s);
 
+// How a 4-D (N, C, H, W) tensor lies in memory, as in PyTorch. kContiguous: row-major (NCHW).
+// kChannelsLast: channels innermost, (N, H, W, C) in memory, strides (H*W*C, 1, W*C, C); the
+// layout cuDNN's tensor-core convolutions want. kPreserve (empty_like only): the source's
+// strides when it is dense (see is_dense), row-major otherwise.
+enum class MemoryFormat { kContiguous, kChannelsLast, kPreserve };
+const char* toString(MemoryFormat f);
+// Strides of `s` in `f` (kContiguous or kChannelsLast; the latter needs 4 dims).
+Shape memory_format_strides(const Shape& s, MemoryFormat f);
+
 struct TensorOptions {
   DType dtype_ = kFloat32;
   Device device_ = Device::cpu();
@@ -62,6 +71,13 @@ class Tensor {
   Device device() const;
   size_t nbytes() const { return static_cast<size_t>(numel()) * elementSize(dtype()); }
   bool is_contiguous() const;
+  // Dense in `f` (size-1 dims may have any stride, as in PyTorch). kChannelsLast: 4-D only
+  // (false otherwise).
+  bool is_contiguous(MemoryFormat f) const;
+  // Non-overlapping and dense: the elements fill numel() consecutive slots in some order of
+  // the dims (row-major, channels-last, a transpose, ...), so an op that maps element to element
+  // may run over the memory as one flat array.
+  bool is_dense() const;
   const std::shared_ptr<Storage>& storage() const;
   TensorImpl* impl() const { return impl_.get(); }
   const std::shared_ptr<TensorImpl>& impl_ptr() const { return impl_; }
@@ -85,6 +101,8 @@ class Tensor {
   Tensor to(DType dtype) const;
   Tensor clone() const;
   Tensor contiguous() const;  // *this when already contiguous
+  // A copy in memory format `f` (kContiguous or kChannelsLast), *this when already in it.
+  Tensor contiguous(MemoryFormat f) const;
 
   // ---- views (differentiable; share storage) ----
   Tensor view(const Shape& shape) const;     // requires a compatible (contiguous) layout
@@ -156,6 +174,14 @@ Tensor full(const Shape& shape, double value, const TensorOptions& opts = {});
 Tensor arange(double end, const TensorOptions& opts = {});
 Tensor arange(double start, double end, double step = 1.0, const TensorOptions& opts = {});
 Tensor empty_like(const Tensor& t);
+// With t's dtype and device in memory format `f` (kPreserve: t's strides when t is dense).
+Tensor empty_like(const Tensor& t, MemoryFormat f);
+// A new tensor with the given dense strides (a permutation of a row-major layout; throws
+// otherwise), e.g. another tensor's.
+Tensor empty_strided(const Shape& shape, const Shape& strides, const TensorOptions& opts = {});
+// kChannelsLast when t is a 4-D tensor stored channels-last and not also row-major (a tensor
+// with C == 1 or H == W == 1 is both and counts as row-major); kContiguous otherwise.
+MemoryFormat suggest_memory_format(const Tensor& t);
 Tensor zeros_like(const Tensor& t);
 Tensor ones_like(const Tensor& t);
 // A view of existing memory, made by wrapping a storage (no copy).

@@ -156,7 +156,9 @@ void backward_train_impl(int64_t n, int64_t c, int64_t s, const T* x, const T* d
 void batch_norm_forward_train(DType dtype, int64_t n, int64_t c, int64_t s, const void* x,
                               const void* weight, const void* bias, void* y, void* save_mean,
                               void* save_invstd, void* running_mean, void* running_var,
-                              double momentum, double eps, const void* residual, bool relu) {
+                              double momentum, double eps, const void* residual, bool relu,
+                              bool channels_last) {
+  if (channels_last) n *= std::exchange(s, 1);  // (n, s, c) memory = an (n * s, c, 1) array
   CUDL_DISPATCH_FLOATING_BF16(dtype, "batch_norm", [&] {
     using T = scalar_t;
     using C = compute_t<T>;
@@ -171,7 +173,8 @@ void batch_norm_forward_train(DType dtype, int64_t n, int64_t c, int64_t s, cons
 void batch_norm_forward_eval(DType dtype, int64_t n, int64_t c, int64_t s, const void* x,
                              const void* weight, const void* bias, const void* running_mean,
                              const void* running_var, double eps, void* y, const void* residual,
-                             bool relu) {
+                             bool relu, bool channels_last) {
+  if (channels_last) n *= std::exchange(s, 1);
   CUDL_DISPATCH_FLOATING_BF16(dtype, "batch_norm", [&] {
     using T = scalar_t;
     using C = compute_t<T>;
@@ -185,7 +188,8 @@ void batch_norm_forward_eval(DType dtype, int64_t n, int64_t c, int64_t s, const
 void batch_norm_backward_train(DType dtype, int64_t n, int64_t c, int64_t s, const void* x,
                                const void* dy, const void* weight, const void* save_mean,
                                const void* save_invstd, double /*eps*/, void* dx, void* dweight,
-                               void* dbias) {
+                               void* dbias, bool channels_last) {
+  if (channels_last) n *= std::exchange(s, 1);
   CUDL_DISPATCH_FLOATING_BF16(dtype, "batch_norm backward", [&] {
     using T = scalar_t;
     using C = compute_t<T>;

@@ -80,18 +80,31 @@ void max_pool_plane(const PoolGeometry& g, const T* plane, T* y, int64_t* arg) {
   }
 }
 
+// One plane's input gradient: zero, then each output's gradient added at its argmax. The
+// plane's elements are `step` apart in gy and d (1 row-major, C channels-last).
 template <class T>
-void scatter_plane(const T* gy, const int64_t* a, int64_t out_plane, int64_t in_plane, T* d) {
-  std::fill(d, d + in_plane, T(0));
-  for (int64_t o = 0; o < out_plane; ++o) d[a[o]] += gy[o];
+void scatter_plane(const T* gy, const int64_t* a, int64_t out_plane, int64_t in_plane, T* d,
+                   int64_t step) {
+  for (int64_t k = 0; k < in_plane; ++k) d[k * step] = T(0);
+  for (int64_t o = 0; o < out_plane; ++o) d[a[o] * step] += gy[o * step];
 }
 
 // bfloat16: add in float, round once (the sums pool::max_grad_at makes).
 void scatter_plane(const bfloat16* gy, const int64_t* a, int64_t out_plane, int64_t in_plane,
-                   bfloat16* d) {
+                   bfloat16* d, int64_t step) {
   std::vector<float> acc(static_cast<size_t>(in_plane), 0.0f);
-  for (int64_t o = 0; o < out_plane; ++o) acc[a[o]] += gy[o];
-  for (int64_t k = 0; k < in_plane; ++k) d[k] = acc[k];
+  for (int64_t o = 0; o < out_plane; ++o) acc[a[o]] += gy[o * step];
+  for (int64_t k = 0; k < in_plane; ++k) d[k * step] = acc[k];
+}
+
+// Channels-last max pooling of one plane: the shared formula at every output (the row-major
+// planes take the vectorised max_pool_plane).
+template <class T>
+void max_pool_plane_strided(const PoolGeometry& g, const T* plane, T* y, int64_t* arg) {
+  const int64_t step = pool::plane_step(g.channels);
+  for (int64_t i = 0; i < g.oh; ++i)
+    for (int64_t j = 0; j < g.ow; ++j)
+      pool::max_window(g, plane, i, j, y + (i * g.ow + j) * step, arg + i * g.ow + j);
 }
 
 }  // namespace
@@ -108,10 +121,17 @@ void max_pool2d_forward(DType dtype, const PoolGeometry& g, const void* x, void*
   CUDL_DISPATCH_FLOATING_BF16(dtype, "max_pool2d", [&] {
     const auto* px = static_cast<const scalar_t*>(x);
     auto* py = static_cast<scalar_t*>(y);
-    const int64_t out_plane = g.oh * g.ow;
+    const int64_t out_plane = g.oh * g.ow, in_plane = g.h * g.w;
     parallel_for(0, g.planes, 1, [&](int64_t begin, int64_t end) {
-      for (int64_t p = begin; p < end; ++p)
-        max_pool_plane(g, px + p * g.h * g.w, py + p * out_plane, argmax + p * out_plane);
+      for (int64_t p = begin; p < end; ++p) {
+        const scalar_t* xp = px + pool::plane_base(p, in_plane, g.channels);
+        scalar_t* yp = py + pool::plane_base(p, out_plane, g.channels);
+        if (g.channels > 0) {
+          max_pool_plane_strided(g, xp, yp, argmax + p * out_plane);
+        } else {
+          max_pool_plane(g, xp, yp, argmax + p * out_plane);
+        }
+      }
     });
   });
 }
@@ -127,38 +147,42 @@ void max_pool2d_backward(DType dtype, const PoolGeometry& g, const void* dy, con
     const int64_t out_plane = g.oh * g.ow, in_plane = g.h * g.w;
     parallel_for(0, g.planes, 1, [&](int64_t begin, int64_t end) {
       for (int64_t p = begin; p < end; ++p) {
-        scalar_t* d = pdx + p * in_plane;
-        const scalar_t* gy = pdy + p * out_plane;
+        scalar_t* d = pdx + pool::plane_base(p, in_plane, g.channels);
+        const scalar_t* gy = pdy + pool::plane_base(p, out_plane, g.channels);
         const int64_t* a = argmax + p * out_plane;
-        scatter_plane(gy, a, out_plane, in_plane, d);
+        scatter_plane(gy, a, out_plane, in_plane, d, pool::plane_step(g.channels));
       }
     });
   });
 }
 
 void global_max_pool_forward(DType dtype, int64_t planes, int64_t hw, const void* x, void* y,
-                             int64_t* argmax) {
+                             int64_t* argmax, int64_t channels) {
   CUDL_DISPATCH_FLOATING_BF16(dtype, "global_max_pool2d", [&] {
     const auto* px = static_cast<const scalar_t*>(x);
     auto* py = static_cast<scalar_t*>(y);
     parallel_for(0, planes, std::max<int64_t>(1, 16384 / std::max<int64_t>(hw, 1)),
                  [&](int64_t begin, int64_t end) {
                    for (int64_t p = begin; p < end; ++p)
-                     pool::max_plane(px + p * hw, hw, py + p, argmax + p);
+                     pool::max_plane(px + pool::plane_base(p, hw, channels), hw,
+                                     pool::plane_step(channels), py + p, argmax + p);
                  });
   });
 }
 
 void global_max_pool_backward(DType dtype, int64_t planes, int64_t hw, const void* dy,
-                              const int64_t* argmax, void* dx) {
+                              const int64_t* argmax, void* dx, int64_t channels) {
   CUDL_DISPATCH_FLOATING_BF16(dtype, "global_max_pool2d backward", [&] {
     const auto* pdy = static_cast<const scalar_t*>(dy);
     auto* pdx = static_cast<scalar_t*>(dx);
     parallel_for(0, planes, std::max<int64_t>(1, 16384 / std::max<int64_t>(hw, 1)),
                  [&](int64_t begin, int64_t end) {
-                   for (int64_t p = begin; p < end; ++p)
+                   const int64_t step = pool::plane_step(channels);
+                   for (int64_t p = begin; p < end; ++p) {
+                     scalar_t* d = pdx + pool::plane_base(p, hw, channels);
                      for (int64_t k = 0; k < hw; ++k)
-                       pdx[p * hw + k] = k == argmax[p] ? pdy[p] : scalar_t(0);
+                       d[k * step] = k == argmax[p] ? pdy[p] : scalar_t(0);
+                   }
                  });
   });
 }

@@ -32,8 +32,8 @@ constexpr cudnnBatchNormMode_t kMode = CUDNN_BATCHNORM_SPATIAL;
 
 struct BnDescriptors {
   TensorDescriptor x, param;
-  BnDescriptors(DType dtype, int64_t n, int64_t c, int64_t s) {
-    set_nchw(x, dtype, n, c, s, 1);
+  BnDescriptors(DType dtype, int64_t n, int64_t c, int64_t s, bool channels_last) {
+    set_4d(x, dtype, n, c, s, 1, channels_last);
     set_nchw(param, compute_dtype(dtype), 1, c, 1, 1);  // cuDNN: float params for half inputs
   }
 };
@@ -140,6 +140,38 @@ __global__ void __launch_bounds__(kChannelBlock)
   }
 }
 
+// Channels-last memory: `rows` = n * s rows of c channels; element (r, ch) at r * c + ch. The
+// same partial arrays (c, chunks) as chunk_sums_kernel, each chunk a range of rows: thread ch of
+// a block walks its chunk's rows for channel ch (neighbouring threads read neighbouring
+// channels, so the loads coalesce), in row order (deterministic).
+constexpr int64_t kRowsPerChunk = 256;
+
+int64_t row_chunks_for(int64_t rows) {
+  return std::clamp<int64_t>((rows + kRowsPerChunk - 1) / kRowsPerChunk, 1, 1024);
+}
+
+dim3 rows_grid(int64_t chunks, int64_t c, int threads) {
+  return dim3(static_cast<unsigned>(chunks),
+              static_cast<unsigned>(std::min<int64_t>((c + threads - 1) / threads, 65535)));
+}
+
+template <class Terms>
+__global__ void rows_sums_kernel(int64_t rows, int64_t c, int64_t chunks, Terms terms,
+                                 double* part_u, double* part_v) {
+  for (int64_t chunk = blockIdx.x; chunk < chunks; chunk += gridDim.x) {
+    int64_t begin, end;
+    chunk_bounds(rows, chunks, chunk, &begin, &end);
+    for (int64_t ch = blockIdx.y * int64_t(blockDim.x) + threadIdx.x; ch < c;
+         ch += int64_t(gridDim.y) * blockDim.x) {
+      const double value = terms.channel_value(ch, 1);  // row 0's value: x[ch]
+      double u = 0.0, v = 0.0;
+      for (int64_t r = begin; r < end; ++r) terms.add(r * c + ch, value, u, v);
+      part_u[ch * chunks + chunk] = u;
+      part_v[ch * chunks + chunk] = v;
+    }
+  }
+}
+
 // Channel ch's total of a partial array, adding its chunks in order (deterministic).
 __device__ double sum_chunks(const double* part, int64_t ch, int64_t chunks) {
   double t = 0.0;
@@ -199,6 +231,18 @@ __global__ void bf16_affine_kernel(int64_t planes, int64_t c, int64_t s, const b
     for (int64_t k = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; k < s;
          k += int64_t(gridDim.x) * blockDim.x)
       yp[k] = bn::epilogue<bfloat16>((static_cast<float>(xp[k]) - mu) * alpha + beta, rp, k, relu);
+  }
+}
+
+// bf16_affine_kernel for channels-last memory: element e is in channel e % c.
+__global__ void bf16_affine_rows_kernel(int64_t total, int64_t c, const bfloat16* x,
+                                        const float* coef, bfloat16* y, const bfloat16* residual,
+                                        bool relu) {
+  for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < total;
+       e += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t ch = e % c;
+    y[e] = bn::epilogue<bfloat16>(
+        (static_cast<float>(x[e]) - coef[ch]) * coef[c + ch] + coef[2 * c + ch], residual, e, relu);
   }
 }
 
@@ -265,36 +309,80 @@ Tensor device_scratch(int64_t numel, DType dtype) {
   return empty({std::max<int64_t>(numel, 1)}, TensorOptions(dtype).device(Device::cuda(device)));
 }
 
+// bf16_grad_input_kernel for channels-last memory: element e is in channel e % c.
+__global__ void bf16_grad_input_rows_kernel(int64_t total, int64_t c, const bfloat16* x,
+                                            const bfloat16* dy, const float* coef, bfloat16* dx) {
+  for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < total;
+       e += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t ch = e % c;
+    dx[e] = bfloat16(coef[ch] * static_cast<float>(dy[e]) +
+                     (static_cast<float>(x[e]) - coef[3 * c + ch]) * coef[c + ch] + coef[2 * c + ch]);
+  }
+}
+
+// The per-channel sums of `terms` into part (2 * c * chunks doubles: u then v), in either
+// layout; returns the number of chunks.
+template <class Terms>
+int64_t channel_sums(cudaStream_t stream, int64_t n, int64_t c, int64_t s, bool channels_last,
+                     Terms terms, Tensor& part) {
+  const int64_t rows = n * s;
+  const int64_t chunks = channels_last ? row_chunks_for(rows) : chunks_for(c, rows);
+  part = device_scratch(2 * c * chunks, kFloat64);
+  double* ps = part.data<double>();
+  if (channels_last) {
+    const int threads = static_cast<int>(std::min<int64_t>(kBlock, ((c + 31) / 32) * 32));
+    rows_sums_kernel<<<rows_grid(chunks, c, threads), threads, 0, stream>>>(
+        rows, c, chunks, terms, ps, ps + c * chunks);
+  } else {
+    chunk_sums_kernel<<<stats_grid(chunks, c), kChannelBlock, 0, stream>>>(
+        n, c, s, chunks, terms, ps, ps + c * chunks);
+  }
+  CUDL_KERNEL_CHECK();
+  return chunks;
+}
+
+// y = epilogue(affine(x)) with coef = (mu, alpha, beta), in either layout.
+void bf16_affine(cudaStream_t stream, int64_t n, int64_t c, int64_t s, bool channels_last,
+                 const bfloat16* x, const float* coef, void* y, const void* residual, bool relu) {
+  auto* yb = static_cast<bfloat16*>(y);
+  const auto* rb = static_cast<const bfloat16*>(residual);
+  if (channels_last) {
+    bf16_affine_rows_kernel<<<grid_for(n * c * s), kBlock, 0, stream>>>(n * c * s, c, x, coef, yb,
+                                                                        rb, relu);
+  } else {
+    bf16_affine_kernel<<<plane_grid(n * c, s), kBlock, 0, stream>>>(n * c, c, s, x, coef, yb, rb,
+                                                                    relu);
+  }
+  CUDL_KERNEL_CHECK();
+}
+
+
 }  // namespace
 
 void batch_norm_forward_train(cudaStream_t stream, DType dtype, int64_t n, int64_t c, int64_t s,
                               const void* x, const void* weight, const void* bias, void* y,
                               void* save_mean, void* save_invstd, void* running_mean,
                               void* running_var, double momentum, double eps, const void* residual,
-                              bool relu) {
+                              bool relu, bool channels_last) {
   if (dtype == kBFloat16) {
     if (c == 0 || n * s == 0) return;  // the op layer refuses training with M <= 1
-    const int64_t chunks = chunks_for(c, n * s);
-    Tensor part = device_scratch(2 * c * chunks, kFloat64), coef = device_scratch(3 * c, kFloat32);
-    double* ps = part.data<double>();
     const auto* xb = static_cast<const bfloat16*>(x);
-    chunk_sums_kernel<<<stats_grid(chunks, c), kChannelBlock, 0, stream>>>(
-        n, c, s, chunks, MomentTerms{xb}, ps, ps + c * chunks);
-    CUDL_KERNEL_CHECK();
+    Tensor part, coef = device_scratch(3 * c, kFloat32);
+    const int64_t chunks = channel_sums(stream, n, c, s, channels_last, MomentTerms{xb}, part);
+    const double* ps = part.data<double>();
+    // The finish kernel reads channel ch's first value at x[ch * s]; channels-last at x[ch].
     bf16_finish_train_kernel<<<grid_for(c), kBlock, 0, stream>>>(
-        n, c, s, chunks, xb, ps, ps + c * chunks, static_cast<const float*>(weight),
-        static_cast<const float*>(bias), static_cast<float*>(save_mean),
-        static_cast<float*>(save_invstd), static_cast<float*>(running_mean),
-        static_cast<float*>(running_var), momentum, eps, coef.data<float>());
+        channels_last ? n * s : n, c, channels_last ? 1 : s, chunks, xb, ps, ps + c * chunks,
+        static_cast<const float*>(weight), static_cast<const float*>(bias),
+        static_cast<float*>(save_mean), static_cast<float*>(save_invstd),
+        static_cast<float*>(running_mean), static_cast<float*>(running_var), momentum, eps,
+        coef.data<float>());
     CUDL_KERNEL_CHECK();
-    bf16_affine_kernel<<<plane_grid(n * c, s), kBlock, 0, stream>>>(
-        n * c, c, s, xb, coef.data<float>(), static_cast<bfloat16*>(y),
-        static_cast<const bfloat16*>(residual), relu);
-    CUDL_KERNEL_CHECK();
+    bf16_affine(stream, n, c, s, channels_last, xb, coef.data<float>(), y, residual, relu);
     return;
   }
   cudnnHandle_t h = handle_on(stream);
-  BnDescriptors d(dtype, n, c, s);
+  BnDescriptors d(dtype, n, c, s, channels_last);
   const CudnnScalars k(dtype);
   CUDL_CUDNN_CHECK(cudnnBatchNormalizationForwardTraining(
       h, kMode, k.one(), k.zero(), d.x, x, d.x, y, d.param, weight, bias, momentum, running_mean,
@@ -305,7 +393,7 @@ void batch_norm_forward_train(cudaStream_t stream, DType dtype, int64_t n, int64
 void batch_norm_forward_eval(cudaStream_t stream, DType dtype, int64_t n, int64_t c, int64_t s,
                              const void* x, const void* weight, const void* bias,
                              const void* running_mean, const void* running_var, double eps, void* y,
-                             const void* residual, bool relu) {
+                             const void* residual, bool relu, bool channels_last) {
   if (dtype == kBFloat16) {
     if (c == 0 || n * s == 0) return;  // no elements
     Tensor coef = device_scratch(3 * c, kFloat32);
@@ -314,14 +402,12 @@ void batch_norm_forward_eval(cudaStream_t stream, DType dtype, int64_t n, int64_
         static_cast<const float*>(running_mean), static_cast<const float*>(running_var), eps,
         coef.data<float>());
     CUDL_KERNEL_CHECK();
-    bf16_affine_kernel<<<plane_grid(n * c, s), kBlock, 0, stream>>>(
-        n * c, c, s, static_cast<const bfloat16*>(x), coef.data<float>(), static_cast<bfloat16*>(y),
-        static_cast<const bfloat16*>(residual), relu);
-    CUDL_KERNEL_CHECK();
+    bf16_affine(stream, n, c, s, channels_last, static_cast<const bfloat16*>(x), coef.data<float>(),
+                y, residual, relu);
     return;
   }
   cudnnHandle_t h = handle_on(stream);
-  BnDescriptors d(dtype, n, c, s);
+  BnDescriptors d(dtype, n, c, s, channels_last);
   const CudnnScalars k(dtype);
   CUDL_CUDNN_CHECK(cudnnBatchNormalizationForwardInference(h, kMode, k.one(), k.zero(), d.x, x, d.x,
                                                            y, d.param, weight, bias, running_mean,
@@ -332,30 +418,34 @@ void batch_norm_forward_eval(cudaStream_t stream, DType dtype, int64_t n, int64_
 void batch_norm_backward_train(cudaStream_t stream, DType dtype, int64_t n, int64_t c, int64_t s,
                                const void* x, const void* dy, const void* weight,
                                const void* save_mean, const void* save_invstd, double eps, void* dx,
-                               void* dweight, void* dbias) {
+                               void* dweight, void* dbias, bool channels_last) {
   if (dtype == kBFloat16) {
     if (c == 0 || n * s == 0) return;  // the op layer refuses training with M <= 1
-    const int64_t chunks = chunks_for(c, n * s);
-    Tensor part = device_scratch(2 * c * chunks, kFloat64), coef = device_scratch(4 * c, kFloat32);
-    double* ps = part.data<double>();
     const auto* xb = static_cast<const bfloat16*>(x);
     const auto* dyb = static_cast<const bfloat16*>(dy);
-    chunk_sums_kernel<<<stats_grid(chunks, c), kChannelBlock, 0, stream>>>(
-        n, c, s, chunks, GradTerms{xb, dyb, static_cast<const float*>(save_mean)}, ps,
-        ps + c * chunks);
-    CUDL_KERNEL_CHECK();
+    Tensor part, coef = device_scratch(4 * c, kFloat32);
+    const int64_t chunks =
+        channel_sums(stream, n, c, s, channels_last,
+                     GradTerms{xb, dyb, static_cast<const float*>(save_mean)}, part);
+    const double* ps = part.data<double>();
     bf16_finish_grad_kernel<<<grid_for(c), kBlock, 0, stream>>>(
-        n, c, s, chunks, ps, ps + c * chunks, static_cast<const float*>(weight),
+        n * s, c, 1, chunks, ps, ps + c * chunks, static_cast<const float*>(weight),
         static_cast<const float*>(save_mean), static_cast<const float*>(save_invstd),
         static_cast<float*>(dweight), static_cast<float*>(dbias), coef.data<float>());
     CUDL_KERNEL_CHECK();
-    bf16_grad_input_kernel<<<plane_grid(n * c, s), kBlock, 0, stream>>>(
-        n * c, c, s, xb, dyb, coef.data<float>(), static_cast<bfloat16*>(dx));
+    auto* dxb = static_cast<bfloat16*>(dx);
+    if (channels_last) {
+      bf16_grad_input_rows_kernel<<<grid_for(n * c * s), kBlock, 0, stream>>>(
+          n * c * s, c, xb, dyb, coef.data<float>(), dxb);
+    } else {
+      bf16_grad_input_kernel<<<plane_grid(n * c, s), kBlock, 0, stream>>>(
+          n * c, c, s, xb, dyb, coef.data<float>(), dxb);
+    }
     CUDL_KERNEL_CHECK();
     return;
   }
   cudnnHandle_t h = handle_on(stream);
-  BnDescriptors d(dtype, n, c, s);
+  BnDescriptors d(dtype, n, c, s, channels_last);
   const CudnnScalars k(dtype);
   CUDL_CUDNN_CHECK(cudnnBatchNormalizationBackward(h, kMode, k.one(), k.zero(), k.one(), k.zero(),
                                                    d.x, x, d.x, dy, d.x, dx, d.param, weight,

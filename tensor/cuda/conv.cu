@@ -14,6 +14,10 @@
 // rounded once where cuDNN blends in its epilogue; the bias gradient is a per-channel sum of dy
 // in double, rounded once. The plan cache key holds the dtype, so bf16 and float32 plans of one
 // shape are separate.
+//
+// Channels-last (g.channels_last): x, y are NHWC tensor descriptors and the filter an NHWC
+// filter descriptor (KRSC memory), the layout of cuDNN's tensor-core kernels; the key holds the
+// layout too.
 #include <algorithm>
 #include <cstring>
 #include <map>
@@ -60,7 +64,7 @@ PlanKey make_key(int device, DType dtype, const ConvGeometry& g, bool tf32, bool
   // The TF32 switch only matters to float32 plans.
   return PlanKey{device, static_cast<int>(dtype), tf32 && dtype == kFloat32, benchmark,
                  std::vector<int64_t>{g.n, g.c, g.h, g.w, g.o, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw,
-                                      g.dh, g.dw, g.groups}};
+                                      g.dh, g.dw, g.groups, g.channels_last ? 1 : 0}};
 }
 
 std::mutex& plan_mutex() {
@@ -83,10 +87,12 @@ ConvPlan& get_plan(int device, DType dtype, const ConvGeometry& g, bool tf32, bo
   const cudnnDataType_t dt = cudnn_dtype(dtype);
   // Accumulation type: float for bfloat16 data (PSEUDO_BFLOAT16_CONFIG), the data type otherwise.
   const cudnnDataType_t compute = cudnn_dtype(compute_dtype(dtype));
-  set_nchw(p->x, dtype, g.n, g.c, g.h, g.w);
-  set_nchw(p->y, dtype, g.n, g.o, g.oh, g.ow);
+  set_4d(p->x, dtype, g.n, g.c, g.h, g.w, g.channels_last);
+  set_4d(p->y, dtype, g.n, g.o, g.oh, g.ow, g.channels_last);
   set_nchw(p->bias, dtype, 1, g.o, 1, 1);
-  CUDL_CUDNN_CHECK(cudnnSetFilter4dDescriptor(p->w, dt, CUDNN_TENSOR_NCHW, cudnn_int(g.o, "O"),
+  CUDL_CUDNN_CHECK(cudnnSetFilter4dDescriptor(p->w, dt,
+                                              g.channels_last ? CUDNN_TENSOR_NHWC : CUDNN_TENSOR_NCHW,
+                                              cudnn_int(g.o, "O"),
                                               cudnn_int(g.c / g.groups, "C/groups"),
                                               cudnn_int(g.kh, "kH"), cudnn_int(g.kw, "kW")));
   CUDL_CUDNN_CHECK(cudnnSetConvolution2dDescriptor(
@@ -257,13 +263,13 @@ void choose_backward_filter(cudnnHandle_t h, ConvPlan& p, int device, bool bench
   p.bwd_filter.workspace = std::max(p.bwd_filter.workspace, ws);
 }
 
-// y[i, o, :] = bias[o] for bfloat16 (n * o planes of s elements), before a convolution that adds
-// into y (beta = 1).
-__global__ void bf16_broadcast_bias_kernel(int64_t total, int64_t o, int64_t s,
+// y[i, o, :] = bias[o] for bfloat16, before a convolution that adds into y (beta = 1). Element
+// e of y is in channel (e / inner) % o: inner = oh * ow row-major, 1 channels-last.
+__global__ void bf16_broadcast_bias_kernel(int64_t total, int64_t o, int64_t inner,
                                            const bfloat16* bias, bfloat16* y) {
   for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < total;
        e += int64_t(gridDim.x) * blockDim.x)
-    y[e] = bias[(e / s) % o];
+    y[e] = bias[(e / inner) % o];
 }
 
 // db[o] = sum over samples and positions of dy[i, o, :] for bfloat16: summed in double, rounded
@@ -307,7 +313,8 @@ void conv2d_forward(cudaStream_t stream, DType dtype, const ConvGeometry& g, con
   if (bias_first) {
     const int64_t total = g.n * g.o * g.oh * g.ow;
     bf16_broadcast_bias_kernel<<<grid_for(total), kBlock, 0, stream>>>(
-        total, g.o, g.oh * g.ow, static_cast<const bfloat16*>(bias), static_cast<bfloat16*>(y));
+        total, g.o, g.channels_last ? 1 : g.oh * g.ow, static_cast<const bfloat16*>(bias),
+        static_cast<bfloat16*>(y));
     CUDL_KERNEL_CHECK();
   }
   Tensor ws = workspace(p.fwd.workspace, device);
@@ -353,8 +360,10 @@ void conv2d_backward(cudaStream_t stream, DType dtype, const ConvGeometry& g, co
     if (g.n * plane == 0) {
       CUDL_CUDA_CHECK(cudaMemsetAsync(db, 0, static_cast<size_t>(g.o) * sizeof(bfloat16), stream));
     } else {
+      // Channels-last dy is the (n * oh * ow, o, 1) array of the same memory.
       bf16_bias_grad_kernel<<<channel_grid(g.o), kChannelBlock, 0, stream>>>(
-          g.n, g.o, plane, static_cast<const bfloat16*>(dy), static_cast<bfloat16*>(db));
+          g.channels_last ? g.n * plane : g.n, g.o, g.channels_last ? 1 : plane,
+          static_cast<const bfloat16*>(dy), static_cast<bfloat16*>(db));
       CUDL_KERNEL_CHECK();
     }
   } else if (db) {

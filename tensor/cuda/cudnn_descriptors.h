@@ -60,14 +60,21 @@ inline int cudnn_int(int64_t v, const char* what) {
   return static_cast<int>(v);
 }
 
+// Dense (n, c, h, w) descriptor: row-major NCHW, or NHWC memory when channels_last.
+inline void set_4d(const TensorDescriptor& d, DType t, int64_t n, int64_t c, int64_t h, int64_t w,
+                   bool channels_last) {
+  CUDL_CHECK(n * c * h * w <= INT_MAX, "cuDNN: tensor (", n, ", ", c, ", ", h, ", ", w,
+             ") has more than 2^31-1 elements; split the batch");
+  CUDL_CUDNN_CHECK(cudnnSetTensor4dDescriptor(d, channels_last ? CUDNN_TENSOR_NHWC : CUDNN_TENSOR_NCHW,
+                                              cudnn_dtype(t),
+                                              cudnn_int(n, "N"), cudnn_int(c, "C"),
+                                              cudnn_int(h, "H"), cudnn_int(w, "W")));
+}
+
 // Dense NCHW descriptor.
 inline void set_nchw(const TensorDescriptor& d, DType t, int64_t n, int64_t c, int64_t h,
                      int64_t w) {
-  CUDL_CHECK(n * c * h * w <= INT_MAX, "cuDNN: tensor (", n, ", ", c, ", ", h, ", ", w,
-             ") has more than 2^31-1 elements; split the batch");
-  CUDL_CUDNN_CHECK(cudnnSetTensor4dDescriptor(d, CUDNN_TENSOR_NCHW, cudnn_dtype(t),
-                                              cudnn_int(n, "N"), cudnn_int(c, "C"),
-                                              cudnn_int(h, "H"), cudnn_int(w, "W")));
+  set_4d(d, t, n, c, h, w, false);
 }
 
 // alpha/beta scaling factors: cuDNN reads them as double for double data, float otherwise

@@ -1,5 +1,6 @@
 // CUDA pooling: one thread per output (forward) or per input element (backward), over the
-// shared per-element formulas of pool_kernels.h; grid-stride loops. bfloat16 compares as float
+// shared per-element formulas of pool_kernels.h; grid-stride loops over memory order, so
+// neighbouring threads touch neighbouring elements in either layout. bfloat16 compares as float
 // (the maxima are exact) and max_grad_at sums gradients in float, rounding once.
 #include "tensor/cuda/check.h"
 #include "tensor/cuda/context.h"
@@ -15,8 +16,10 @@ __global__ void max_pool_forward_kernel(PoolGeometry g, const T* x, T* y, int64_
   const int64_t out_plane = g.oh * g.ow, total = g.planes * out_plane;
   for (int64_t o = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; o < total;
        o += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t p = o / out_plane, r = o % out_plane;
-    pool::max_window(g, x + p * g.h * g.w, r / g.ow, r % g.ow, y + o, argmax + o);
+    int64_t p, r;  // o walks y's memory: plane p, in-plane index r
+    pool::locate(o, out_plane, g.channels, &p, &r);
+    pool::max_window(g, x + pool::plane_base(p, g.h * g.w, g.channels), r / g.ow, r % g.ow, y + o,
+                     argmax + p * out_plane + r);
   }
 }
 
@@ -26,27 +29,31 @@ __global__ void max_pool_backward_kernel(PoolGeometry g, const T* dy, const int6
   const int64_t in_plane = g.h * g.w, out_plane = g.oh * g.ow, total = g.planes * in_plane;
   for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < total;
        e += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t p = e / in_plane, r = e % in_plane;
-    dx[e] = pool::max_grad_at(g, dy + p * out_plane, argmax + p * out_plane, r / g.w, r % g.w);
+    int64_t p, r;  // e walks dx's memory: plane p, in-plane index r
+    pool::locate(e, in_plane, g.channels, &p, &r);
+    dx[e] = pool::max_grad_at(g, dy + pool::plane_base(p, out_plane, g.channels),
+                              argmax + p * out_plane, r / g.w, r % g.w);
   }
 }
 
 template <class T>
 __global__ void global_max_forward_kernel(int64_t planes, int64_t hw, const T* x, T* y,
-                                          int64_t* argmax) {
+                                          int64_t* argmax, int64_t channels) {
   for (int64_t p = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; p < planes;
        p += int64_t(gridDim.x) * blockDim.x)
-    pool::max_plane(x + p * hw, hw, y + p, argmax + p);
+    pool::max_plane(x + pool::plane_base(p, hw, channels), hw, pool::plane_step(channels), y + p,
+                    argmax + p);
 }
 
 template <class T>
 __global__ void global_max_backward_kernel(int64_t planes, int64_t hw, const T* dy,
-                                           const int64_t* argmax, T* dx) {
+                                           const int64_t* argmax, T* dx, int64_t channels) {
   const int64_t total = planes * hw;
   for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < total;
        e += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t p = e / hw;
-    dx[e] = e % hw == argmax[p] ? dy[p] : T(0);
+    int64_t p, k;
+    pool::locate(e, hw, channels, &p, &k);
+    dx[e] = k == argmax[p] ? dy[p] : T(0);
   }
 }
 
@@ -75,22 +82,22 @@ void max_pool2d_backward(cudaStream_t stream, DType dtype, const PoolGeometry& g
 }
 
 void global_max_pool_forward(cudaStream_t stream, DType dtype, int64_t planes, int64_t hw,
-                             const void* x, void* y, int64_t* argmax) {
+                             const void* x, void* y, int64_t* argmax, int64_t channels) {
   if (planes == 0) return;
   CUDL_DISPATCH_FLOATING_BF16(dtype, "global_max_pool2d", [&] {
     global_max_forward_kernel<<<grid_for(planes), kBlock, 0, stream>>>(
-        planes, hw, static_cast<const scalar_t*>(x), static_cast<scalar_t*>(y), argmax);
+        planes, hw, static_cast<const scalar_t*>(x), static_cast<scalar_t*>(y), argmax, channels);
     CUDL_KERNEL_CHECK();
   });
 }
 
 void global_max_pool_backward(cudaStream_t stream, DType dtype, int64_t planes, int64_t hw,
-                              const void* dy, const int64_t* argmax, void* dx) {
+                              const void* dy, const int64_t* argmax, void* dx, int64_t channels) {
   const int64_t n = planes * hw;
   if (n == 0) return;
   CUDL_DISPATCH_FLOATING_BF16(dtype, "global_max_pool2d backward", [&] {
     global_max_backward_kernel<<<grid_for(n), kBlock, 0, stream>>>(
-        planes, hw, static_cast<const scalar_t*>(dy), argmax, static_cast<scalar_t*>(dx));
+        planes, hw, static_cast<const scalar_t*>(dy), argmax, static_cast<scalar_t*>(dx), channels);
     CUDL_KERNEL_CHECK();
   });
 }

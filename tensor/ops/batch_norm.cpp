@@ -75,15 +75,18 @@ Tensor batch_norm_act(const Tensor& x_in, const Tensor& weight, const Tensor& bi
                shape_str(x_in.shape()));
   }
   const Device dev = x_in.device();
-  const TensorOptions o = TensorOptions(x_in.dtype()).device(dev);
   // Parameters and statistics in the compute dtype (float32 for bfloat16 activations).
   const TensorOptions po = TensorOptions(compute_dtype(x_in.dtype())).device(dev);
-  Tensor x = x_in.detach().contiguous();
+  // A channels-last input stays channels-last: the kernels read (n, s, c) memory as well, and
+  // y, the residual, dy and dx share x's layout.
+  const MemoryFormat fmt = suggest_memory_format(x_in);
+  const bool cl = fmt == MemoryFormat::kChannelsLast;
+  Tensor x = x_in.detach().contiguous(fmt);
   Tensor w = weight.defined() ? weight.detach().contiguous() : ones({c}, po);
   Tensor b = bias.defined() ? bias.detach().contiguous() : zeros({c}, po);
-  Tensor r = residual_in.defined() ? residual_in.detach().contiguous() : Tensor();
+  Tensor r = residual_in.defined() ? residual_in.detach().contiguous(fmt) : Tensor();
   const void* rp = r.defined() ? r.data_ptr() : nullptr;
-  Tensor y = empty(x.shape(), o);
+  Tensor y = empty_like(x, fmt);
   const bool gx = x_in.requires_grad();
   const bool gw = weight.defined() && weight.requires_grad();
   const bool gb = bias.defined() && bias.requires_grad();
@@ -103,22 +106,22 @@ Tensor batch_norm_act(const Tensor& x_in, const Tensor& weight, const Tensor& bi
                      b.data_ptr(), y.data_ptr(), save_mean.data_ptr(), save_invstd.data_ptr(),
                      running_mean.defined() ? running_mean.data_ptr() : nullptr,
                      running_var.defined() ? running_var.data_ptr() : nullptr, momentum, eps, rp,
-                     relu);
+                     relu, cl);
     }
     if (needs_grad({x_in, weight, bias, residual_in})) {
       set_grad_fn(
           y, "BatchNormBackward", {x_in, weight, bias, residual_in},
-          [x, w, save_mean, save_invstd, n, c, s, eps, gx, gw, gb, gr,
+          [x, w, save_mean, save_invstd, n, c, s, eps, gx, gw, gb, gr, fmt, cl,
            pre_relu_grad](const Tensor& dy_in) {
             NoGradGuard ng;
-            Tensor dy = pre_relu_grad(dy_in).contiguous();
+            Tensor dy = pre_relu_grad(dy_in).contiguous(fmt);
             Tensor dx, dw, db;
             if (gx || gw || gb) {
-              dx = empty_like(x), dw = empty_like(w), db = empty_like(w);
+              dx = empty_like(x, fmt), dw = empty_like(w), db = empty_like(w);
               CUDL_ON_DEVICE(x.device(), batch_norm_backward_train, x.dtype(), n, c, s,
                              x.data_ptr(), dy.data_ptr(), w.data_ptr(), save_mean.data_ptr(),
                              save_invstd.data_ptr(), eps, dx.data_ptr(), dw.data_ptr(),
-                             db.data_ptr());
+                             db.data_ptr(), cl);
             }
             return std::vector<Tensor>{gx ? dx : Tensor(), gw ? dw : Tensor(), gb ? db : Tensor(),
                                        gr ? dy : Tensor()};
@@ -129,7 +132,7 @@ Tensor batch_norm_act(const Tensor& x_in, const Tensor& weight, const Tensor& bi
 
   CUDL_ON_DEVICE(dev, batch_norm_forward_eval, x.dtype(), n, c, s, x.data_ptr(), w.data_ptr(),
                  b.data_ptr(), running_mean.data_ptr(), running_var.data_ptr(), eps, y.data_ptr(),
-                 rp, relu);
+                 rp, relu, cl);
   if (needs_grad({x_in, weight, bias, residual_in})) {
     // Copies of the statistics: a later training step may update the buffers in place before
     // this backward runs.

@@ -20,6 +20,9 @@
 // dtype: x's own, or float32 for bfloat16 activations (mixed precision; y and dx are bfloat16,
 // dweight and dbias float32). Training needs M > 1.
 //
+// Memory format: a channels-last (N, C, H, W) input gives a channels-last output and input
+// gradient (the same values as for the row-major input); any other input is read row-major.
+//
 // CUDA: cuDNN's spatial batch norm for float32/float64 (forward training with running averages,
 // forward inference, backward); cudl's own kernels for bfloat16 (the CPU formulas, statistics in
 // double); the eval-mode backward is the plain formula above in cudl ops. CPU: own kernels,

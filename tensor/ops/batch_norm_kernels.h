@@ -1,6 +1,10 @@
 // Launchers of batch_norm (see batch_norm.h), one per backend with the same arguments; the
-// CUDA ones take the stream first. x, y, dy, dx are contiguous (n, c, s) arrays (s = elements
-// per channel and sample); weight, bias, the statistics and their gradients are (c,).
+// CUDA ones take the stream first. x, y, dy, dx are dense (n, c, s) arrays (s = elements per
+// channel and sample), row-major, or (channels_last) stored as (n, s, c): a channels-last
+// (N, C, H, W) tensor. Channels-last batch norm is batch norm of the (n * s, c, 1) array the
+// same memory is, with the same sums in the same order; the CPU and cudl's bfloat16 kernels run
+// it as that, cuDNN gets an NHWC descriptor. Weight, bias, the statistics and their gradients
+// are (c,).
 // save_mean / save_invstd receive the batch mean and 1/sqrt(var + eps) for the backward pass.
 // running_mean / running_var are both null (not tracked) or both set (updated in place).
 // x, y, dy, dx have `dtype`; weight, bias, the statistics and dweight, dbias have
@@ -77,16 +81,16 @@ CUDL_HOST_DEVICE_INLINE T epilogue(compute_t<T> v, const T* residual, int64_t at
                                 const void* x, const void* weight, const void* bias, void* y,     \
                                 void* save_mean, void* save_invstd, void* running_mean,           \
                                 void* running_var, double momentum, double eps,                   \
-                                const void* residual, bool relu);                                 \
+                                const void* residual, bool relu, bool channels_last);             \
   void batch_norm_forward_eval(                                                                   \
       STREAM_ARG DType dtype, int64_t n, int64_t c, int64_t s, const void* x, const void* weight, \
       const void* bias, const void* running_mean, const void* running_var, double eps, void* y,   \
-      const void* residual, bool relu);                                                           \
+      const void* residual, bool relu, bool channels_last);                                       \
   /* Training-mode gradients; dx, dweight and dbias are all written. */                           \
   void batch_norm_backward_train(STREAM_ARG DType dtype, int64_t n, int64_t c, int64_t s,         \
                                  const void* x, const void* dy, const void* weight,               \
                                  const void* save_mean, const void* save_invstd, double eps,      \
-                                 void* dx, void* dweight, void* dbias);                           \
+                                 void* dx, void* dweight, void* dbias, bool channels_last);       \
   /* *counter += 1 (one int64). */                                                                \
   void increment_counter(STREAM_ARG int64_t* counter);
 

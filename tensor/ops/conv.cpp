@@ -82,12 +82,22 @@ Tensor conv2d(const Tensor& x_arg, const Tensor& w_arg, const Tensor& b_arg, Siz
   // Under autocast, float32 operands run as bfloat16 (autocast.h).
   const Tensor x_in = autocast_operand(x_arg), w_in = autocast_operand(w_arg),
                b_in = autocast_operand(b_arg);
-  const ConvGeometry g = conv2d_geometry(x_in, w_in, b_in, stride, padding, dilation, groups);
-  // The kernels read dense NCHW / OIHW memory; views are copied once here.
-  Tensor x = x_in.detach().contiguous();
-  Tensor w = w_in.detach().contiguous();
+  ConvGeometry g = conv2d_geometry(x_in, w_in, b_in, stride, padding, dilation, groups);
+  const MemoryFormat fmt = suggest_memory_format(x_in);
+  if (fmt == MemoryFormat::kChannelsLast) {
+    // The CPU kernels read NCHW: convert on the way in and out (differentiably).
+    if (!x_in.device().is_cuda())
+      return conv2d(x_in.contiguous(), w_in, b_in, stride, padding, dilation, groups)
+          .contiguous(MemoryFormat::kChannelsLast);
+    g.channels_last = true;
+  }
+  // The kernels read dense memory in g's layout; views and other layouts are copied once here.
+  Tensor x = x_in.detach().contiguous(fmt);
+  Tensor w = w_in.detach().contiguous(fmt);
   Tensor b = b_in.defined() ? b_in.detach().contiguous() : Tensor();
-  Tensor y = empty({g.n, g.o, g.oh, g.ow}, TensorOptions(x.dtype()).device(x.device()));
+  const Shape y_shape{g.n, g.o, g.oh, g.ow};
+  Tensor y = empty_strided(y_shape, memory_format_strides(y_shape, fmt),
+                           TensorOptions(x.dtype()).device(x.device()));
   const bool bench = conv_benchmark(), tf32 = conv_allow_tf32();
   if (y.numel() > 0) {
     CUDL_ON_DEVICE(x.device(), conv2d_forward, x.dtype(), g, x.data_ptr(), w.data_ptr(),
@@ -97,11 +107,12 @@ Tensor conv2d(const Tensor& x_arg, const Tensor& w_arg, const Tensor& b_arg, Siz
     const bool gx = x_in.requires_grad(), gw = w_in.requires_grad();
     const bool gb = b_in.defined() && b_in.requires_grad();
     set_grad_fn(y, "Conv2dBackward", {x_in, w_in, b_in},
-                [x, w, g, gx, gw, gb, has_bias = b.defined()](const Tensor& dy_in) {
-                  Tensor dy = dy_in.contiguous();
+                [x, w, g, gx, gw, gb, fmt, has_bias = b.defined()](const Tensor& dy_in) {
+                  Tensor dy = dy_in.contiguous(fmt);
                   const TensorOptions o = TensorOptions(x.dtype()).device(x.device());
-                  Tensor dx = gx ? empty(x.shape(), o) : Tensor();
-                  Tensor dw = gw ? empty(w.shape(), o) : Tensor();
+                  // dx and dw in the layout of x and w (autograd accumulates any layout).
+                  Tensor dx = gx ? empty_like(x, fmt) : Tensor();
+                  Tensor dw = gw ? empty_like(w, fmt) : Tensor();
                   Tensor db = gb ? empty({g.o}, o) : Tensor();
                   if (dy.numel() == 0) {
                     for (Tensor* t : {&dx, &dw, &db})

@@ -7,6 +7,11 @@
 //   dx = transposed convolution of dy with weight; dweight[o, c, a, b] = sum_{n, i, j}
 //   dy[n, o, i, j] * x[n, c, ...]; dbias[o] = sum_{n, i, j} dy[n, o, i, j].
 //
+// Memory format: a channels-last input (N, C, H, W) gives a channels-last output, as in PyTorch.
+// On CUDA, cuDNN runs it as NHWC with the weight as (O, kH, kW, C/groups) in memory (converted
+// per call: parameters stay OIHW, as the weights file and the optimiser keep them); the CPU
+// converts x to NCHW and the result back.
+//
 // CUDA: cuDNN forward, backward-data and backward-filter. Descriptors and the algorithm of
 // each direction are chosen once per shape and cached; the workspace comes from the caching
 // allocator. With conv_benchmark(true) the algorithms are timed by cudnnFind*Ex (as

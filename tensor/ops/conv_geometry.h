@@ -37,6 +37,9 @@ struct ConvGeometry {
   int64_t oh = 0, ow = 0;              // output
   int64_t sh = 1, sw = 1, ph = 0, pw = 0, dh = 1, dw = 1;
   int64_t groups = 1;
+  // x, y and their gradients are channels-last (NHWC memory), the weight and its gradient
+  // (O, kH, kW, C/groups) in memory (CUDA only; the CPU converts, see conv.h).
+  bool channels_last = false;
 };
 
 }  // namespace cudl

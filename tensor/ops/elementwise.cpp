@@ -13,8 +13,9 @@ void binary_into(BinaryOp op, double s, Tensor& out, const Tensor& a, const Tens
   const Shape& shape = out.shape();
   const int64_t n = out.numel();
   if (n == 0) return;
-  if (a.shape() == shape && b.shape() == shape && a.is_contiguous() && b.is_contiguous() &&
-      out.is_contiguous()) {
+  // One flat pass when the three share one dense layout (row-major, channels-last, ...).
+  if (a.shape() == shape && b.shape() == shape && a.strides() == out.strides() &&
+      b.strides() == out.strides() && out.is_dense()) {
     CUDL_ON_DEVICE(out.device(), binary, op, s, out.dtype(), n, a.data_ptr(), b.data_ptr(),
                    out.data_ptr(), nullptr);
     return;
@@ -48,9 +49,10 @@ Tensor unary_op(UnaryOp op, const Tensor& x, double s) {
   CUDL_CHECK(x.defined(), "elementwise op on an undefined tensor");
   CUDL_CHECK(isFloating(x.dtype()), "elementwise op on a ", toString(x.dtype()),
              " tensor (float32, float64 or bfloat16 expected)");
-  Tensor out = empty(x.shape(), TensorOptions(x.dtype()).device(x.device()));
+  // The result keeps x's layout when x is dense (as PyTorch's preserve_format).
+  Tensor out = empty_like(x, MemoryFormat::kPreserve);
   if (x.numel() == 0) return out;
-  if (x.is_contiguous()) {
+  if (x.is_dense()) {
     CUDL_ON_DEVICE(x.device(), unary, op, s, x.dtype(), x.numel(), x.data_ptr(), out.data_ptr(), nullptr);
   } else {
     auto idx = make_strided_index<2>(x.shape(), {&out.strides(), &x.strides()});
@@ -63,7 +65,12 @@ Tensor binary_op(BinaryOp op, const Tensor& a, const Tensor& b, double s) {
   check_same_device_dtype(binary_name(op), a, b);
   CUDL_CHECK(isFloating(a.dtype()), binary_name(op), " on ", toString(a.dtype()),
              " tensors (float32, float64 or bfloat16 expected)");
-  Tensor out = empty(broadcast_shapes(a.shape(), b.shape()), TensorOptions(a.dtype()).device(a.device()));
+  // Operands of one shape and one dense layout give a result in that layout; anything else
+  // (broadcasting, mixed layouts) a row-major one.
+  Tensor out = a.shape() == b.shape() && a.strides() == b.strides() && a.is_dense()
+                   ? empty_like(a, MemoryFormat::kPreserve)
+                   : empty(broadcast_shapes(a.shape(), b.shape()),
+                           TensorOptions(a.dtype()).device(a.device()));
   binary_into(op, s, out, a, b);
   return out;
 }
@@ -86,7 +93,7 @@ Tensor& mul_(Tensor& self, const Tensor& other) {
 
 Tensor& mul_(Tensor& self, double s) {
   if (self.numel() == 0) return self;
-  if (self.is_contiguous()) {
+  if (self.is_dense()) {
     CUDL_ON_DEVICE(self.device(), unary, UnaryOp::kMulScalar, s, self.dtype(), self.numel(),
                    self.data_ptr(), self.data_ptr(), nullptr);
   } else {

@@ -44,9 +44,13 @@ Tensor max_pool2d(const Tensor& x_in, Size2 kernel, Size2 stride, Size2 padding,
   CUDL_CHECK(g.oh > 0 && g.ow > 0, "max_pool2d: input ", shape_str(x_in.shape()),
              " is too small for kernel (", g.kh, ", ", g.kw, ") with padding (", g.ph, ", ", g.pw,
              ") and dilation (", g.dh, ", ", g.dw, ")");
-  Tensor x = x_in.detach().contiguous();
+  // A channels-last input gives a channels-last output (and input gradient).
+  const MemoryFormat fmt = suggest_memory_format(x_in);
+  if (fmt == MemoryFormat::kChannelsLast) g.channels = x_in.size(1);
+  Tensor x = x_in.detach().contiguous(fmt);
   const TensorOptions o = TensorOptions(x.dtype()).device(x.device());
-  Tensor y = empty({x.size(0), x.size(1), g.oh, g.ow}, o);
+  const Shape y_shape{x.size(0), x.size(1), g.oh, g.ow};
+  Tensor y = empty_strided(y_shape, memory_format_strides(y_shape, fmt), o);
   Tensor argmax = empty(y.shape(), TensorOptions(kInt64).device(x.device()));
   if (y.numel() > 0) {
     CUDL_ON_DEVICE(x.device(), max_pool2d_forward, x.dtype(), g, x.data_ptr(), y.data_ptr(),
@@ -54,9 +58,10 @@ Tensor max_pool2d(const Tensor& x_in, Size2 kernel, Size2 stride, Size2 padding,
   }
   if (needs_grad({x_in})) {
     set_grad_fn(y, "MaxPool2dBackward", {x_in},
-                [g, argmax, in_shape = x.shape()](const Tensor& dy_in) {
-                  Tensor dy = dy_in.contiguous();
-                  Tensor dx = empty(in_shape, TensorOptions(dy.dtype()).device(dy.device()));
+                [g, argmax, fmt, in_shape = x.shape()](const Tensor& dy_in) {
+                  Tensor dy = dy_in.contiguous(fmt);
+                  Tensor dx = empty_strided(in_shape, memory_format_strides(in_shape, fmt),
+                                            TensorOptions(dy.dtype()).device(dy.device()));
                   if (dx.numel() > 0) {
                     CUDL_ON_DEVICE(dy.device(), max_pool2d_backward, dy.dtype(), g, dy.data_ptr(),
                                    argmax.data<int64_t>(), dx.data_ptr());
@@ -72,21 +77,27 @@ Tensor global_max_pool2d(const Tensor& x_in) {
   const int64_t planes = x_in.size(0) * x_in.size(1), hw = x_in.size(2) * x_in.size(3);
   CUDL_CHECK(hw > 0 || planes == 0, "global_max_pool2d: empty spatial size in input ",
              shape_str(x_in.shape()));
-  Tensor x = x_in.detach().contiguous();
+  // Channels-last input: read in place, and its gradient is channels-last too. y (N, C, 1, 1)
+  // has the same memory in both layouts.
+  const MemoryFormat fmt = suggest_memory_format(x_in);
+  const int64_t channels = fmt == MemoryFormat::kChannelsLast ? x_in.size(1) : 0;
+  Tensor x = x_in.detach().contiguous(fmt);
   Tensor y = empty({x.size(0), x.size(1), 1, 1}, TensorOptions(x.dtype()).device(x.device()));
   Tensor argmax = empty({planes}, TensorOptions(kInt64).device(x.device()));
   if (planes > 0) {
     CUDL_ON_DEVICE(x.device(), global_max_pool_forward, x.dtype(), planes, hw, x.data_ptr(),
-                   y.data_ptr(), argmax.data<int64_t>());
+                   y.data_ptr(), argmax.data<int64_t>(), channels);
   }
   if (needs_grad({x_in})) {
     set_grad_fn(y, "GlobalMaxPool2dBackward", {x_in},
-                [planes, hw, argmax, in_shape = x.shape()](const Tensor& dy_in) {
+                [planes, hw, argmax, fmt, channels, in_shape = x.shape()](const Tensor& dy_in) {
                   Tensor dy = dy_in.contiguous();
-                  Tensor dx = empty(in_shape, TensorOptions(dy.dtype()).device(dy.device()));
+                  Tensor dx = empty_strided(in_shape, memory_format_strides(in_shape, fmt),
+                                            TensorOptions(dy.dtype()).device(dy.device()));
                   if (planes > 0) {
                     CUDL_ON_DEVICE(dy.device(), global_max_pool_backward, dy.dtype(), planes, hw,
-                                   dy.data_ptr(), argmax.data<int64_t>(), dx.data_ptr());
+                                   dy.data_ptr(), argmax.data<int64_t>(), dx.data_ptr(),
+                                   channels);
                   }
                   return std::vector<Tensor>{dx};
                 });
@@ -98,6 +109,13 @@ Tensor global_avg_pool2d(const Tensor& x) {
   check_4d(x, "global_avg_pool2d");
   CUDL_CHECK(x.size(2) * x.size(3) > 0 || x.numel() == 0,
              "global_avg_pool2d: empty spatial size in input ", shape_str(x.shape()));
+  if (suggest_memory_format(x) == MemoryFormat::kChannelsLast) {
+    // (N, H, W, C) memory: the mean over the middle dim of its row-major (N, H*W, C) view, whose
+    // (N, C) result is the memory of (N, C, 1, 1).
+    const int64_t n = x.size(0), c = x.size(1);
+    return mean(x.permute({0, 2, 3, 1}).reshape({n, x.size(2) * x.size(3), c}), {1}, false)
+        .reshape({n, c, 1, 1});
+  }
   return mean(x, {2, 3}, true);
 }
 

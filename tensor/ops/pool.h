@@ -10,6 +10,9 @@
 //   global_avg_pool2d(x): (N, C, H, W) -> (N, C, 1, 1), mean over H and W; dx = dy / (H*W)
 //     everywhere (= adaptive_avg_pool2d(x, 1)).
 //
+// A channels-last input gives a channels-last result and input gradient, with the same values
+// (the kernels read either layout in place).
+//
 // Both backends run cudl's own kernels, whose per-element formulas live in pool_kernels.h
 // and are shared by the CPU loops and the CUDA kernels. We do not use cuDNN's max pooling:
 // its backward recomputes the winner from x and y with an undocumented tie rule, while these

@@ -172,5 +172,48 @@ TEST(CpuBatchNorm, ResNetBlocksFuseWithoutChangingResults) {
   }
 }
 
+// The whole ResNet-18 body fed a channels-last image: every 4-D activation stays channels-last
+// (checked layer by layer), and the output and every parameter gradient are those of the
+// row-major run, bit for bit. (Batch norm's channels-last sums group the same elements
+// differently, see tensor/ops/batch_norm_kernels.h; their double totals round to the same float
+// statistics here, which other data could in principle break by one bit.)
+TEST(ChannelsLast, ResNetBodyStaysChannelsLastWithTheRowMajorResults) {
+  for (DType dt : {kFloat32, kBFloat16}) {
+    SCOPED_TRACE(toString(dt));
+    Generator g1(7), g2(7);
+    auto cl = resnet_body(Arch::kResNet18, &g1);
+    auto rm = resnet_body(Arch::kResNet18, &g2);
+    const Tensor x = testing::rand64({2, 3, 40, 40}, 508).to(kFloat32);
+    const Tensor x_cl = x.contiguous(MemoryFormat::kChannelsLast);
+    AutocastGuard autocast(dt == kBFloat16);
+    {
+      // Layer by layer (the hook runs the blocks unfused): 4-D outputs that are not both
+      // layouts at once must be channels-last.
+      int checked = 0;
+      ForwardHookGuard watch([&](const Module& m, const Tensor&, const Tensor& out) {
+        if (out.dim() != 4 || out.is_contiguous()) return;
+        EXPECT_TRUE(out.is_contiguous(MemoryFormat::kChannelsLast))
+            << m.name() << " " << m.type_name() << " strides " << shape_str(out.strides());
+        ++checked;
+      });
+      NoGradGuard ng;
+      (*cl)(x_cl);
+      EXPECT_GT(checked, 40) << "every conv, batch norm, ReLU, pool and block";
+    }
+    const Tensor y_cl = (*cl)(x_cl), y_rm = (*rm)(x);
+    EXPECT_TRUE(y_cl.is_contiguous(MemoryFormat::kChannelsLast));
+    EXPECT_TRUE(testing::all_close(y_cl.to(kFloat64), y_rm.to(kFloat64), 0, 0)) << "output";
+    sum(y_cl.to(kFloat32) * y_cl.to(kFloat32)).backward();
+    sum(y_rm.to(kFloat32) * y_rm.to(kFloat32)).backward();
+    auto pc = cl->named_parameters(), pr = rm->named_parameters();
+    ASSERT_EQ(pc.size(), pr.size());
+    for (size_t i = 0; i < pc.size(); ++i) {
+      const Tensor gc = pc[i].second.grad(), gr = pr[i].second.grad();
+      EXPECT_TRUE(gc.is_contiguous()) << pc[i].first << ": parameters keep row-major gradients";
+      EXPECT_TRUE(testing::all_close(gc, gr, 0, 0)) << pc[i].first;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace cudl::models
