@@ -8,7 +8,8 @@
 #   RESULTS_DIR/data); DEVICE cpu (default) or cuda; THREADS defaults to 2. CUDL_TRAIN_FLAGS
 #   in the environment adds options to fridge_train (e.g. --deterministic: cuDNN algorithms by
 #   heuristics instead of timing them, as PyTorch's default); with --mixed-precision among
-#   them the PyTorch script runs under torch.autocast(dtype=torch.bfloat16) too.
+#   them the PyTorch script runs under torch.autocast(dtype=torch.bfloat16) too, with
+#   --channels-last its model and batches are channels-last too.
 set -euo pipefail
 build=${1:?usage: bench/recipe.sh BUILD_DIR RESULTS_DIR [DATA_DIR] [DEVICE] [THREADS]}
 results=${2:?usage: bench/recipe.sh BUILD_DIR RESULTS_DIR [DATA_DIR] [DEVICE] [THREADS]}
@@ -37,8 +38,11 @@ t0=$(now)
 t1=$(now)
 torch_precision=fp32
 case " ${CUDL_TRAIN_FLAGS:-} " in *" --mixed-precision "*) torch_precision=bf16 ;; esac
+torch_layout=()
+case " ${CUDL_TRAIN_FLAGS:-} " in *" --channels-last "*) torch_layout=(--channels-last) ;; esac
 (cd "$here" && "$py" recipe_torch.py --data "$data" --out "$results/torch_run" --device "$device" \
-  --threads "$threads" --workers "$threads" --precision "$torch_precision") \
+  --threads "$threads" --workers "$threads" --precision "$torch_precision" \
+  ${torch_layout[@]+"${torch_layout[@]}"}) \
   | tee "$results/recipe_torch.log"
 t2=$(now)
 "$py" - "$results" "$t0" "$t1" "$t2" "$device" "$threads" <<'PY'

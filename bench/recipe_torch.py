@@ -29,6 +29,8 @@ p.add_argument("--device", default="cpu")
 p.add_argument("--weights", help="torchvision state dict (.pth) for the body")
 p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
                help="bf16: forward and loss under torch.autocast(dtype=torch.bfloat16)")
+p.add_argument("--channels-last", action="store_true",
+               help="model.to(memory_format=torch.channels_last), channels-last batches")
 a = p.parse_args()
 torch.set_num_threads(a.threads)
 torch.manual_seed(0)
@@ -79,14 +81,17 @@ model = notebook_model(len(classes)).to(dev)
 if a.weights:
     sd = torch.load(a.weights, map_location="cpu")
     model[0].load_state_dict({k: v for k, v in sd.items() if not k.startswith("fc.")}, strict=False)
+if a.channels_last:
+    model = model.to(memory_format=torch.channels_last)
 opt = adamw_decoupled(model.parameters(), lr=a.lr)
+mf = torch.channels_last if a.channels_last else torch.contiguous_format
 loss_fn = torch.nn.BCEWithLogitsLoss()
 amp = torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=a.precision == "bf16")
 for epoch in range(a.epochs):
     t0 = time.perf_counter()
     model.train()
     for x, y in train_dl:
-        x, y = x.to(dev), y.to(dev)
+        x, y = x.to(dev).contiguous(memory_format=mf), y.to(dev)
         opt.zero_grad()
         with amp:
             loss = loss_fn(model(x), y)
@@ -96,7 +101,7 @@ for epoch in range(a.epochs):
     vl, n, ham, zo = 0.0, 0, 0.0, 0.0
     with torch.no_grad():
         for x, y in valid_dl:
-            x, y = x.to(dev), y.to(dev)
+            x, y = x.to(dev).contiguous(memory_format=mf), y.to(dev)
             with amp:
                 out = model(x).float()
             vl += loss_fn(out, y).item() * len(x)

@@ -9,11 +9,13 @@
 // after its own two eager warm-up calls (counted in `warmup`), unless --cuda-graph 0; cuDNN
 // convolutions may use TF32 (PyTorch's default) unless --tf32 0. --precision bf16 runs the
 // forward and loss under autocast (bfloat16 mixed precision, tensor/autocast.h), as the twin
-// does with torch.autocast.
+// does with torch.autocast. --channels-last 1 feeds the model channels-last images (every
+// activation then stays NHWC: train::TrainStepOptions::channels_last), as the twin's
+// --channels-last does with model.to(memory_format=torch.channels_last).
 //
 // Usage: bench_train_step [--batch 16] [--size 300] [--device cpu|cuda] [--threads T]
 //                         [--warmup 3] [--steps 5] [--cuda-graph 1] [--tf32 1] [--profile 0]
-//                         [--precision fp32|bf16]
+//                         [--precision fp32|bf16] [--channels-last 0]
 // --profile N runs N more eager steps under the profiler (tensor/profiler.h) after the timed
 // ones, prints the table of where they spent their time to stderr and adds it to the JSON.
 // Prints one JSON line: images_per_s, median_step_s, the CPU time of the timed steps
@@ -60,7 +62,7 @@ int64_t max_rss_bytes() {
 void usage(std::ostream& os) {
   os << "usage: bench_train_step [--batch 16] [--size 300] [--device cpu|cuda] [--threads T]\n"
         "                        [--warmup 3] [--steps 5] [--cuda-graph 1] [--tf32 1] [--profile 0]\n"
-        "                        [--precision fp32|bf16]\n"
+        "                        [--precision fp32|bf16] [--channels-last 0]\n"
         "One training step (forward, BCE-with-logits, backward, AdamW) of the notebook's\n"
         "ResNet-18 model; prints one JSON line.\n";
 }
@@ -70,7 +72,8 @@ void usage(std::ostream& os) {
 int main(int argc, char** argv) {
   using namespace cudl;
   int64_t batch = 16, size = 300;
-  int threads = get_num_threads(), warmup = 3, steps = 5, graph = 1, tf32 = 1, profile = 0;
+  int threads = get_num_threads(), warmup = 3, steps = 5, graph = 1, tf32 = 1, profile = 0,
+      channels_last = 0;
   std::string device = "cpu", precision = "fp32";
   for (int i = 1; i < argc; ++i) {
     const std::string k = argv[i];
@@ -104,6 +107,8 @@ int main(int argc, char** argv) {
       profile = std::atoi(v);
     else if (k == "--precision")
       precision = v;
+    else if (k == "--channels-last")
+      channels_last = std::atoi(v);
     else {
       std::cerr << "bench_train_step: unknown option " << k << "\n";
       usage(std::cerr);
@@ -134,6 +139,7 @@ int main(int argc, char** argv) {
     train::TrainStepOptions so;
     so.cuda_graph = graph != 0;
     so.mixed_precision = precision == "bf16";
+    so.channels_last = channels_last != 0;
     const train::TrainStep::LossFn bce = [](const Tensor& logits, const Tensor& targets) {
       return binary_cross_entropy_with_logits(logits, targets);
     };
@@ -162,6 +168,7 @@ int main(int argc, char** argv) {
       train::TrainStepOptions eager_opts;
       eager_opts.cuda_graph = false;  // a replayed graph runs no host code to time
       eager_opts.mixed_precision = so.mixed_precision;
+      eager_opts.channels_last = so.channels_last;
       train::TrainStep eager(*model, opt, bce, {&gen}, d, eager_opts);
       eager.run(x, y);  // untimed: the first eager step after a graph may allocate
       bench::sync(d);
@@ -176,7 +183,8 @@ int main(int argc, char** argv) {
     }
     const bool graphed = train_step.graphed();
     const std::string impl = std::string(d.is_cuda() && graph == 0 ? "cudl eager" : "cudl") +
-                             (precision == "bf16" ? " bf16" : "");
+                             (precision == "bf16" ? " bf16" : "") +
+                             (so.channels_last ? " channels_last" : "");
     nlohmann::json j = {{"impl", impl},
                         {"train_step", graphed ? "cuda graph" : "eager (" + train_step.reason() + ")"},
                         {"tf32", d.is_cuda() && tf32 != 0},
@@ -184,6 +192,7 @@ int main(int argc, char** argv) {
                         {"batch", batch},
                         {"size", size},
                         {"precision", precision},
+                        {"memory_format", so.channels_last ? "channels_last" : "contiguous"},
                         {"threads", threads},
                         {"steps", steps},
                         {"median_step_s", med},

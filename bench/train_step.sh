@@ -20,6 +20,8 @@
 #   --also BIN       also run another bench_train_step build (e.g. of an older commit) each round
 #   --precision P    fp32 (default) or bf16: every run in bfloat16 mixed precision (cudl's
 #                    autocast, torch.autocast for PyTorch)
+#   --channels-last  every run channels-last (cudl's TrainStep option, PyTorch's
+#                    model.to(memory_format=torch.channels_last) with channels-last input)
 # On CUDA the rounds also run cudl with eager steps (--cuda-graph 0; the default replays a CUDA
 # graph) and PyTorch with the step captured in a CUDA graph; cuDNN may use TF32 in both
 # (PyTorch's default). The ratios compare cudl's first run (its default) with every other.
@@ -27,10 +29,10 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 build="$root/build" device=cpu threads=2 rounds=5 warmup=1 steps=3 shape=16x300 allow_large=0
-precision=fp32
+precision=fp32 channels_last=0
 out=""
 also=()
-usage() { sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --build) build=$(cd "$2" && pwd); shift 2 ;;
@@ -42,6 +44,7 @@ while [ $# -gt 0 ]; do
     --shape) shape=$2; shift 2 ;;
     --allow-large) allow_large=1; shift ;;
     --precision) precision=$2; shift 2 ;;
+    --channels-last) channels_last=1; shift ;;
     --also) also+=("$2"); shift 2 ;;
     -h|--help) usage; exit 0 ;;
     -*) echo "train_step.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
@@ -72,7 +75,12 @@ record() {
   json=$("$@")
   echo "{\"round\": $r, \"load_before\": \"$before\", \"run\": $json}" >> "$raw"
 }
-torch_run() { (cd "$here" && "$py" train_step_torch.py "${args[@]}" "$@"); }
+torch_args=("${args[@]}")
+if [ "$channels_last" = 1 ]; then
+  args+=(--channels-last 1)
+  torch_args+=(--channels-last)
+fi
+torch_run() { (cd "$here" && "$py" train_step_torch.py "${torch_args[@]}" "$@"); }
 for r in $(seq "$rounds"); do
   echo "round $r/$rounds (load $(load))" >&2
   record "$bin" "${args[@]}"
@@ -152,11 +160,13 @@ for impl in impls:
     }
 cfg = rows[0]["run"]
 config = {"batch": cfg["batch"], "size": cfg["size"], "device": cfg["device"],
-          "threads": cfg["threads"], "precision": cfg["precision"], "rounds": int(rounds),
+          "threads": cfg["threads"], "precision": cfg["precision"],
+          "memory_format": cfg.get("memory_format", "contiguous"), "rounds": int(rounds),
           "warmup_steps": int(warmup), "timed_steps": int(steps)}
 lines = [f"train_step: notebook ResNet-18, batch {cfg['batch']} x {cfg['size']}x{cfg['size']}, "
          f"{cfg['device']}, {cfg['threads']} threads, "
          f"{'bf16 mixed precision' if cfg['precision'] == 'bf16' else 'fp32'}"
+         f"{', channels-last' if cfg.get('memory_format') == 'channels_last' else ''}"
          f"{' (TF32 allowed in cuDNN convolutions, as PyTorch by default)' if cfg.get('tf32') else ''}; "
          f"{rounds} alternating rounds of "
          f"{warmup} warm-up + {steps} timed steps per process",

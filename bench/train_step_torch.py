@@ -18,6 +18,8 @@ p.add_argument("--device", default="cpu")
 p.add_argument("--threads", type=int, default=2)
 p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
 p.add_argument("--graphs", action="store_true", help="capture the step in a CUDA graph")
+p.add_argument("--channels-last", action="store_true",
+               help="model.to(memory_format=torch.channels_last) and channels-last input")
 p.add_argument("--warmup", type=int, default=2)
 p.add_argument("--steps", type=int, default=5)
 p.add_argument("--profile", type=int, default=0,
@@ -30,6 +32,9 @@ model = notebook_model().to(dev).train()
 opt = adamw_decoupled(model.parameters())
 loss_fn = torch.nn.BCEWithLogitsLoss()
 x = torch.randn(a.batch, 3, a.size, a.size, device=dev)
+if a.channels_last:
+    model = model.to(memory_format=torch.channels_last)
+    x = x.contiguous(memory_format=torch.channels_last)
 y = (torch.rand(a.batch, 4, device=dev) > 0.5).float()
 # No autocast weight cache under graph capture (PyTorch's advice for CUDA graphs).
 amp = torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=a.precision == "bf16",
@@ -108,9 +113,11 @@ peak = (torch.cuda.max_memory_reserved() if dev.type == "cuda"
         else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
 extra = {"peak_allocated_bytes": torch.cuda.max_memory_allocated()} if dev.type == "cuda" else {}
 print(json.dumps({"impl": "pytorch " + torch.__version__ + (" graphs" if a.graphs else " eager")
-                  + (" bf16" if a.precision == "bf16" else ""),
+                  + (" bf16" if a.precision == "bf16" else "")
+                  + (" channels_last" if a.channels_last else ""),
                   "device": torch.cuda.get_device_name() if dev.type == "cuda" else "cpu",
                   "batch": a.batch, "size": a.size, "precision": a.precision,
+                  "memory_format": "channels_last" if a.channels_last else "contiguous",
                   "threads": a.threads, "steps": a.steps, "median_step_s": med,
                   "step_s": times, "cpu_s_per_step": cpu_per_step,
                   "images_per_s": a.batch / med, "peak_bytes": peak,

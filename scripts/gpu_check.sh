@@ -17,8 +17,8 @@
 #                  time limit, e.g. the one a remote run sends back)
 #                  tests  every test with CUDL_REQUIRE_CUDA=1
 #                  bench  matmul, train_step at 16x300 and 256x224 in float32 and in bf16
-#                         mixed precision (cudl with a CUDA graph and eager, PyTorch eager and
-#                         with a CUDA graph), per-op GPU profiles of both (bench/profile.sh) and
+#                         mixed precision, and in bf16 channels-last (cudl with a CUDA graph
+#                         and eager, PyTorch eager and with a CUDA graph), per-op GPU profiles of both (bench/profile.sh) and
 #                         the recipe job (float32 and --mixed-precision)
 #   ROUNDS         alternating rounds of the train_step benchmark (default 2)
 # Exit status: 0 only when a GPU was found, every test passed and none was skipped.
@@ -140,12 +140,13 @@ fi
 if [[ $stages == *,bench,* ]]; then
   # Benchmarks: cudl beside the PyTorch of this machine, the goals' measurements first (a run
   # cut short by a time limit keeps what finished: each writes its table as it goes).
-  train_step() {  # shape [precision]
-    local p=${2:-fp32} name=train_step_$1${2:+_$2}
+  train_step() {  # shape [precision [channels-last]]
+    local p=${2:-fp32} cl=${3:-} name=train_step_$1${2:+_$2}${3:+_cl}
     CUDL_PYTHON=$py bash bench/train_step.sh --build "$build" --device cuda --shape "$1" \
-      --precision "$p" --rounds "$rounds" --warmup 3 --steps 10 "$out/$name" \
-      > "$out/$name.log" 2>&1 || { status=1; log "$name FAILED"; }
-    grep "^cudl.* / " "$out/$name.log" | sed "s/^/$1 $p: /" | tee -a "$out/summary.txt"
+      --precision "$p" ${cl:+--channels-last} --rounds "$rounds" --warmup 3 --steps 10 \
+      "$out/$name" > "$out/$name.log" 2>&1 || { status=1; log "$name FAILED"; }
+    grep "^cudl.* / " "$out/$name.log" | sed "s/^/$1 $p${cl:+ channels-last}: /" |
+      tee -a "$out/summary.txt"
   }
   recipe() {  # results folder, extra fridge_train flags
     CUDL_TRAIN_FLAGS="$2" CUDL_PYTHON=$py bash bench/recipe.sh "$build" "$out/$1" \
@@ -158,7 +159,10 @@ if [[ $stages == *,bench,* ]]; then
   train_step 256x224
   train_step 16x300 bf16
   train_step 256x224 bf16
+  train_step 16x300 bf16 cl
+  train_step 256x224 bf16 cl
   recipe recipe-bf16 --mixed-precision
+  recipe recipe-bf16-cl "--mixed-precision --channels-last"
   # The same job with cuDNN's algorithms picked by heuristics (no timing runs at start-up).
   recipe recipe-heuristic --deterministic
   # Where the GPU time goes, per op, in eager steps of both.

@@ -46,6 +46,12 @@ int main(int argc, char** argv) {
       ->capture_default_str()->check(CLI::Range(0, 1024));
   app.add_option("--out", o.out, "Output folder")->capture_default_str();
   app.add_flag("--skip-bad", o.skip_bad, "Skip unreadable images and bad label rows with a warning");
+  app.add_flag("--mixed-precision", o.mixed_precision,
+               "Run the model in bfloat16 mixed precision (torch.autocast(dtype=torch.bfloat16)), "
+               "as fridge_train --mixed-precision: for GPUs with bfloat16 tensor cores");
+  app.add_flag("--channels-last", o.channels_last,
+               "Channels-last (NHWC) activations, as fridge_train --channels-last: for GPUs; the "
+               "same results");
   data->excludes(predict);
   csv->excludes(predict);
   app.footer(

@@ -108,6 +108,11 @@ int main(int argc, char** argv) {
                "stored in bfloat16, weights, gradients and optimiser state stay float32. For GPUs "
                "with bfloat16 tensor cores (compute capability 8.0 and later); on the CPU it "
                "rounds the same way but runs slower than float32");
+  app.add_flag("--channels-last", o.channels_last,
+               "Channels-last (NHWC) activations, as model.to(memory_format=torch.channels_last): "
+               "the layout of cuDNN's tensor-core convolutions, meant for GPUs, with "
+               "--mixed-precision above all; the same results. On the CPU the convolutions "
+               "convert to NCHW and back, so it only costs time there");
   app.add_flag("--skip-bad", o.skip_bad, "Skip unreadable images and bad label rows with a warning");
   auto* augment = app.add_flag("--augment,!--no-augment", o.augment,
                                "Augment training images: random horizontal flips and +-10% "

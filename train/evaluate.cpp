@@ -13,9 +13,11 @@
 #include "data/loader.h"
 #include "models/model_io.h"
 #include "models/resnet.h"
+#include "tensor/autocast.h"
 #include "tensor/ops.h"
 #include "train/files.h"
 #include "train/outputs.h"
+#include "train/train_step.h"
 
 namespace cudl::train {
 
@@ -55,7 +57,12 @@ Predictions run(const LoadedModel& m, std::shared_ptr<data::ImageDataset> ds, co
   double loss_sum = 0;
   loader.start_epoch(0);
   while (loader.next(b)) {
-    Tensor logits = (*m.model)(b.images);
+    Tensor logits;
+    {
+      AutocastGuard autocast(o.mixed_precision);
+      // bfloat16 under autocast: scored in float32
+      logits = (*m.model)(model_input(b.images, o.channels_last)).to(kFloat32);
+    }
     Tensor targets = b.targets;
     Tensor probs;
     if (m.multi_label) {
@@ -171,7 +178,9 @@ MetricsReport score_model(const EvalOptions& o, std::ostream& log) {
   int64_t skipped = ds->preload(o.workers, o.skip_bad) + table->skipped;
   log << "Model: " << o.model_path << " (" << m.arch << ", classes ";
   for (size_t i = 0; i < m.classes.size(); ++i) log << (i ? ", " : "") << m.classes[i];
-  log << "; input " << m.size << "x" << m.size << ") on " << device.str() << "\n";
+  log << "; input " << m.size << "x" << m.size << ") on " << device.str()
+      << (o.mixed_precision ? ", bfloat16 mixed precision" : "")
+      << (o.channels_last ? ", channels-last" : "") << "\n";
   log << "Scoring " << ds->size() << " images of " << o.csv << " (split " << o.split << ")";
   if (skipped) log << ", " << skipped << " bad rows or images skipped";
   log << "\n";
@@ -197,6 +206,8 @@ MetricsReport score_model(const EvalOptions& o, std::ostream& log) {
   j["skipped"] = skipped;
   j["classes"] = m.classes;
   j["loss"] = p.loss;
+  j["precision"] = o.mixed_precision ? "bfloat16 mixed" : "float32";
+  j["memory_format"] = o.channels_last ? "channels_last" : "contiguous";
   j["at_threshold"] = metrics_json(r.at_threshold);
   add_report_json(j, r, m.classes);
   write_file_atomically(join_path(o.out, "metrics.json"), j.dump(2) + "\n");

@@ -38,6 +38,10 @@ struct EvalOptions {
   double threshold = -1;  // < 0: the model's
   std::string out = "fridge_eval_out";
   bool skip_bad = false;
+  // bfloat16 autocast for the forward pass (tensor/autocast.h; probabilities in float32), and
+  // channels-last activations (train_step.h): as fridge_train's options of the same names.
+  bool mixed_precision = false;
+  bool channels_last = false;
   // ---- scoring ----
   std::string csv, images;  // labelled data (labels.csv + image folder)
   char label_delim = ' ';

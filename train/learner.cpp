@@ -285,6 +285,7 @@ void Run::build_model() {
   TrainStepOptions so;
   so.cuda_graph = o_.cuda_graph;
   so.mixed_precision = o_.mixed_precision;
+  so.channels_last = o_.channels_last;
   step_ = std::make_unique<TrainStep>(
       *model_, *opt_,
       [this](const Tensor& logits, const Tensor& targets) {
@@ -300,7 +301,8 @@ void Run::build_model() {
        << " batches of " << o_.bs << ", AdamW lr " << o_.lr << " wd " << o_.wd << ", "
        << o_.schedule << " schedule, " << toString(loss_kind_) << " loss"
        << (o_.augment ? ", augmentation (flips, brightness/contrast)" : "")
-       << (o_.mixed_precision ? ", bfloat16 mixed precision" : "") << "\n";
+       << (o_.mixed_precision ? ", bfloat16 mixed precision" : "")
+       << (o_.channels_last ? ", channels-last" : "") << "\n";
 }
 
 WeightsMeta Run::meta() const {
@@ -402,7 +404,8 @@ EpochPass Run::validate() {
     Tensor logits;
     {
       AutocastGuard autocast(o_.mixed_precision);
-      logits = (*model_)(b.images).to(kFloat32);  // bfloat16 under autocast
+      // bfloat16 under autocast
+      logits = (*model_)(model_input(b.images, o_.channels_last)).to(kFloat32);
     }
     loss_sum += compute_loss(loss_kind_, logits, b.targets).item() * static_cast<double>(b.size());
     n += b.size();
@@ -474,6 +477,7 @@ void Run::write_outputs(const EpochPass& v, TrainResult& result) {
   nlohmann::json j;
   j["device"] = device_.str();
   j["precision"] = o_.mixed_precision ? "bfloat16 mixed" : "float32";
+  j["memory_format"] = o_.channels_last ? "channels_last" : "contiguous";
   j["train_step"] = step_->graphed() ? "cuda graph" : "eager (" + step_->reason() + ")";
   j["arch"] = o_.arch;
   j["classes"] = classes;

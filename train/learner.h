@@ -61,6 +61,8 @@ struct TrainOptions {
   // bfloat16 mixed precision (tensor/autocast.h) for training and validation; the model, its
   // gradients, the optimiser and every file written stay float32.
   bool mixed_precision = false;
+  // Channels-last activations (train_step.h) for training and validation.
+  bool channels_last = false;
   double threshold = 0.5;
   std::string out = "fridge_out";
   bool resume = false;

@@ -6,6 +6,10 @@
 
 namespace cudl::train {
 
+Tensor model_input(const Tensor& images, bool channels_last) {
+  return channels_last ? images.contiguous(MemoryFormat::kChannelsLast) : images;
+}
+
 TrainStep::TrainStep(Module& model, Optimizer& optimizer, LossFn loss,
                      std::vector<Generator*> generators, Device device,
                      const TrainStepOptions& options)
@@ -29,7 +33,7 @@ TrainStep::Result TrainStep::step(const Tensor& images, const Tensor& targets) {
   Result r;
   {
     AutocastGuard autocast(options_.mixed_precision);
-    r.logits = model_(images);
+    r.logits = model_(model_input(images, options_.channels_last));
     r.loss = loss_(r.logits, targets);
   }
   r.loss.backward();

@@ -27,11 +27,18 @@
 
 namespace cudl::train {
 
+// The images in the memory format a model runs in: channels-last (a copy) or as they are.
+Tensor model_input(const Tensor& images, bool channels_last);
+
 struct TrainStepOptions {
   bool cuda_graph = true;  // on CUDA devices; ignored on the CPU
   // Forward and loss under AutocastGuard (tensor/autocast.h): bfloat16 convolutions and linear
   // layers, float32 parameters, gradients and optimiser state.
   bool mixed_precision = false;
+  // Images go into the model channels-last (NHWC memory, as PyTorch's
+  // model.to(memory_format=torch.channels_last) with channels-last inputs): every activation
+  // then stays channels-last, the layout of cuDNN's tensor-core convolutions. Same values.
+  bool channels_last = false;
   int warmup = 2;          // eager calls before the capture (at least 1)
 };
 

@@ -205,6 +205,36 @@ with h5py.File(os.path.join(mp, "model.h5"), "r") as f:
 code, out = run([EVAL, "--model", os.path.join(mp, "model.h5"), "--data", data, "--split", "valid",
                  "--out", os.path.join(WORK, "mixed_eval"), "--threads", "1"])
 check(code == 0, "fridge_eval scores the mixed-precision model")
+code, out = run([EVAL, "--model", os.path.join(mp, "model.h5"), "--data", data, "--split", "valid",
+                 "--out", os.path.join(WORK, "mixed_eval_bf16"), "--threads", "1", "--mixed-precision"])
+me16 = json.load(open(os.path.join(WORK, "mixed_eval_bf16", "metrics.json")))
+me32 = json.load(open(os.path.join(WORK, "mixed_eval", "metrics.json")))
+check(code == 0 and "bfloat16 mixed precision" in out and me16["precision"] == "bfloat16 mixed"
+      and me32["precision"] == "float32", "fridge_eval --mixed-precision scores in bfloat16 and says so")
+check(abs(me16["loss"] - me32["loss"]) < 0.05 * max(me32["loss"], 0.1),
+      f"bfloat16 scoring gives about the float32 loss ({me16['loss']:.4f} vs {me32['loss']:.4f})")
+
+# ---- channels-last: the row-major run's numbers, and the layout recorded ------------------------
+layouts = {}
+for name, extra in (("row_major", []), ("channels_last", ["--channels-last"])):
+    code, out = run([TRAIN, "--data", data, "--out", os.path.join(WORK, name)] + extra + common(2))
+    check(code == 0 and (not extra or "channels-last" in out),
+          f"fridge_train {' '.join(extra) or 'row-major'} trains (and says so)")
+    layouts[name] = json.load(open(os.path.join(WORK, name, "metrics.json")))
+check(layouts["channels_last"]["memory_format"] == "channels_last"
+      and layouts["row_major"]["memory_format"] == "contiguous", "metrics.json says which memory format ran")
+hist = {k: [(r["train_loss"], r["valid_loss"]) for r in v["history"]] for k, v in layouts.items()}
+check(np.allclose(hist["channels_last"], hist["row_major"], rtol=1e-6, atol=0),
+      f"channels-last training has the row-major losses ({hist['channels_last']} vs {hist['row_major']})")
+code, out = run([EVAL, "--model", os.path.join(WORK, "channels_last", "model.h5"), "--data", data,
+                 "--out", os.path.join(WORK, "cl_eval"), "--threads", "1", "--channels-last"])
+cle = json.load(open(os.path.join(WORK, "cl_eval", "metrics.json")))
+code2, _ = run([EVAL, "--model", os.path.join(WORK, "channels_last", "model.h5"), "--data", data,
+                "--out", os.path.join(WORK, "rm_eval"), "--threads", "1"])
+rme = json.load(open(os.path.join(WORK, "rm_eval", "metrics.json")))
+check(code == 0 and code2 == 0 and cle["memory_format"] == "channels_last"
+      and abs(cle["loss"] - rme["loss"]) <= 1e-6 * rme["loss"],
+      "fridge_eval --channels-last scores as the row-major evaluation does")
 # single-label data (one label per image: cross-entropy, argmax predictions), in mixed precision
 single = os.path.join(WORK, "single_data")
 shutil.copytree(os.path.join(data, "images"), os.path.join(single, "images"))

@@ -32,7 +32,7 @@ struct Trainer {
   std::unique_ptr<AdamW> opt;
   std::unique_ptr<TrainStep> step;
 
-  Trainer(Device device, bool graph, bool mixed = false) {
+  Trainer(Device device, bool graph, bool mixed = false, bool channels_last = false) {
     Generator init(11);
     model = small_model(&gen);
     for (auto& [name, p] : model->named_parameters()) {
@@ -47,6 +47,7 @@ struct Trainer {
     TrainStepOptions so;
     so.cuda_graph = graph;
     so.mixed_precision = mixed;
+    so.channels_last = channels_last;
     step = std::make_unique<TrainStep>(
         *model, *opt,
         [](const Tensor& l, const Tensor& t) { return binary_cross_entropy_with_logits(l, t); },
@@ -134,6 +135,22 @@ TEST(TrainStep, MixedPrecisionIsTheStepUnderAutocastWithFloat32WeightsAndLogits)
   EXPECT_NEAR(last / first, last32 / first32, 0.02);
 }
 
+// Channels-last steps (the images converted inside the step) are the row-major ones: the same
+// losses, weights and statistics, bit for bit on these batches (see the ResNet body's test).
+TEST(TrainStep, ChannelsLastStepsAreTheRowMajorOnes) {
+  for (const bool mixed : {false, true}) {
+    SCOPED_TRACE(mixed ? "bf16 mixed precision" : "float32");
+    Trainer cl(Device::cpu(), true, mixed, true), rm(Device::cpu(), true, mixed);
+    for (int i = 0; i < 5; ++i) {
+      auto [x, y] = batch(i, Device::cpu());
+      const double lc = cl.step->run(x, y).loss.item(), lr = rm.step->run(x, y).loss.item();
+      EXPECT_EQ(lc, lr) << "step " << i;
+    }
+    expect_close(cl.model->named_parameters(), rm.model->named_parameters(), 0, 0);
+    expect_close(cl.model->named_buffers(), rm.model->named_buffers(), 0, 0);
+  }
+}
+
 TEST(TrainStep, PrepareReplayWithoutACaptureIsAnError) {
   Tensor p = ones({3}, TensorOptions().requires_grad(true));
   AdamW opt({p});
@@ -199,6 +216,29 @@ TEST(TrainStepCuda, MixedPrecisionGraphReplaysMatchEagerSteps) {
     const double lc = cpu.step->run(x, y).loss.item();
     const double lgpu = gpu_eager.step->run(x.to(gpu), y.to(gpu)).loss.item();
     EXPECT_NEAR(lgpu, lc, 2e-2 * std::max(1.0, std::abs(lc))) << "step " << i;
+  }
+}
+
+// Channels-last on the GPU: graph replays of the channels-last step (cuDNN's NHWC convolutions
+// and batch norm, cudl's channels-last kernels) follow eager row-major steps, in float32
+// without TF32 and in bf16 mixed precision.
+TEST(TrainStepCuda, ChannelsLastGraphReplaysFollowRowMajorSteps) {
+  CUDL_REQUIRE_CUDA_OR_SKIP();
+  const Device gpu = Device::cuda(0);
+  set_conv_benchmark(false);
+  set_conv_allow_tf32(false);
+  for (const bool mixed : {false, true}) {
+    SCOPED_TRACE(mixed ? "bf16 mixed precision" : "float32");
+    Trainer cl(gpu, true, mixed, true), rm(gpu, false, mixed);
+    const double tol = mixed ? 2e-2 : 1e-4;
+    for (int i = 0; i < 6; ++i) {
+      auto [x, y] = batch(i, gpu);
+      const double lc = cl.step->run(x, y).loss.item(), lr = rm.step->run(x, y).loss.item();
+      EXPECT_NEAR(lc, lr, tol * std::max(1.0, std::abs(lr))) << "step " << i;
+    }
+    EXPECT_TRUE(cl.step->graphed()) << cl.step->reason();
+    expect_close(cl.model->named_parameters(), rm.model->named_parameters(), tol, tol * 10);
+    expect_close(cl.model->named_buffers(), rm.model->named_buffers(), tol, tol * 10);
   }
 }
 
