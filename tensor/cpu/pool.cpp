@@ -81,19 +81,19 @@ void max_pool_plane(const PoolGeometry& g, const T* plane, T* y, int64_t* arg) {
 }
 
 // One plane's input gradient: zero, then each output's gradient added at its argmax. The
-// plane's elements are `step` apart in gy and d (1 row-major, C channels-last).
+// plane's elements are `step` apart in gy, a and d (1 row-major, C channels-last).
 template <class T>
 void scatter_plane(const T* gy, const int64_t* a, int64_t out_plane, int64_t in_plane, T* d,
                    int64_t step) {
   for (int64_t k = 0; k < in_plane; ++k) d[k * step] = T(0);
-  for (int64_t o = 0; o < out_plane; ++o) d[a[o] * step] += gy[o * step];
+  for (int64_t o = 0; o < out_plane; ++o) d[a[o * step] * step] += gy[o * step];
 }
 
 // bfloat16: add in float, round once (the sums pool::max_grad_at makes).
 void scatter_plane(const bfloat16* gy, const int64_t* a, int64_t out_plane, int64_t in_plane,
                    bfloat16* d, int64_t step) {
   std::vector<float> acc(static_cast<size_t>(in_plane), 0.0f);
-  for (int64_t o = 0; o < out_plane; ++o) acc[a[o]] += gy[o * step];
+  for (int64_t o = 0; o < out_plane; ++o) acc[a[o * step]] += gy[o * step];
   for (int64_t k = 0; k < in_plane; ++k) d[k * step] = acc[k];
 }
 
@@ -104,7 +104,7 @@ void max_pool_plane_strided(const PoolGeometry& g, const T* plane, T* y, int64_t
   const int64_t step = pool::plane_step(g.channels);
   for (int64_t i = 0; i < g.oh; ++i)
     for (int64_t j = 0; j < g.ow; ++j)
-      pool::max_window(g, plane, i, j, y + (i * g.ow + j) * step, arg + i * g.ow + j);
+      pool::max_window(g, plane, i, j, y + (i * g.ow + j) * step, arg + (i * g.ow + j) * step);
 }
 
 }  // namespace
@@ -125,11 +125,11 @@ void max_pool2d_forward(DType dtype, const PoolGeometry& g, const void* x, void*
     parallel_for(0, g.planes, 1, [&](int64_t begin, int64_t end) {
       for (int64_t p = begin; p < end; ++p) {
         const scalar_t* xp = px + pool::plane_base(p, in_plane, g.channels);
-        scalar_t* yp = py + pool::plane_base(p, out_plane, g.channels);
+        const int64_t out_base = pool::plane_base(p, out_plane, g.channels);
         if (g.channels > 0) {
-          max_pool_plane_strided(g, xp, yp, argmax + p * out_plane);
+          max_pool_plane_strided(g, xp, py + out_base, argmax + out_base);
         } else {
-          max_pool_plane(g, xp, yp, argmax + p * out_plane);
+          max_pool_plane(g, xp, py + out_base, argmax + out_base);
         }
       }
     });
@@ -148,8 +148,9 @@ void max_pool2d_backward(DType dtype, const PoolGeometry& g, const void* dy, con
     parallel_for(0, g.planes, 1, [&](int64_t begin, int64_t end) {
       for (int64_t p = begin; p < end; ++p) {
         scalar_t* d = pdx + pool::plane_base(p, in_plane, g.channels);
-        const scalar_t* gy = pdy + pool::plane_base(p, out_plane, g.channels);
-        const int64_t* a = argmax + p * out_plane;
+        const int64_t out_base = pool::plane_base(p, out_plane, g.channels);
+        const scalar_t* gy = pdy + out_base;
+        const int64_t* a = argmax + out_base;
         scatter_plane(gy, a, out_plane, in_plane, d, pool::plane_step(g.channels));
       }
     });

@@ -29,6 +29,11 @@ namespace cudl::cuda {
 namespace {
 
 constexpr cudnnBatchNormMode_t kMode = CUDNN_BATCHNORM_SPATIAL;
+// Channels-last training (forward and backward): cuDNN's persistent kernels, the NHWC fast path,
+// as PyTorch picks for channels-last (ATen's cudnn/BatchNorm.cpp). Eval keeps kMode.
+cudnnBatchNormMode_t train_mode(bool channels_last) {
+  return channels_last ? CUDNN_BATCHNORM_SPATIAL_PERSISTENT : kMode;
+}
 
 struct BnDescriptors {
   TensorDescriptor x, param;
@@ -315,8 +320,9 @@ __global__ void bf16_grad_input_rows_kernel(int64_t total, int64_t c, const bflo
   for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < total;
        e += int64_t(gridDim.x) * blockDim.x) {
     const int64_t ch = e % c;
-    dx[e] = bfloat16(coef[ch] * static_cast<float>(dy[e]) +
-                     (static_cast<float>(x[e]) - coef[3 * c + ch]) * coef[c + ch] + coef[2 * c + ch]);
+    dx[e] =
+        bfloat16(coef[ch] * static_cast<float>(dy[e]) +
+                 (static_cast<float>(x[e]) - coef[3 * c + ch]) * coef[c + ch] + coef[2 * c + ch]);
   }
 }
 
@@ -331,11 +337,11 @@ int64_t channel_sums(cudaStream_t stream, int64_t n, int64_t c, int64_t s, bool 
   double* ps = part.data<double>();
   if (channels_last) {
     const int threads = static_cast<int>(std::min<int64_t>(kBlock, ((c + 31) / 32) * 32));
-    rows_sums_kernel<<<rows_grid(chunks, c, threads), threads, 0, stream>>>(
-        rows, c, chunks, terms, ps, ps + c * chunks);
+    rows_sums_kernel<<<rows_grid(chunks, c, threads), threads, 0, stream>>>(rows, c, chunks, terms,
+                                                                            ps, ps + c * chunks);
   } else {
-    chunk_sums_kernel<<<stats_grid(chunks, c), kChannelBlock, 0, stream>>>(
-        n, c, s, chunks, terms, ps, ps + c * chunks);
+    chunk_sums_kernel<<<stats_grid(chunks, c), kChannelBlock, 0, stream>>>(n, c, s, chunks, terms,
+                                                                           ps, ps + c * chunks);
   }
   CUDL_KERNEL_CHECK();
   return chunks;
@@ -355,7 +361,6 @@ void bf16_affine(cudaStream_t stream, int64_t n, int64_t c, int64_t s, bool chan
   }
   CUDL_KERNEL_CHECK();
 }
-
 
 }  // namespace
 
@@ -385,8 +390,8 @@ void batch_norm_forward_train(cudaStream_t stream, DType dtype, int64_t n, int64
   BnDescriptors d(dtype, n, c, s, channels_last);
   const CudnnScalars k(dtype);
   CUDL_CUDNN_CHECK(cudnnBatchNormalizationForwardTraining(
-      h, kMode, k.one(), k.zero(), d.x, x, d.x, y, d.param, weight, bias, momentum, running_mean,
-      running_var, eps, save_mean, save_invstd));
+      h, train_mode(channels_last), k.one(), k.zero(), d.x, x, d.x, y, d.param, weight, bias,
+      momentum, running_mean, running_var, eps, save_mean, save_invstd));
   run_epilogue(stream, dtype, n * c * s, y, residual, relu);
 }
 
@@ -438,8 +443,8 @@ void batch_norm_backward_train(cudaStream_t stream, DType dtype, int64_t n, int6
       bf16_grad_input_rows_kernel<<<grid_for(n * c * s), kBlock, 0, stream>>>(
           n * c * s, c, xb, dyb, coef.data<float>(), dxb);
     } else {
-      bf16_grad_input_kernel<<<plane_grid(n * c, s), kBlock, 0, stream>>>(
-          n * c, c, s, xb, dyb, coef.data<float>(), dxb);
+      bf16_grad_input_kernel<<<plane_grid(n * c, s), kBlock, 0, stream>>>(n * c, c, s, xb, dyb,
+                                                                          coef.data<float>(), dxb);
     }
     CUDL_KERNEL_CHECK();
     return;
@@ -447,9 +452,9 @@ void batch_norm_backward_train(cudaStream_t stream, DType dtype, int64_t n, int6
   cudnnHandle_t h = handle_on(stream);
   BnDescriptors d(dtype, n, c, s, channels_last);
   const CudnnScalars k(dtype);
-  CUDL_CUDNN_CHECK(cudnnBatchNormalizationBackward(h, kMode, k.one(), k.zero(), k.one(), k.zero(),
-                                                   d.x, x, d.x, dy, d.x, dx, d.param, weight,
-                                                   dweight, dbias, eps, save_mean, save_invstd));
+  CUDL_CUDNN_CHECK(cudnnBatchNormalizationBackward(
+      h, train_mode(channels_last), k.one(), k.zero(), k.one(), k.zero(), d.x, x, d.x, dy, d.x, dx,
+      d.param, weight, dweight, dbias, eps, save_mean, save_invstd));
 }
 
 void increment_counter(cudaStream_t stream, int64_t* counter) {

@@ -19,7 +19,7 @@ __global__ void max_pool_forward_kernel(PoolGeometry g, const T* x, T* y, int64_
     int64_t p, r;  // o walks y's memory: plane p, in-plane index r
     pool::locate(o, out_plane, g.channels, &p, &r);
     pool::max_window(g, x + pool::plane_base(p, g.h * g.w, g.channels), r / g.ow, r % g.ow, y + o,
-                     argmax + p * out_plane + r);
+                     argmax + o);
   }
 }
 
@@ -31,8 +31,8 @@ __global__ void max_pool_backward_kernel(PoolGeometry g, const T* dy, const int6
        e += int64_t(gridDim.x) * blockDim.x) {
     int64_t p, r;  // e walks dx's memory: plane p, in-plane index r
     pool::locate(e, in_plane, g.channels, &p, &r);
-    dx[e] = pool::max_grad_at(g, dy + pool::plane_base(p, out_plane, g.channels),
-                              argmax + p * out_plane, r / g.w, r % g.w);
+    const int64_t out_base = pool::plane_base(p, out_plane, g.channels);
+    dx[e] = pool::max_grad_at(g, dy + out_base, argmax + out_base, r / g.w, r % g.w);
   }
 }
 

@@ -81,6 +81,13 @@ Tensor batch_norm_act(const Tensor& x_in, const Tensor& weight, const Tensor& bi
   // y, the residual, dy and dx share x's layout.
   const MemoryFormat fmt = suggest_memory_format(x_in);
   const bool cl = fmt == MemoryFormat::kChannelsLast;
+  if (cl && dev.is_cuda() && x_in.dtype() == kFloat64) {
+    // cuDNN's NHWC batch norm is for float32 and half types: float64 runs row-major.
+    const Tensor r = residual_in.defined() ? residual_in.contiguous() : Tensor();
+    return batch_norm_act(x_in.contiguous(), weight, bias, running_mean, running_var, training,
+                          momentum, eps, r, relu)
+        .contiguous(MemoryFormat::kChannelsLast);
+  }
   Tensor x = x_in.detach().contiguous(fmt);
   Tensor w = weight.defined() ? weight.detach().contiguous() : ones({c}, po);
   Tensor b = bias.defined() ? bias.detach().contiguous() : zeros({c}, po);
@@ -109,23 +116,22 @@ Tensor batch_norm_act(const Tensor& x_in, const Tensor& weight, const Tensor& bi
                      relu, cl);
     }
     if (needs_grad({x_in, weight, bias, residual_in})) {
-      set_grad_fn(
-          y, "BatchNormBackward", {x_in, weight, bias, residual_in},
-          [x, w, save_mean, save_invstd, n, c, s, eps, gx, gw, gb, gr, fmt, cl,
-           pre_relu_grad](const Tensor& dy_in) {
-            NoGradGuard ng;
-            Tensor dy = pre_relu_grad(dy_in).contiguous(fmt);
-            Tensor dx, dw, db;
-            if (gx || gw || gb) {
-              dx = empty_like(x, fmt), dw = empty_like(w), db = empty_like(w);
-              CUDL_ON_DEVICE(x.device(), batch_norm_backward_train, x.dtype(), n, c, s,
-                             x.data_ptr(), dy.data_ptr(), w.data_ptr(), save_mean.data_ptr(),
-                             save_invstd.data_ptr(), eps, dx.data_ptr(), dw.data_ptr(),
-                             db.data_ptr(), cl);
-            }
-            return std::vector<Tensor>{gx ? dx : Tensor(), gw ? dw : Tensor(), gb ? db : Tensor(),
-                                       gr ? dy : Tensor()};
-          });
+      set_grad_fn(y, "BatchNormBackward", {x_in, weight, bias, residual_in},
+                  [x, w, save_mean, save_invstd, n, c, s, eps, gx, gw, gb, gr, fmt, cl,
+                   pre_relu_grad](const Tensor& dy_in) {
+                    NoGradGuard ng;
+                    Tensor dy = pre_relu_grad(dy_in).contiguous(fmt);
+                    Tensor dx, dw, db;
+                    if (gx || gw || gb) {
+                      dx = empty_like(x, fmt), dw = empty_like(w), db = empty_like(w);
+                      CUDL_ON_DEVICE(x.device(), batch_norm_backward_train, x.dtype(), n, c, s,
+                                     x.data_ptr(), dy.data_ptr(), w.data_ptr(),
+                                     save_mean.data_ptr(), save_invstd.data_ptr(), eps,
+                                     dx.data_ptr(), dw.data_ptr(), db.data_ptr(), cl);
+                    }
+                    return std::vector<Tensor>{gx ? dx : Tensor(), gw ? dw : Tensor(),
+                                               gb ? db : Tensor(), gr ? dy : Tensor()};
+                  });
     }
     return y;
   }

@@ -10,7 +10,7 @@
 // Memory format: a channels-last input (N, C, H, W) gives a channels-last output, as in PyTorch.
 // On CUDA, cuDNN runs it as NHWC with the weight as (O, kH, kW, C/groups) in memory (converted
 // per call: parameters stay OIHW, as the weights file and the optimiser keep them); the CPU
-// converts x to NCHW and the result back.
+// (and CUDA for float64) converts x to NCHW and the result back.
 //
 // CUDA: cuDNN forward, backward-data and backward-filter. Descriptors and the algorithm of
 // each direction are chosen once per shape and cached; the workspace comes from the caching

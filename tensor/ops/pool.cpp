@@ -51,7 +51,7 @@ Tensor max_pool2d(const Tensor& x_in, Size2 kernel, Size2 stride, Size2 padding,
   const TensorOptions o = TensorOptions(x.dtype()).device(x.device());
   const Shape y_shape{x.size(0), x.size(1), g.oh, g.ow};
   Tensor y = empty_strided(y_shape, memory_format_strides(y_shape, fmt), o);
-  Tensor argmax = empty(y.shape(), TensorOptions(kInt64).device(x.device()));
+  Tensor argmax = empty({y.numel()}, TensorOptions(kInt64).device(x.device()));  // y's layout
   if (y.numel() > 0) {
     CUDL_ON_DEVICE(x.device(), max_pool2d_forward, x.dtype(), g, x.data_ptr(), y.data_ptr(),
                    argmax.data<int64_t>());
@@ -96,8 +96,7 @@ Tensor global_max_pool2d(const Tensor& x_in) {
                                             TensorOptions(dy.dtype()).device(dy.device()));
                   if (planes > 0) {
                     CUDL_ON_DEVICE(dy.device(), global_max_pool_backward, dy.dtype(), planes, hw,
-                                   dy.data_ptr(), argmax.data<int64_t>(), dx.data_ptr(),
-                                   channels);
+                                   dy.data_ptr(), argmax.data<int64_t>(), dx.data_ptr(), channels);
                   }
                   return std::vector<Tensor>{dx};
                 });

@@ -4,7 +4,8 @@
 // dense, row-major (planes one after the other) or, when `channels` > 0, channels-last: the
 // planes of a sample interleaved, element k of plane p at (p / C) * hw * C + k * C + p % C.
 // argmax holds, per output, the index ih*w + iw of the winning input inside its plane
-// (PyTorch's `indices`), always as a row-major (planes, oh, ow) array.
+// (PyTorch's `indices`), laid out as y is (so channels-last kernels read and write it in the
+// same coalesced order as y).
 #pragma once
 
 #include <cmath>
@@ -84,7 +85,7 @@ CUDL_HOST_DEVICE_INLINE void max_window(const PoolGeometry& g, const T* plane, i
 
 // dL/dx at input (ih, iw) of one plane: the sum of dy over the outputs whose argmax is this
 // position, visited in row-major output order (so every backend adds in the same order).
-// dy_plane: the plane's first gradient (in the layout of g); arg_plane: its row-major argmax.
+// dy_plane, arg_plane: the plane's first gradient and argmax (both in the layout of g).
 template <class T>
 CUDL_HOST_DEVICE_INLINE T max_grad_at(const PoolGeometry& g, const T* dy_plane,
                                       const int64_t* arg_plane, int64_t ih, int64_t iw) {
@@ -98,7 +99,8 @@ CUDL_HOST_DEVICE_INLINE T max_grad_at(const PoolGeometry& g, const T* dy_plane,
   compute_t<T> acc = 0;  // float for bfloat16: rounded once, at the end
   for (int64_t i = i_lo; i <= i_hi; ++i)
     for (int64_t j = j_lo; j <= j_hi; ++j)
-      if (arg_plane[i * g.ow + j] == me) acc += compute_t<T>(dy_plane[(i * g.ow + j) * step]);
+      if (arg_plane[(i * g.ow + j) * step] == me)
+        acc += compute_t<T>(dy_plane[(i * g.ow + j) * step]);
   return T(acc);
 }
 
@@ -122,13 +124,13 @@ CUDL_HOST_DEVICE_INLINE void max_plane(const T* plane, int64_t hw, int64_t step,
 }  // namespace pool
 
 #define CUDL_POOL_KERNELS(STREAM_ARG)                                                             \
-  /* x (planes, h, w) -> y (planes, oh, ow), both in g's layout; argmax row-major */              \
+  /* x (planes, h, w) -> y, argmax (planes, oh, ow), all in g's layout */                         \
   void max_pool2d_forward(STREAM_ARG DType dtype, const PoolGeometry& g, const void* x, void* y,  \
                           int64_t* argmax);                                                       \
   /* dy, argmax (planes, oh, ow) -> dx (planes, h, w), every element written */                   \
   void max_pool2d_backward(STREAM_ARG DType dtype, const PoolGeometry& g, const void* dy,         \
                            const int64_t* argmax, void* dx);                                      \
-  /* x (planes, hw) in the layout of `channels` (as PoolGeometry's) -> y, argmax (planes) */    \
+  /* x (planes, hw) in the layout of `channels` (as PoolGeometry's) -> y, argmax (planes) */      \
   void global_max_pool_forward(STREAM_ARG DType dtype, int64_t planes, int64_t hw, const void* x, \
                                void* y, int64_t* argmax, int64_t channels);                       \
   /* dy, argmax (planes) -> dx (planes, hw) in the layout of `channels`, every element written */ \
