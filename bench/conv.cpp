@@ -11,6 +11,7 @@
 //                   [--layer NAME]   (only that layer)
 //                   [--path auto|onednn|im2col-parallel|im2col-blas]   (CpuConvPath)
 //                   [--weights-grad-only 1]   (backward computes dw only)
+//                   [--channels-last 1]   (channels-last input, output and gradients)
 // Prints one JSON line per layer: name, count (how many such convolutions the model has),
 // fwd_s, bwd_s (medians), gflop (forward multiply-adds x 2).
 #include "tensor/ops/conv.h"
@@ -59,7 +60,7 @@ int main(int argc, char** argv) {
   int64_t batch = 16, size = 300;
   int threads = get_num_threads(), reps = 3;
   std::string device = "cpu", only, path = "auto";
-  bool weights_only = false;
+  bool weights_only = false, channels_last = false;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i];
     const char* v = argv[i + 1];
@@ -79,12 +80,15 @@ int main(int argc, char** argv) {
       path = v;
     else if (k == "--weights-grad-only")
       weights_only = std::string(v) == "1";
+    else if (k == "--channels-last")
+      channels_last = std::string(v) == "1";
     else {
       std::cerr
           << "bench_conv: unknown option " << k
           << "\nusage: bench_conv [--batch 16] [--size 300] [--threads T] [--reps 3] "
              "[--device cpu|cuda] [--layer NAME]\n"
-             "       [--path auto|onednn|im2col-parallel|im2col-blas] [--weights-grad-only 0|1]\n";
+             "       [--path auto|onednn|im2col-parallel|im2col-blas] [--weights-grad-only 0|1]\n"
+             "       [--channels-last 0|1]\n";
       return 2;
     }
   }
@@ -105,6 +109,7 @@ int main(int argc, char** argv) {
       if (!only.empty() && l.name != only) continue;
       const int64_t pad = l.k / 2;
       Tensor x = randn({batch, l.cin, l.in_size, l.in_size}, o, &gen);
+      if (channels_last) x = x.contiguous(MemoryFormat::kChannelsLast);
       Tensor w = mul(randn({l.cout, l.cin, l.k, l.k}, o, &gen), 0.05).set_requires_grad();
       if (l.name != "conv1" && !weights_only) x.set_requires_grad();
       Tensor y;
@@ -113,6 +118,7 @@ int main(int argc, char** argv) {
         y = conv2d(x, w, Tensor(), l.stride, pad);
       });
       Tensor dy = randn(y.shape(), o, &gen);
+      if (channels_last) dy = dy.contiguous(MemoryFormat::kChannelsLast);
       std::vector<double> t;
       for (int r = 0; r <= reps; ++r) {  // the first run is a warm-up
         x.set_grad(Tensor());
@@ -128,7 +134,9 @@ int main(int argc, char** argv) {
       std::sort(t.begin(), t.end());
       const double bwd = t[t.size() / 2];
       const double gflop = 2.0 * static_cast<double>(y.numel()) * l.cin * l.k * l.k / 1e9;
-      nlohmann::json j = {{"impl", "cudl"},     {"path", path},          {"layer", l.name},
+      nlohmann::json j = {{"impl", channels_last ? "cudl channels_last" : "cudl"},
+                          {"path", path},
+                          {"layer", l.name},
                           {"count", l.count},   {"batch", batch},        {"size", size},
                           {"threads", threads}, {"fwd_s", fwd},          {"bwd_s", bwd},
                           {"gflop", gflop},     {"out_shape", y.shape()}};

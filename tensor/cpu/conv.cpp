@@ -437,6 +437,41 @@ bool try_onednn(DType dtype, const ConvGeometry& g, bool* jit_only) {
   return path == CpuConvPath::kAuto && !(g.kh == 1 && g.kw == 1);
 }
 
+// Copies between (n, c, hw) and (n, hw, c) memory (to_nhwc: the first into the second).
+template <class T>
+void transpose_channels(const T* src, T* dst, int64_t n, int64_t c, int64_t hw, bool to_nhwc) {
+  parallel_for(0, n * hw, std::max<int64_t>(1, 16384 / std::max<int64_t>(c, 1)),
+               [&](int64_t begin, int64_t end) {
+                 for (int64_t t = begin; t < end; ++t) {
+                   const int64_t i = t / hw, k = t % hw;
+                   for (int64_t ch = 0; ch < c; ++ch) {
+                     const int64_t nchw = (i * c + ch) * hw + k, nhwc = t * c + ch;
+                     if (to_nhwc) {
+                       dst[nhwc] = src[nchw];
+                     } else {
+                       dst[nchw] = src[nhwc];
+                     }
+                   }
+                 }
+               });
+}
+
+// A row-major buffer of n * c * hw elements from cudl's allocator (counted in memory_stats):
+// the copy of channels-last `src` ((n, hw, c) memory), or uninitialised for a null src (an
+// output). Undefined when not wanted.
+template <class T>
+Tensor row_major(const void* src, int64_t n, int64_t c, int64_t hw, bool wanted) {
+  if (!wanted) return Tensor();
+  Tensor t = empty({n * c * hw}, TensorOptions(DTypeOf<T>::value));
+  if (src) transpose_channels(static_cast<const T*>(src), t.data<T>(), n, c, hw, false);
+  return t;
+}
+
+template <class T>
+T* ptr(const Tensor& t) {
+  return t.defined() ? t.data<T>() : nullptr;
+}
+
 }  // namespace
 
 void conv2d_forward(DType dtype, const ConvGeometry& g, const void* x, const void* w,
@@ -449,6 +484,20 @@ void conv2d_forward(DType dtype, const ConvGeometry& g, const void* x, const voi
     conv2d_forward(kFloat32, g, data_or_null(xf), data_or_null(wf), data_or_null(bf),
                    data_or_null(yf), benchmark, allow_tf32);
     narrow(yf, y);
+    return;
+  }
+  if (g.channels_last) {
+    // Channels-last: the row-major path on converted copies (see conv.h).
+    ConvGeometry r = g;
+    r.channels_last = false;
+    CUDL_DISPATCH_FLOATING(dtype, "conv2d", [&] {
+      using T = scalar_t;
+      const Tensor xr = row_major<T>(x, g.n, g.c, g.h * g.w, true);
+      const Tensor wr = row_major<T>(w, g.o, g.c / g.groups, g.kh * g.kw, true);
+      const Tensor yr = row_major<T>(nullptr, g.n, g.o, g.oh * g.ow, true);
+      conv2d_forward(dtype, r, ptr<T>(xr), ptr<T>(wr), bias, ptr<T>(yr), benchmark, allow_tf32);
+      transpose_channels(ptr<T>(yr), static_cast<T*>(y), g.n, g.o, g.oh * g.ow, true);
+    });
     return;
   }
   bool jit_only = true;
@@ -479,6 +528,25 @@ void conv2d_backward(DType dtype, const ConvGeometry& g, const void* x, const vo
     narrow(dxf, dx);
     narrow(dwf, dw);
     narrow(dbf, db);
+    return;
+  }
+  if (g.channels_last) {
+    // Channels-last: the row-major path on converted copies (see conv.h).
+    ConvGeometry r = g;
+    r.channels_last = false;
+    CUDL_DISPATCH_FLOATING(dtype, "conv2d backward", [&] {
+      using T = scalar_t;
+      const int64_t khw = g.kh * g.kw, cg = g.c / g.groups;
+      const Tensor xr = row_major<T>(x, g.n, g.c, g.h * g.w, dw != nullptr);
+      const Tensor wr = row_major<T>(w, g.o, cg, khw, dx != nullptr);
+      const Tensor dyr = row_major<T>(dy, g.n, g.o, g.oh * g.ow, true);
+      Tensor dxr = row_major<T>(nullptr, g.n, g.c, g.h * g.w, dx != nullptr);
+      Tensor dwr = row_major<T>(nullptr, g.o, cg, khw, dw != nullptr);
+      conv2d_backward(dtype, r, ptr<T>(xr), ptr<T>(wr), ptr<T>(dyr), ptr<T>(dxr), ptr<T>(dwr), db,
+                      benchmark, allow_tf32);
+      if (dx) transpose_channels(ptr<T>(dxr), static_cast<T*>(dx), g.n, g.c, g.h * g.w, true);
+      if (dw) transpose_channels(ptr<T>(dwr), static_cast<T*>(dw), g.o, cg, khw, true);
+    });
     return;
   }
   bool jit_only = true;

@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <climits>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "tensor/cpu/widen.h"
@@ -80,31 +81,82 @@ void max_pool_plane(const PoolGeometry& g, const T* plane, T* y, int64_t* arg) {
   }
 }
 
-// One plane's input gradient: zero, then each output's gradient added at its argmax. The
-// plane's elements are `step` apart in gy, a and d (1 row-major, C channels-last).
 template <class T>
-void scatter_plane(const T* gy, const int64_t* a, int64_t out_plane, int64_t in_plane, T* d,
-                   int64_t step) {
-  for (int64_t k = 0; k < in_plane; ++k) d[k * step] = T(0);
-  for (int64_t o = 0; o < out_plane; ++o) d[a[o * step] * step] += gy[o * step];
+void scatter_plane(const T* gy, const int64_t* a, int64_t out_plane, int64_t in_plane, T* d) {
+  std::fill(d, d + in_plane, T(0));
+  for (int64_t o = 0; o < out_plane; ++o) d[a[o]] += gy[o];
 }
 
 // bfloat16: add in float, round once (the sums pool::max_grad_at makes).
 void scatter_plane(const bfloat16* gy, const int64_t* a, int64_t out_plane, int64_t in_plane,
-                   bfloat16* d, int64_t step) {
+                   bfloat16* d) {
   std::vector<float> acc(static_cast<size_t>(in_plane), 0.0f);
-  for (int64_t o = 0; o < out_plane; ++o) acc[a[o * step]] += gy[o * step];
-  for (int64_t k = 0; k < in_plane; ++k) d[k * step] = acc[k];
+  for (int64_t o = 0; o < out_plane; ++o) acc[a[o]] += gy[o];
+  for (int64_t k = 0; k < in_plane; ++k) d[k] = acc[k];
 }
 
-// Channels-last max pooling of one plane: the shared formula at every output (the row-major
-// planes take the vectorised max_pool_plane).
+// Channels-last max pooling of output row i of one sample (x, y, arg: the sample's (h, w, C),
+// (oh, ow, C) arrays): each output takes its window's taps in pool::max_window's order and
+// rule (the first in-bounds tap's position, then a strictly larger value or a NaN replaces),
+// for all C channels at once, so the inner loop runs over neighbouring channels.
 template <class T>
-void max_pool_plane_strided(const PoolGeometry& g, const T* plane, T* y, int64_t* arg) {
-  const int64_t step = pool::plane_step(g.channels);
-  for (int64_t i = 0; i < g.oh; ++i)
-    for (int64_t j = 0; j < g.ow; ++j)
-      pool::max_window(g, plane, i, j, y + (i * g.ow + j) * step, arg + (i * g.ow + j) * step);
+void max_pool_row_cl(const PoolGeometry& g, const T* x, T* y, int64_t* arg, int64_t i,
+                     std::vector<int32_t>& arg32) {
+  const int64_t c = g.channels, h0 = i * g.sh - g.ph;
+  const bool fast = g.h * g.w <= INT32_MAX;
+  for (int64_t j = 0; j < g.ow; ++j) {
+    const int64_t w0 = j * g.sw - g.pw;
+    T* yo = y + (i * g.ow + j) * c;
+    int64_t* ao = arg + (i * g.ow + j) * c;
+    if (!fast) {
+      for (int64_t ch = 0; ch < c; ++ch) pool::max_window(g, x + ch, i, j, yo + ch, ao + ch);
+      continue;
+    }
+    const int32_t first =
+        static_cast<int32_t>(pool::first_inside(h0, g.dh) * g.w + pool::first_inside(w0, g.dw));
+    for (int64_t ch = 0; ch < c; ++ch) {
+      yo[ch] = -static_cast<T>(INFINITY);
+      arg32[ch] = first;
+    }
+    for (int64_t a = 0; a < g.kh; ++a) {
+      const int64_t ih = h0 + a * g.dh;
+      if (ih < 0 || ih >= g.h) continue;
+      for (int64_t b = 0; b < g.kw; ++b) {
+        const int64_t iw = w0 + b * g.dw;
+        if (iw < 0 || iw >= g.w) continue;
+        const int32_t at = static_cast<int32_t>(ih * g.w + iw);
+        const T* src = x + at * c;
+        for (int64_t ch = 0; ch < c; ++ch) {
+          const T v = src[ch], best = yo[ch];
+          const bool take = v > best || v != v;
+          yo[ch] = take ? v : best;
+          arg32[ch] = take ? at : arg32[ch];
+        }
+      }
+    }
+    for (int64_t ch = 0; ch < c; ++ch) ao[ch] = arg32[ch];
+  }
+}
+
+// Channels-last scatter of one sample: dx = 0, then each output's gradient added at its argmax,
+// outputs in row-major order per channel (the order scatter_plane and pool::max_grad_at add
+// in). bfloat16 adds in float and rounds once.
+template <class T>
+void scatter_sample_cl(const PoolGeometry& g, const T* gy, const int64_t* a, T* d) {
+  using Acc = compute_t<T>;
+  const int64_t c = g.channels, in_size = g.h * g.w * c, out_size = g.oh * g.ow * c;
+  auto add_all = [&](Acc* acc) {
+    std::fill(acc, acc + in_size, Acc(0));
+    for (int64_t o = 0; o < out_size; o += c)
+      for (int64_t ch = 0; ch < c; ++ch) acc[a[o + ch] * c + ch] += Acc(gy[o + ch]);
+  };
+  if constexpr (std::is_same_v<Acc, T>) {
+    add_all(d);
+  } else {
+    std::vector<Acc> acc(static_cast<size_t>(in_size));
+    add_all(acc.data());
+    for (int64_t k = 0; k < in_size; ++k) d[k] = T(acc[k]);
+  }
 }
 
 }  // namespace
@@ -122,16 +174,21 @@ void max_pool2d_forward(DType dtype, const PoolGeometry& g, const void* x, void*
     const auto* px = static_cast<const scalar_t*>(x);
     auto* py = static_cast<scalar_t*>(y);
     const int64_t out_plane = g.oh * g.ow, in_plane = g.h * g.w;
-    parallel_for(0, g.planes, 1, [&](int64_t begin, int64_t end) {
-      for (int64_t p = begin; p < end; ++p) {
-        const scalar_t* xp = px + pool::plane_base(p, in_plane, g.channels);
-        const int64_t out_base = pool::plane_base(p, out_plane, g.channels);
-        if (g.channels > 0) {
-          max_pool_plane_strided(g, xp, py + out_base, argmax + out_base);
-        } else {
-          max_pool_plane(g, xp, py + out_base, argmax + out_base);
+    if (g.channels > 0) {  // channels-last: (sample, output row) tasks
+      const int64_t c = g.channels, samples = g.planes / c;
+      parallel_for(0, samples * g.oh, 1, [&](int64_t begin, int64_t end) {
+        std::vector<int32_t> arg32(static_cast<size_t>(c));
+        for (int64_t t = begin; t < end; ++t) {
+          const int64_t s = t / g.oh;
+          max_pool_row_cl(g, px + s * in_plane * c, py + s * out_plane * c,
+                          argmax + s * out_plane * c, t % g.oh, arg32);
         }
-      }
+      });
+      return;
+    }
+    parallel_for(0, g.planes, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t p = begin; p < end; ++p)
+        max_pool_plane(g, px + p * in_plane, py + p * out_plane, argmax + p * out_plane);
     });
   });
 }
@@ -145,14 +202,19 @@ void max_pool2d_backward(DType dtype, const PoolGeometry& g, const void* dy, con
     const auto* pdy = static_cast<const scalar_t*>(dy);
     auto* pdx = static_cast<scalar_t*>(dx);
     const int64_t out_plane = g.oh * g.ow, in_plane = g.h * g.w;
+    if (g.channels > 0) {  // channels-last: one task per sample
+      const int64_t c = g.channels;
+      parallel_for(0, g.planes / c, 1, [&](int64_t begin, int64_t end) {
+        for (int64_t s = begin; s < end; ++s)
+          scatter_sample_cl(g, pdy + s * out_plane * c, argmax + s * out_plane * c,
+                            pdx + s * in_plane * c);
+      });
+      return;
+    }
     parallel_for(0, g.planes, 1, [&](int64_t begin, int64_t end) {
-      for (int64_t p = begin; p < end; ++p) {
-        scalar_t* d = pdx + pool::plane_base(p, in_plane, g.channels);
-        const int64_t out_base = pool::plane_base(p, out_plane, g.channels);
-        const scalar_t* gy = pdy + out_base;
-        const int64_t* a = argmax + out_base;
-        scatter_plane(gy, a, out_plane, in_plane, d, pool::plane_step(g.channels));
-      }
+      for (int64_t p = begin; p < end; ++p)
+        scatter_plane(pdy + p * out_plane, argmax + p * out_plane, out_plane, in_plane,
+                      pdx + p * in_plane);
     });
   });
 }

@@ -1,10 +1,11 @@
 // Launchers of batch_norm (see batch_norm.h), one per backend with the same arguments; the
 // CUDA ones take the stream first. x, y, dy, dx are dense (n, c, s) arrays (s = elements per
 // channel and sample), row-major, or (channels_last) stored as (n, s, c): a channels-last
-// (N, C, H, W) tensor. Channels-last batch norm is batch norm of the (n * s, c, 1) array the
-// same memory is, with the same sums in the same order; the CPU and cudl's bfloat16 kernels run
-// it as that, cuDNN gets an NHWC descriptor. Weight, bias, the statistics and their gradients
-// are (c,).
+// (N, C, H, W) tensor. Channels-last batch norm is batch norm of the (n * s, c) array the same
+// memory is: the CPU and cudl's bfloat16 kernels sum it in blocks of rows, across the channels
+// (the same elements grouped otherwise than the row-major sums: the float statistics may differ
+// in their last bit), cuDNN gets an NHWC descriptor. Weight, bias, the statistics and their
+// gradients are (c,).
 // save_mean / save_invstd receive the batch mean and 1/sqrt(var + eps) for the backward pass.
 // running_mean / running_var are both null (not tracked) or both set (updated in place).
 // x, y, dy, dx have `dtype`; weight, bias, the statistics and dweight, dbias have

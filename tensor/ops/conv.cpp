@@ -85,9 +85,9 @@ Tensor conv2d(const Tensor& x_arg, const Tensor& w_arg, const Tensor& b_arg, Siz
   ConvGeometry g = conv2d_geometry(x_in, w_in, b_in, stride, padding, dilation, groups);
   const MemoryFormat fmt = suggest_memory_format(x_in);
   if (fmt == MemoryFormat::kChannelsLast) {
-    // The CPU kernels read NCHW, and cuDNN has no NHWC float64 convolutions (PyTorch keeps
-    // float64 off them too): convert on the way in and out (differentiably).
-    if (!x_in.device().is_cuda() || x_in.dtype() == kFloat64)
+    // cuDNN has no NHWC float64 convolutions (PyTorch keeps float64 off them too): convert on
+    // the way in and out (differentiably).
+    if (x_in.device().is_cuda() && x_in.dtype() == kFloat64)
       return conv2d(x_in.contiguous(), w_in, b_in, stride, padding, dilation, groups)
           .contiguous(MemoryFormat::kChannelsLast);
     g.channels_last = true;
