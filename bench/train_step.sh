@@ -22,6 +22,7 @@
 #                    autocast, torch.autocast for PyTorch)
 #   --channels-last  every run channels-last (cudl's TrainStep option, PyTorch's
 #                    model.to(memory_format=torch.channels_last) with channels-last input)
+#   --also-channels-last  also run cudl channels-last each round (beside the runs above)
 # On CUDA the rounds also run cudl with eager steps (--cuda-graph 0; the default replays a CUDA
 # graph) and PyTorch with the step captured in a CUDA graph; cuDNN may use TF32 in both
 # (PyTorch's default). The ratios compare cudl's first run (its default) with every other.
@@ -29,7 +30,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 build="$root/build" device=cpu threads=2 rounds=5 warmup=1 steps=3 shape=16x300 allow_large=0
-precision=fp32 channels_last=0
+precision=fp32 channels_last=0 also_cl=0
 out=""
 also=()
 usage() { sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; }
@@ -45,6 +46,7 @@ while [ $# -gt 0 ]; do
     --allow-large) allow_large=1; shift ;;
     --precision) precision=$2; shift 2 ;;
     --channels-last) channels_last=1; shift ;;
+    --also-channels-last) also_cl=1; shift ;;
     --also) also+=("$2"); shift 2 ;;
     -h|--help) usage; exit 0 ;;
     -*) echo "train_step.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
@@ -85,6 +87,7 @@ for r in $(seq "$rounds"); do
   echo "round $r/$rounds (load $(load))" >&2
   record "$bin" "${args[@]}"
   if [ "$device" = cuda ]; then record "$bin" "${args[@]}" --cuda-graph 0; fi
+  if [ "$also_cl" = 1 ] && [ "$channels_last" = 0 ]; then record "$bin" "${args[@]}" --channels-last 1; fi
   for b in ${also[@]+"${also[@]}"}; do
     record "$b" "${args[@]}"
   done
