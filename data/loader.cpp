@@ -20,6 +20,16 @@ struct DataLoader::Staging {
 #endif
 };
 
+#ifdef CUDL_WITH_CUDA
+struct DataLoader::Ahead {
+  int64_t index = 0, generation = 0;
+  Batch batch;
+  CopyEvent copied;  // recorded on the copy stream after the batch's copies
+};
+#else
+struct DataLoader::Ahead {};
+#endif
+
 struct DataLoader::Slot {
   int64_t generation = 0;
   Tensor images, targets;  // host tensors (views of a staging buffer on CUDA targets)
@@ -70,6 +80,11 @@ DataLoader::~DataLoader() {
   ready_cv_.notify_all();
   for (auto& t : workers_) t.join();
 #ifdef CUDL_WITH_CUDA
+  try {
+    drop_ahead();
+  } catch (const std::exception& e) {
+    log_warning(std::string("DataLoader: dropping an uploaded batch failed: ") + e.what());
+  }
   // Copies may still read the pinned buffers.
   for (auto& st : staging_) {
     try {
@@ -245,6 +260,18 @@ bool DataLoader::next(Batch& out) {
     }
     b = next_serve_;
     epoch = epoch_;
+#ifdef CUDL_WITH_CUDA
+    if (ahead_ && ahead_->index == b && ahead_->generation == generation_) {
+      // Uploaded by the previous call: cudl's stream waits for its copy.
+      ++next_serve_;
+      lock.unlock();
+      std::unique_ptr<Ahead> a = std::move(ahead_);
+      a->copied.make_compute_wait();
+      out = std::move(a->batch);
+      upload_ahead();
+      return true;
+    }
+#endif
     if (workers_.empty()) {
       inline_build = true;
       slot = std::make_unique<Slot>();
@@ -264,7 +291,64 @@ bool DataLoader::next(Batch& out) {
   }
   if (inline_build) build(epoch, b, order, *slot);
   finish(std::move(slot), out);
+  upload_ahead();
   return true;
+}
+
+void DataLoader::drop_ahead() {
+#ifdef CUDL_WITH_CUDA
+  if (!ahead_) return;
+  // Its memory goes back to cudl's stream's pool: order that after the copy into it.
+  std::unique_ptr<Ahead> a = std::move(ahead_);
+  a->copied.make_compute_wait();
+#endif
+}
+
+void DataLoader::upload_ahead() {
+#ifdef CUDL_WITH_CUDA
+  if (!use_staging_ || workers_.empty()) return;
+  drop_ahead();  // one of an abandoned epoch
+  std::unique_ptr<Slot> slot;
+  int64_t index = 0, generation = 0;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    index = next_serve_;
+    generation = generation_;
+    auto it = ready_.find(index);
+    // Only a batch that is built already (next() never waits here) and built well.
+    if (!running_ || index >= batches_ || it == ready_.end() || it->second->error) return;
+    slot = std::move(it->second);
+    ready_.erase(it);
+  }
+  auto a = std::make_unique<Ahead>();
+  a->index = index;
+  a->generation = generation;
+  try {
+    a->batch.images = upload_on_copy_stream(slot->images, options_.device, a->copied);
+    a->batch.targets = upload_on_copy_stream(slot->targets, options_.device, a->copied);
+    slot->staging->done.record_on_copy_stream(options_.device.index);
+  } catch (const std::exception&) {
+    // The batch goes back to be served the ordinary way, whose copy reports the error.
+    try {
+      a->copied.make_compute_wait();
+    } catch (const std::exception&) {
+    }
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (generation == generation_) {
+      ready_[index] = std::move(slot);
+    } else {
+      release(*slot);
+    }
+    return;
+  }
+  a->batch.indices = std::move(slot->indices);
+  a->batch.filenames = std::move(slot->filenames);
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    release(*slot);
+  }
+  ahead_ = std::move(a);
+#endif
 }
 
 }  // namespace cudl::data

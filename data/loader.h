@@ -9,10 +9,13 @@
 //   (x/255 - mean)/std into (N, 3, S, S) float32. At most `prefetch` batches are built ahead of
 //   the one the consumer takes next (a bounded queue); batches come out in order whatever thread
 //   finishes first. With num_workers = 0, next() builds each batch on the calling thread.
-// - On a CUDA device the batch is built in pinned host memory and copied with cudaMemcpyAsync on
-//   cudl's stream: next() returns device tensors at once, the copy runs while the GPU finishes
-//   earlier work, and the workers prepare the following batches meanwhile. The pinned buffers
-//   are recycled after their copy has completed (an event per buffer).
+// - On a CUDA device the batch is built in pinned host memory and copied with cudaMemcpyAsync:
+//   next() returns device tensors at once, and the workers prepare the following batches
+//   meanwhile. With workers, next() also starts the copy of the following batch when it is
+//   ready, on the device's copy stream: it then runs while the GPU computes the step of the
+//   batch just returned (the step queued after next() waits for it through an event; see
+//   data/device_copy.h). Otherwise the copy goes on cudl's stream. The pinned buffers are
+//   recycled after their copy has completed (an event per buffer).
 // - A worker's exception (an image that cannot be decoded, ...) is rethrown by the next() that
 //   would have returned its batch, with the message naming the file; the epoch then continues.
 // - Destroying the loader mid-epoch stops the workers (each finishes the image it is on) and
@@ -78,6 +81,7 @@ class DataLoader {
  private:
   struct Slot;     // a host batch being built or ready
   struct Staging;  // a reusable pinned buffer (CUDA targets)
+  struct Ahead;    // a batch uploaded before it was asked for (CUDA targets, with workers)
 
   std::shared_ptr<const ImageDataset> dataset_;
   DataLoaderOptions options_;
@@ -99,10 +103,15 @@ class DataLoader {
   std::vector<std::unique_ptr<Staging>> staging_;
   std::vector<Staging*> free_staging_;
   std::vector<std::thread> workers_;
+  std::unique_ptr<Ahead> ahead_;  // used by the consumer's thread only
 
   void worker_loop();
   void build(int64_t epoch, int64_t batch_index, const std::vector<int64_t>& order, Slot& slot);
   void finish(std::unique_ptr<Slot> slot, Batch& out);
+  // Takes the next batch if it is built and starts its copy (CUDA, with workers). A batch whose
+  // copy fails is left to be served (and to fail) the ordinary way.
+  void upload_ahead();
+  void drop_ahead();    // forgets an uploaded batch that will not be served
   void release(Slot& slot);  // returns the slot's staging buffer (mutex held)
 };
 

@@ -29,6 +29,7 @@ namespace {
 struct DeviceContext {
   int device = 0;
   cudaStream_t stream = nullptr;
+  cudaStream_t copy_stream = nullptr;  // created on first use
   cublasHandle_t cublas = nullptr;
   cudnnHandle_t cudnn = nullptr;
   void* cublas_workspace = nullptr;
@@ -39,6 +40,7 @@ struct DeviceContext {
     if (cudnn) cudnnDestroy(cudnn);
     if (cublas) cublasDestroy(cublas);
     if (cublas_workspace) cudaFree(cublas_workspace);
+    if (copy_stream) cudaStreamDestroy(copy_stream);
     if (stream) cudaStreamDestroy(stream);
   }
 };
@@ -67,6 +69,16 @@ DeviceContext& context(int device) {
 }  // namespace
 
 cudaStream_t stream(int device) { return context(device).stream; }
+
+cudaStream_t copy_stream(int device) {
+  DeviceContext& c = context(device);
+  std::lock_guard<std::mutex> lock(mutex());
+  if (!c.copy_stream) {
+    DeviceGuard guard(device);
+    CUDL_CUDA_CHECK(cudaStreamCreateWithFlags(&c.copy_stream, cudaStreamNonBlocking));
+  }
+  return c.copy_stream;
+}
 
 cublasHandle_t cublas_handle(int device) {
   DeviceContext& c = context(device);

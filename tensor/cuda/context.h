@@ -11,6 +11,10 @@ namespace cudl::cuda {
 // The stream cudl kernels, copies and library calls on `device` are issued to. One stream per
 // device keeps every op ordered, so memory freed to the caching allocator can be reused at once.
 cudaStream_t stream(int device);
+// A second stream of the device for host-to-device copies that overlap the kernels on
+// stream(device) (the DataLoader's uploads ahead of use). Work on it is ordered against
+// stream(device) only through events: see data/device_copy.h.
+cudaStream_t copy_stream(int device);
 cublasHandle_t cublas_handle(int device);
 // The device's cuBLAS handle bound to stream `s`, with cudl's own workspace (so that cuBLAS
 // never allocates, e.g. while a CUDA graph is captured).

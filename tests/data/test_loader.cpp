@@ -1,6 +1,6 @@
 // ImageDataset and DataLoader: caching, batch contents, order and determinism, drop_last,
 // workers vs inline, error propagation, shutdown mid-epoch, augmentation, the splits of
-// load_image_data, and (with a GPU) pinned asynchronous uploads.
+// load_image_data, and (with a GPU) pinned asynchronous uploads, also ahead of use.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <future>
 #include <set>
+#include <thread>
 
 #include "data/loader.h"
 #include "tests/common/test_util.h"
@@ -454,27 +455,56 @@ TEST(ImageData, BadImagesFailNamingFileAndLineOrAreSkipped) {
   EXPECT_EQ(d.valid->size(), static_cast<int64_t>(s.valid.size()));
 }
 
-TEST(DataLoaderCuda, PinnedAsyncUploadsMatchTheCpuBatches) {
-  CUDL_REQUIRE_CUDA_OR_SKIP();
-  Folder f(23);
-  auto ds = f.dataset();
+// Shuffled batches of 4 from 23 images (6 per epoch), with prefetch 2 (on the GPU: 3 pinned
+// buffers, each reused), loaded for the CPU and for the GPU.
+DataLoaderOptions upload_test_options(Device device) {
   DataLoaderOptions o;
   o.batch_size = 4;
   o.shuffle = true;
   o.seed = 3;
-  o.prefetch = 2;  // 3 pinned buffers for 6 batches: each is reused
-  DataLoader cpu(ds, o);
-  o.device = Device::cuda(0);
-  DataLoader gpu(ds, o);
-  for (int epoch = 0; epoch < 2; ++epoch) {
-    const auto a = epoch_batches(cpu, epoch), b = epoch_batches(gpu, epoch);
-    ASSERT_EQ(a.size(), b.size());
-    for (size_t i = 0; i < a.size(); ++i) {
-      EXPECT_TRUE(b[i].images.device().is_cuda());
-      EXPECT_TRUE(same_values(a[i].images, b[i].images.to(Device::cpu()))) << "batch " << i;
-      EXPECT_TRUE(same_values(a[i].targets, b[i].targets.to(Device::cpu())));
-    }
+  o.prefetch = 2;
+  o.device = device;
+  return o;
+}
+struct CpuAndGpuLoaders {
+  Folder folder{23};
+  std::shared_ptr<ImageDataset> ds = folder.dataset();
+  DataLoader cpu{ds, upload_test_options(Device::cpu())};
+  DataLoader gpu{ds, upload_test_options(Device::cuda(0))};
+};
+
+// One epoch of both loaders (a CPU and a CUDA one over the same data): the same batches.
+void expect_same_epoch(DataLoader& cpu, DataLoader& gpu, int64_t epoch) {
+  const auto a = epoch_batches(cpu, epoch), b = epoch_batches(gpu, epoch);
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a[i].indices, b[i].indices) << "epoch " << epoch << " batch " << i;
+    EXPECT_TRUE(b[i].images.device().is_cuda());
+    EXPECT_TRUE(same_values(a[i].images, b[i].images.to(Device::cpu()))) << "batch " << i;
+    EXPECT_TRUE(same_values(a[i].targets, b[i].targets.to(Device::cpu())));
   }
+}
+
+TEST(DataLoaderCuda, PinnedAsyncUploadsMatchTheCpuBatches) {
+  CUDL_REQUIRE_CUDA_OR_SKIP();
+  CpuAndGpuLoaders l;
+  for (int epoch = 0; epoch < 2; ++epoch) expect_same_epoch(l.cpu, l.gpu, epoch);
+}
+
+// Uploads ahead of use (on the copy stream) across an abandoned epoch, with a consumer that
+// keeps every batch: the GPU batches are still the CPU's, in order.
+TEST(DataLoaderCuda, UploadsAheadSurviveAnAbandonedEpoch) {
+  CUDL_REQUIRE_CUDA_OR_SKIP();
+  CpuAndGpuLoaders l;
+  // Two batches of epoch 0, giving the workers time to build the third, which the second
+  // next() then uploads ahead; epoch 0 is abandoned with that upload pending.
+  l.gpu.start_epoch(0);
+  Batch b;
+  ASSERT_TRUE(l.gpu.next(b));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  ASSERT_TRUE(l.gpu.next(b));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  for (int epoch = 1; epoch < 3; ++epoch) expect_same_epoch(l.cpu, l.gpu, epoch);
 }
 
 }  // namespace
