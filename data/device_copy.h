@@ -52,6 +52,9 @@ Tensor upload_async(const Tensor& host, Device device, CopyEvent& done);
 // copy overlaps that step.
 Tensor upload_on_copy_stream(const Tensor& host, Device device, CopyEvent& done);
 
+// Blocks until everything queued on the device's copy stream has finished.
+void synchronize_copy_stream(Device device);
+
 }  // namespace cudl::data
 
 #endif  // CUDL_WITH_CUDA

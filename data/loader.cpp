@@ -8,6 +8,7 @@
 
 #ifdef CUDL_WITH_CUDA
 #include "data/device_copy.h"
+#include "tensor/cuda/context.h"
 #endif
 
 namespace cudl::data {
@@ -264,6 +265,7 @@ bool DataLoader::next(Batch& out) {
     if (ahead_ && ahead_->index == b && ahead_->generation == generation_) {
       // Uploaded by the previous call: cudl's stream waits for its copy.
       ++next_serve_;
+      work_cv_.notify_all();  // the workers' window moved on
       lock.unlock();
       std::unique_ptr<Ahead> a = std::move(ahead_);
       a->copied.make_compute_wait();
@@ -307,7 +309,14 @@ void DataLoader::drop_ahead() {
 void DataLoader::upload_ahead() {
 #ifdef CUDL_WITH_CUDA
   if (!use_staging_ || workers_.empty()) return;
-  drop_ahead();  // one of an abandoned epoch
+  try {
+    drop_ahead();  // one of an abandoned epoch
+    // Never while cudl's stream is captured into a CUDA graph: the copy would join the graph.
+    if (cuda::stream_is_capturing(cuda::stream(options_.device.index))) return;
+  } catch (const std::exception& e) {
+    log_warning(std::string("DataLoader: no upload ahead: ") + e.what());
+    return;
+  }
   std::unique_ptr<Slot> slot;
   int64_t index = 0, generation = 0;
   {
@@ -327,12 +336,15 @@ void DataLoader::upload_ahead() {
     a->batch.images = upload_on_copy_stream(slot->images, options_.device, a->copied);
     a->batch.targets = upload_on_copy_stream(slot->targets, options_.device, a->copied);
     slot->staging->done.record_on_copy_stream(options_.device.index);
-  } catch (const std::exception&) {
-    // The batch goes back to be served the ordinary way, whose copy reports the error.
+  } catch (const std::exception& e) {
+    // The batch goes back to be served the ordinary way, whose copy reports the error. A copy
+    // may have been issued: let it finish before its memory and pinned buffer are reused.
+    log_warning(std::string("DataLoader: upload ahead failed: ") + e.what());
     try {
-      a->copied.make_compute_wait();
+      synchronize_copy_stream(options_.device);
     } catch (const std::exception&) {
     }
+    a.reset();
     std::lock_guard<std::mutex> lock(mutex_);
     if (generation == generation_) {
       ready_[index] = std::move(slot);

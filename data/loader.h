@@ -108,8 +108,8 @@ class DataLoader {
   void worker_loop();
   void build(int64_t epoch, int64_t batch_index, const std::vector<int64_t>& order, Slot& slot);
   void finish(std::unique_ptr<Slot> slot, Batch& out);
-  // Takes the next batch if it is built and starts its copy (CUDA, with workers). A batch whose
-  // copy fails is left to be served (and to fail) the ordinary way.
+  // Takes the next batch if it is built and starts its copy (CUDA, with workers). Never throws:
+  // a batch whose copy fails is left to be served (and to fail) the ordinary way.
   void upload_ahead();
   void drop_ahead();    // forgets an uploaded batch that will not be served
   void release(Slot& slot);  // returns the slot's staging buffer (mutex held)

@@ -112,4 +112,9 @@ Tensor upload_on_copy_stream(const Tensor& host, Device device, CopyEvent& done)
   return out;
 }
 
+void synchronize_copy_stream(Device device) {
+  cuda::DeviceGuard guard(device.index);
+  CUDL_CUDA_CHECK(cudaStreamSynchronize(cuda::copy_stream(device.index)));
+}
+
 }  // namespace cudl::data

@@ -455,22 +455,24 @@ TEST(ImageData, BadImagesFailNamingFileAndLineOrAreSkipped) {
   EXPECT_EQ(d.valid->size(), static_cast<int64_t>(s.valid.size()));
 }
 
-// Shuffled batches of 4 from 23 images (6 per epoch), with prefetch 2 (on the GPU: 3 pinned
-// buffers, each reused), loaded for the CPU and for the GPU.
-DataLoaderOptions upload_test_options(Device device) {
+// Shuffled batches of 4 from 23 images (6 per epoch) with the given prefetch (on the GPU:
+// prefetch + 1 pinned buffers, each reused), loaded for the CPU and for the GPU.
+DataLoaderOptions upload_test_options(Device device, int prefetch) {
   DataLoaderOptions o;
   o.batch_size = 4;
   o.shuffle = true;
   o.seed = 3;
-  o.prefetch = 2;
+  o.prefetch = prefetch;
   o.device = device;
   return o;
 }
 struct CpuAndGpuLoaders {
   Folder folder{23};
   std::shared_ptr<ImageDataset> ds = folder.dataset();
-  DataLoader cpu{ds, upload_test_options(Device::cpu())};
-  DataLoader gpu{ds, upload_test_options(Device::cuda(0))};
+  DataLoader cpu, gpu;
+  explicit CpuAndGpuLoaders(int prefetch = 2)
+      : cpu(ds, upload_test_options(Device::cpu(), prefetch)),
+        gpu(ds, upload_test_options(Device::cuda(0), prefetch)) {}
 };
 
 // One epoch of both loaders (a CPU and a CUDA one over the same data): the same batches.
@@ -487,24 +489,43 @@ void expect_same_epoch(DataLoader& cpu, DataLoader& gpu, int64_t epoch) {
 
 TEST(DataLoaderCuda, PinnedAsyncUploadsMatchTheCpuBatches) {
   CUDL_REQUIRE_CUDA_OR_SKIP();
-  CpuAndGpuLoaders l;
-  for (int epoch = 0; epoch < 2; ++epoch) expect_same_epoch(l.cpu, l.gpu, epoch);
+  // prefetch 1: the window of one batch ahead, which the upload ahead takes from the workers.
+  for (const int prefetch : {2, 1}) {
+    SCOPED_TRACE("prefetch " + std::to_string(prefetch));
+    CpuAndGpuLoaders l(prefetch);
+    for (int epoch = 0; epoch < 2; ++epoch) expect_same_epoch(l.cpu, l.gpu, epoch);
+  }
 }
 
-// Uploads ahead of use (on the copy stream) across an abandoned epoch, with a consumer that
-// keeps every batch: the GPU batches are still the CPU's, in order.
+// Uploads ahead of use (on the copy stream) across an abandoned epoch and a loader destroyed
+// with one pending, with a consumer that keeps every batch: the GPU batches are still the
+// CPU's, in order. (Whether a given batch went ahead depends on the workers' timing; the sleeps
+// make it likely for the third.)
 TEST(DataLoaderCuda, UploadsAheadSurviveAnAbandonedEpoch) {
   CUDL_REQUIRE_CUDA_OR_SKIP();
   CpuAndGpuLoaders l;
   // Two batches of epoch 0, giving the workers time to build the third, which the second
   // next() then uploads ahead; epoch 0 is abandoned with that upload pending.
+  const std::vector<Batch> first = epoch_batches(l.cpu, 0);
   l.gpu.start_epoch(0);
   Batch b;
-  ASSERT_TRUE(l.gpu.next(b));
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  ASSERT_TRUE(l.gpu.next(b));
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  for (size_t i = 0; i < 2; ++i) {
+    ASSERT_TRUE(l.gpu.next(b));
+    EXPECT_EQ(b.indices, first[i].indices);
+    EXPECT_TRUE(same_values(first[i].images, b.images.to(Device::cpu()))) << "batch " << i;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
   for (int epoch = 1; epoch < 3; ++epoch) expect_same_epoch(l.cpu, l.gpu, epoch);
+  // Destroyed with an upload ahead pending: nothing is left waiting, and a new loader works.
+  {
+    DataLoader gpu(l.ds, upload_test_options(Device::cuda(0), 2));
+    gpu.start_epoch(0);
+    ASSERT_TRUE(gpu.next(b));
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    ASSERT_TRUE(gpu.next(b));
+  }
+  DataLoader again(l.ds, upload_test_options(Device::cuda(0), 2));
+  expect_same_epoch(l.cpu, again, 3);
 }
 
 }  // namespace
