@@ -43,12 +43,11 @@ struct BnDescriptors {
   }
 };
 
+// The current device's cuDNN handle bound to `stream`; the caller holds cuda::cudnn_mutex().
 cudnnHandle_t handle_on(cudaStream_t stream) {
   int device = 0;
   CUDL_CUDA_CHECK(cudaGetDevice(&device));
-  cudnnHandle_t h = cudnn_handle(device);
-  CUDL_CUDNN_CHECK(cudnnSetStream(h, stream));
-  return h;
+  return cudnn_handle_on(device, stream);
 }
 
 __global__ void increment_kernel(int64_t* counter) {
@@ -386,6 +385,7 @@ void batch_norm_forward_train(cudaStream_t stream, DType dtype, int64_t n, int64
     bf16_affine(stream, n, c, s, channels_last, xb, coef.data<float>(), y, residual, relu);
     return;
   }
+  std::lock_guard<std::mutex> lock(cudnn_mutex());
   cudnnHandle_t h = handle_on(stream);
   BnDescriptors d(dtype, n, c, s, channels_last);
   const CudnnScalars k(dtype);
@@ -411,6 +411,7 @@ void batch_norm_forward_eval(cudaStream_t stream, DType dtype, int64_t n, int64_
                 y, residual, relu);
     return;
   }
+  std::lock_guard<std::mutex> lock(cudnn_mutex());
   cudnnHandle_t h = handle_on(stream);
   BnDescriptors d(dtype, n, c, s, channels_last);
   const CudnnScalars k(dtype);
@@ -449,6 +450,7 @@ void batch_norm_backward_train(cudaStream_t stream, DType dtype, int64_t n, int6
     CUDL_KERNEL_CHECK();
     return;
   }
+  std::lock_guard<std::mutex> lock(cudnn_mutex());
   cudnnHandle_t h = handle_on(stream);
   BnDescriptors d(dtype, n, c, s, channels_last);
   const CudnnScalars k(dtype);

@@ -115,6 +115,17 @@ cudnnHandle_t cudnn_handle(int device) {
   return c.cudnn;
 }
 
+std::mutex& cudnn_mutex() {
+  static std::mutex m;
+  return m;
+}
+
+cudnnHandle_t cudnn_handle_on(int device, cudaStream_t s) {
+  cudnnHandle_t h = cudnn_handle(device);
+  CUDL_CUDNN_CHECK(cudnnSetStream(h, s));
+  return h;
+}
+
 cublasHandle_t cublas_handle_on(int device, cudaStream_t s) {
   cublasHandle_t h = cublas_handle(device);
   DeviceContext& c = context(device);

@@ -6,6 +6,8 @@
 #include <cuda_runtime_api.h>
 #include <cudnn.h>
 
+#include <mutex>
+
 namespace cudl::cuda {
 
 // The stream cudl kernels, copies and library calls on `device` are issued to. One stream per
@@ -23,6 +25,11 @@ cublasHandle_t cublas_handle_on(int device, cudaStream_t s);
 // allocator's statistics.
 size_t cublas_workspace_size(int device);
 cudnnHandle_t cudnn_handle(int device);
+// A cuDNN handle is bound to a stream and then used, and it is not thread-safe: every cuDNN
+// user holds this lock from binding the handle (cudnn_handle_on) to its last call with it.
+std::mutex& cudnn_mutex();
+// The device's cuDNN handle bound to stream `s`; the caller holds cudnn_mutex().
+cudnnHandle_t cudnn_handle_on(int device, cudaStream_t s);
 // Whether `s` is being captured into a CUDA graph (an active capture, or one a bad call has
 // invalidated: either way no work may be run or waited for on it).
 bool stream_is_capturing(cudaStream_t s);

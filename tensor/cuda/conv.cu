@@ -67,11 +67,6 @@ PlanKey make_key(int device, DType dtype, const ConvGeometry& g, bool tf32, bool
                                       g.dh, g.dw, g.groups, g.channels_last ? 1 : 0}};
 }
 
-std::mutex& plan_mutex() {
-  static std::mutex m;
-  return m;
-}
-
 // Deliberately never destroyed: descriptors may be needed by static tensors freed at exit.
 std::map<PlanKey, std::unique_ptr<ConvPlan>>& plans() {
   static auto* p = new std::map<PlanKey, std::unique_ptr<ConvPlan>>();
@@ -169,12 +164,6 @@ int current_device() {
   int d = 0;
   CUDL_CUDA_CHECK(cudaGetDevice(&d));
   return d;
-}
-
-cudnnHandle_t handle_on(cudaStream_t stream, int device) {
-  cudnnHandle_t h = cudnn_handle(device);
-  CUDL_CUDNN_CHECK(cudnnSetStream(h, stream));
-  return h;
 }
 
 void choose_forward(cudnnHandle_t h, ConvPlan& p, int device, bool benchmark, const void* x,
@@ -298,8 +287,9 @@ void check_not_capturing(cudaStream_t stream, const char* direction) {
 void conv2d_forward(cudaStream_t stream, DType dtype, const ConvGeometry& g, const void* x,
                     const void* w, const void* bias, void* y, bool benchmark, bool allow_tf32) {
   const int device = current_device();
-  std::lock_guard<std::mutex> lock(plan_mutex());
-  cudnnHandle_t h = handle_on(stream, device);
+  // cuDNN's lock also guards the plan cache.
+  std::lock_guard<std::mutex> lock(cudnn_mutex());
+  cudnnHandle_t h = cudnn_handle_on(device, stream);
   ConvPlan& p = get_plan(device, dtype, g, allow_tf32, benchmark);
   if (!p.fwd.chosen) {
     check_not_capturing(stream, "forward");
@@ -329,8 +319,9 @@ void conv2d_backward(cudaStream_t stream, DType dtype, const ConvGeometry& g, co
                      const void* w, const void* dy, void* dx, void* dw, void* db, bool benchmark,
                      bool allow_tf32) {
   const int device = current_device();
-  std::lock_guard<std::mutex> lock(plan_mutex());
-  cudnnHandle_t h = handle_on(stream, device);
+  // cuDNN's lock also guards the plan cache.
+  std::lock_guard<std::mutex> lock(cudnn_mutex());
+  cudnnHandle_t h = cudnn_handle_on(device, stream);
   ConvPlan& p = get_plan(device, dtype, g, allow_tf32, benchmark);
   const CudnnScalars s(dtype);
   if (dx) {
