@@ -97,12 +97,7 @@ void forward_train_impl(int64_t n, int64_t c, int64_t s, const T* x, const C* w,
             sum, sq);
       }
       const bn::Stats st = bn::stats_from_sums(sum, sq, m, shift, eps);
-      save_mean[ch] = static_cast<C>(st.mean);
-      save_invstd[ch] = static_cast<C>(st.invstd);
-      if (running_mean) {
-        running_mean[ch] = static_cast<C>(bn::running_mean(running_mean[ch], st, momentum));
-        running_var[ch] = static_cast<C>(bn::running_var(running_var[ch], st, m, momentum));
-      }
+      bn::store_stats(st, ch, m, momentum, save_mean, save_invstd, running_mean, running_var);
       // y = (x - mean) * (invstd * w) + b, in C (the subtraction first: no cancellation).
       const C mu = static_cast<C>(st.mean),
               alpha = static_cast<C>(st.invstd * static_cast<double>(w[ch]));
@@ -231,12 +226,7 @@ void forward_train_rows(int64_t rows, int64_t c, const T* x, const C* w, const C
   std::vector<C> mu(static_cast<size_t>(c)), alpha(mu.size()), beta(mu.size());
   for (int64_t ch = 0; ch < c; ++ch) {
     const bn::Stats st = bn::stats_from_sums(sum[ch], sq[ch], m, shift[ch], eps);
-    save_mean[ch] = static_cast<C>(st.mean);
-    save_invstd[ch] = static_cast<C>(st.invstd);
-    if (running_mean) {
-      running_mean[ch] = static_cast<C>(bn::running_mean(running_mean[ch], st, momentum));
-      running_var[ch] = static_cast<C>(bn::running_var(running_var[ch], st, m, momentum));
-    }
+    bn::store_stats(st, ch, m, momentum, save_mean, save_invstd, running_mean, running_var);
     mu[ch] = static_cast<C>(st.mean);
     alpha[ch] = static_cast<C>(st.invstd * static_cast<double>(w[ch]));
     beta[ch] = b[ch];

@@ -493,9 +493,8 @@ void conv2d_forward(DType dtype, const ConvGeometry& g, const void* x, const voi
     CUDL_DISPATCH_FLOATING(dtype, "conv2d", [&] {
       using T = scalar_t;
       const Tensor xr = row_major<T>(x, g.n, g.c, g.h * g.w, true);
-      const Tensor wr = row_major<T>(w, g.o, g.c / g.groups, g.kh * g.kw, true);
       const Tensor yr = row_major<T>(nullptr, g.n, g.o, g.oh * g.ow, true);
-      conv2d_forward(dtype, r, ptr<T>(xr), ptr<T>(wr), bias, ptr<T>(yr), benchmark, allow_tf32);
+      conv2d_forward(dtype, r, ptr<T>(xr), w, bias, ptr<T>(yr), benchmark, allow_tf32);
       transpose_channels(ptr<T>(yr), static_cast<T*>(y), g.n, g.o, g.oh * g.ow, true);
     });
     return;
@@ -536,16 +535,12 @@ void conv2d_backward(DType dtype, const ConvGeometry& g, const void* x, const vo
     r.channels_last = false;
     CUDL_DISPATCH_FLOATING(dtype, "conv2d backward", [&] {
       using T = scalar_t;
-      const int64_t khw = g.kh * g.kw, cg = g.c / g.groups;
       const Tensor xr = row_major<T>(x, g.n, g.c, g.h * g.w, dw != nullptr);
-      const Tensor wr = row_major<T>(w, g.o, cg, khw, dx != nullptr);
       const Tensor dyr = row_major<T>(dy, g.n, g.o, g.oh * g.ow, true);
       Tensor dxr = row_major<T>(nullptr, g.n, g.c, g.h * g.w, dx != nullptr);
-      Tensor dwr = row_major<T>(nullptr, g.o, cg, khw, dw != nullptr);
-      conv2d_backward(dtype, r, ptr<T>(xr), ptr<T>(wr), ptr<T>(dyr), ptr<T>(dxr), ptr<T>(dwr), db,
-                      benchmark, allow_tf32);
+      conv2d_backward(dtype, r, ptr<T>(xr), w, ptr<T>(dyr), ptr<T>(dxr), dw, db, benchmark,
+                      allow_tf32);
       if (dx) transpose_channels(ptr<T>(dxr), static_cast<T*>(dx), g.n, g.c, g.h * g.w, true);
-      if (dw) transpose_channels(ptr<T>(dwr), static_cast<T*>(dw), g.o, cg, khw, true);
     });
     return;
   }

@@ -197,12 +197,7 @@ __global__ void bf16_finish_train_kernel(int64_t n, int64_t c, int64_t s, int64_
     const bn::Stats st =
         bn::stats_from_sums(sum_chunks(part_sum, ch, chunks), sum_chunks(part_sq, ch, chunks), m,
                             static_cast<float>(x[ch * s]), eps);
-    save_mean[ch] = static_cast<float>(st.mean);
-    save_invstd[ch] = static_cast<float>(st.invstd);
-    if (running_mean) {
-      running_mean[ch] = static_cast<float>(bn::running_mean(running_mean[ch], st, momentum));
-      running_var[ch] = static_cast<float>(bn::running_var(running_var[ch], st, m, momentum));
-    }
+    bn::store_stats(st, ch, m, momentum, save_mean, save_invstd, running_mean, running_var);
     coef[ch] = static_cast<float>(st.mean);
     coef[c + ch] = static_cast<float>(st.invstd * static_cast<double>(w[ch]));
     coef[2 * c + ch] = b[ch];

@@ -52,6 +52,19 @@ CUDL_HOST_DEVICE_INLINE double running_var(double old, const Stats& st, double m
                                            double momentum) {
   return (1.0 - momentum) * old + momentum * st.var * m / (m - 1.0);
 }
+// Stores channel ch's batch statistics for the backward pass and, when they are tracked
+// (running_mean not null), updates its running averages. C: the parameters' type.
+template <class C>
+CUDL_HOST_DEVICE_INLINE void store_stats(const Stats& st, int64_t ch, double m, double momentum,
+                                         C* save_mean, C* save_invstd, C* running_mean,
+                                         C* running_var) {
+  save_mean[ch] = static_cast<C>(st.mean);
+  save_invstd[ch] = static_cast<C>(st.invstd);
+  if (running_mean) {
+    running_mean[ch] = static_cast<C>(bn::running_mean(running_mean[ch], st, momentum));
+    running_var[ch] = static_cast<C>(bn::running_var(running_var[ch], st, m, momentum));
+  }
+}
 
 // Training-mode gradients from sum(dy) and sum(dy * (x - mean)) over m values:
 // dbias, dweight and dx = k1 * dy + (x - mean) * k2 + k3

@@ -94,7 +94,9 @@ Tensor conv2d(const Tensor& x_arg, const Tensor& w_arg, const Tensor& b_arg, Siz
   }
   // The kernels read dense memory in g's layout; views and other layouts are copied once here.
   Tensor x = x_in.detach().contiguous(fmt);
-  Tensor w = w_in.detach().contiguous(fmt);
+  // The weight's layout (ConvGeometry): channels-last on CUDA only.
+  const MemoryFormat wfmt = x_in.device().is_cuda() ? fmt : MemoryFormat::kContiguous;
+  Tensor w = w_in.detach().contiguous(wfmt);
   Tensor b = b_in.defined() ? b_in.detach().contiguous() : Tensor();
   const Shape y_shape{g.n, g.o, g.oh, g.ow};
   Tensor y = empty_strided(y_shape, memory_format_strides(y_shape, fmt),
@@ -108,12 +110,12 @@ Tensor conv2d(const Tensor& x_arg, const Tensor& w_arg, const Tensor& b_arg, Siz
     const bool gx = x_in.requires_grad(), gw = w_in.requires_grad();
     const bool gb = b_in.defined() && b_in.requires_grad();
     set_grad_fn(y, "Conv2dBackward", {x_in, w_in, b_in},
-                [x, w, g, gx, gw, gb, fmt, has_bias = b.defined()](const Tensor& dy_in) {
+                [x, w, g, gx, gw, gb, fmt, wfmt, has_bias = b.defined()](const Tensor& dy_in) {
                   Tensor dy = dy_in.contiguous(fmt);
                   const TensorOptions o = TensorOptions(x.dtype()).device(x.device());
                   // dx and dw in the layout of x and w (autograd accumulates any layout).
                   Tensor dx = gx ? empty_like(x, fmt) : Tensor();
-                  Tensor dw = gw ? empty_like(w, fmt) : Tensor();
+                  Tensor dw = gw ? empty_like(w, wfmt) : Tensor();
                   Tensor db = gb ? empty({g.o}, o) : Tensor();
                   if (dy.numel() == 0) {
                     for (Tensor* t : {&dx, &dw, &db})

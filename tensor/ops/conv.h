@@ -11,7 +11,8 @@
 // On CUDA, cuDNN runs it as NHWC with the weight as (O, kH, kW, C/groups) in memory (converted
 // per call: parameters stay OIHW, as the weights file and the optimiser keep them; float64
 // converts x to NCHW and the result back). The CPU copies x (and dy) to NCHW with one parallel
-// transpose, runs the row-major kernels below and transposes the results back: oneDNN 2.6's
+// transpose, runs the row-major kernels below on them and the OIHW weight, and transposes y (dx)
+// back: oneDNN 2.6's
 // own NHWC kernels took 1.13x (forward) and 1.43x (backward) the time of its blocked ones over
 // ResNet-18's layers on the 2-core AVX2 test machine, so the copies cost less
 // (bench/results/cpu-2026-11-30-channels-last/conv_onednn_nhwc_experiment.txt).

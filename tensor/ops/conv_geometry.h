@@ -37,8 +37,9 @@ struct ConvGeometry {
   int64_t oh = 0, ow = 0;              // output
   int64_t sh = 1, sw = 1, ph = 0, pw = 0, dh = 1, dw = 1;
   int64_t groups = 1;
-  // x, y and their gradients are channels-last (NHWC memory), the weight and its gradient
-  // (O, kH, kW, C/groups) in memory (CUDA only; the CPU converts, see conv.h).
+  // x, y and their gradients are channels-last (NHWC memory). The weight and its gradient are
+  // (O, kH, kW, C/groups) in memory on CUDA (cuDNN's NHWC filters), row-major OIHW on the CPU
+  // (whose kernels run row-major on converted activations, see conv.h).
   bool channels_last = false;
 };
 
