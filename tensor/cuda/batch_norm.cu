@@ -21,6 +21,7 @@
 #include "tensor/cuda/channel_kernels.cuh"
 #include "tensor/cuda/context.h"
 #include "tensor/cuda/cudnn_descriptors.h"
+#include "tensor/cuda/scratch.h"
 #include "tensor/ops/batch_norm_kernels.h"
 #include "tensor/tensor.h"
 
@@ -299,13 +300,6 @@ __global__ void bf16_grad_input_kernel(int64_t planes, int64_t c, int64_t s, con
           bfloat16(a * static_cast<float>(dy[at]) + (static_cast<float>(x[at]) - mu) * k2 + k3);
     }
   }
-}
-
-// Device scratch from the caching allocator (capturable in a CUDA graph).
-Tensor device_scratch(int64_t numel, DType dtype) {
-  int device = 0;
-  CUDL_CUDA_CHECK(cudaGetDevice(&device));
-  return empty({std::max<int64_t>(numel, 1)}, TensorOptions(dtype).device(Device::cuda(device)));
 }
 
 // bf16_grad_input_kernel for channels-last memory: element e is in channel e % c.

@@ -10,6 +10,7 @@
 
 #include "tensor/cuda/check.h"
 #include "tensor/cuda/context.h"
+#include "tensor/cuda/scratch.h"
 #include "tensor/ops/loss_kernels.h"
 #include "tensor/ops/loss_math.h"
 #include "tensor/tensor.h"
@@ -122,20 +123,13 @@ __global__ void cross_entropy_kernel(int64_t rows, int64_t c, const T* __restric
     }
   }
 }
-
-// Scratch for the per-block partial sums, from the caching allocator (stream-ordered reuse).
-Tensor partial_buffer(int64_t count) {
-  int device = 0;
-  CUDL_CUDA_CHECK(cudaGetDevice(&device));
-  return empty({count}, TensorOptions(kFloat64).device(Device::cuda(device)));
-}
 }  // namespace
 
 void bce_with_logits(cudaStream_t stream, DType dtype, int64_t n, int64_t c, const void* x,
                      const void* y, const void* pos_weight, void* loss, void* grad,
                      double grad_scale, void* sum, double sum_scale) {
   const unsigned grid = n == 0 ? 1 : std::min<unsigned>(grid_for(n), kMaxPartials);
-  Tensor partial = sum ? partial_buffer(grid) : Tensor();
+  Tensor partial = sum ? device_scratch(grid, kFloat64) : Tensor();
   double* part = sum ? partial.data<double>() : nullptr;
   CUDL_DISPATCH_FLOATING(dtype, "bce_with_logits", [&] {
     bce_kernel<<<grid, kBlock, 0, stream>>>(
@@ -156,7 +150,7 @@ void cross_entropy(cudaStream_t stream, DType dtype, int64_t rows, int64_t c, co
   const int64_t warps = kBlock / 32;
   const unsigned grid =
       rows == 0 ? 1 : static_cast<unsigned>(std::min<int64_t>((rows + warps - 1) / warps, kMaxPartials));
-  Tensor partial = sums ? partial_buffer(2 * int64_t(grid)) : Tensor();
+  Tensor partial = sums ? device_scratch(2 * int64_t(grid), kFloat64) : Tensor();
   double* part = sums ? partial.data<double>() : nullptr;
   CUDL_DISPATCH_FLOATING(dtype, "cross_entropy", [&] {
     cross_entropy_kernel<<<grid, kBlock, 0, stream>>>(

@@ -2,10 +2,14 @@
 // memory system. Each test skips with the reason when no GPU is present.
 //
 // Tolerances: elementwise ops use the same formulas on both sides; exp/log/pow may differ by a
-// few ulp between CUDA's libm and glibc (atol 1e-6, rtol 1e-5 in float32). Sums are reordered
-// (tree vs sequential double accumulation): rtol 1e-5 relative to the magnitude. Matmul in
+// few ulp between CUDA's libm and glibc (atol 1e-6, rtol 1e-5 in float32). Sums accumulate in
+// double on both devices, in different orders, and round once: rtol 1e-5 relative to the
+// magnitude. Matmul in
 // float32 with k <= 300 (no TF32: cudl keeps full fp32 by default): atol 1e-4, rtol 1e-4.
 #include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
 
 #include "tests/common/test_util.h"
 
@@ -135,6 +139,41 @@ TEST(Cuda, ReductionsMatchCpu) {
   // More rows than a grid dimension holds (65535): the global average pool of a large batch.
   auto planes = rnd({300, 256, 2, 2}, 14);
   compare_devices([](auto& v) { return mean(v[0], {2, 3}); }, {planes}, 1e-6, 1e-5);
+}
+
+// Few outputs over long reductions are split into segments across blocks, and the partials
+// reduced again (the column sums below take four passes). Sums accumulate in double as the
+// CPU's do, so both round the same total: the bounds are a float's or a bfloat16's last bit.
+TEST(Cuda, LongReductionsSplitAcrossBlocks) {
+  CUDL_REQUIRE_CUDA_OR_SKIP();
+  auto rows = rnd({3, 200003}, 21);  // whole rows split into segments of blocks
+  compare_devices([](auto& v) { return sum(v[0], {1}); }, {rows}, 1e-4, 1e-6);
+  compare_devices([](auto& v) { return sum(v[0]); }, {rows}, 1e-4, 1e-6);
+  compare_devices([](auto& v) { return mean(v[0], {1}); }, {rows}, 1e-9, 1e-6);
+  compare_devices([](auto& v) { return max(v[0], {1}); }, {rows}, 0, 0);
+  auto cols = rnd({65537, 3}, 22);  // columns split into segments of threads
+  compare_devices([](auto& v) { return sum(v[0], {0}); }, {cols}, 1e-4, 1e-6);
+  compare_devices([](auto& v) { return max(v[0], {0}); }, {cols}, 0, 0);
+  auto middle = rnd({2, 40000, 5}, 23);  // outer > 1 and inner > 1
+  compare_devices([](auto& v) { return sum(v[0], {1}); }, {middle}, 1e-4, 1e-6);
+  compare_devices([](auto& v) { return sum(v[0], {1}); }, {middle.to(kFloat64)}, 1e-12, 1e-12);
+  compare_devices([](auto& v) { return max(v[0], {1}); }, {middle.to(kFloat64)}, 0, 0);
+  Tensor half = rnd({70001, 2}, 24, -1, 1, kBFloat16);
+  Tensor hc = sum(half, {0}), hg = sum(on_gpu(half), {0});
+  EXPECT_TRUE(all_close(hg, hc, 1e-3, 8e-3)) << "bfloat16 column sums";
+  EXPECT_TRUE(all_close(max(on_gpu(half)), max(half), 0, 0)) << "bfloat16 max";
+  // A NaN in one segment reaches the result through both passes.
+  Tensor with_nan = rnd({1, 300000}, 25);
+  with_nan.data<float>()[123457] = std::numeric_limits<float>::quiet_NaN();
+  EXPECT_TRUE(std::isnan(max(on_gpu(with_nan)).item()));
+  EXPECT_TRUE(std::isnan(sum(on_gpu(with_nan)).item()));
+  EXPECT_TRUE(std::isnan(max(on_gpu(with_nan.t().contiguous()), {0}).item()));
+  // A long sum that float accumulation in one serial walk gets wrong: 2^24 + 1 ones then
+  // -2^24 is 1 exactly in double.
+  Tensor ones_then = ones({(int64_t(1) << 24) + 2});
+  ones_then.data<float>()[(int64_t(1) << 24) + 1] = -16777216.0f;
+  EXPECT_EQ(sum(on_gpu(ones_then)).item(), 1.0);
+  EXPECT_EQ(sum(ones_then).item(), 1.0);
 }
 
 TEST(Cuda, MatmulMatchesCpu) {

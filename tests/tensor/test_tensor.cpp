@@ -293,6 +293,20 @@ TEST(Threads, SetAndGet) {
   EXPECT_NEAR(sum(x).item(), s1, 1e-3);
 }
 
+// float32 sums accumulate in double and round once: 2^24 + 1 ones, then -2^24, is 1. A float
+// accumulator stops at 2^24 (2^24 + 1 is not a float) and would give 0. A whole tensor, a row
+// and columns.
+TEST(Reduce, FloatSumsAccumulateInDouble) {
+  const int64_t n = (int64_t(1) << 24) + 2;
+  Tensor x = ones({n});
+  x.data<float>()[n - 1] = -16777216.0f;
+  EXPECT_EQ(sum(x).item(), 1.0);
+  EXPECT_EQ(sum(x.reshape({1, n}), {1}).item(), 1.0);
+  Tensor wide = ones({n, 2});  // columns: outputs 2, each a walk of n elements
+  wide.select(0, n - 1).fill_(-16777216.0);
+  EXPECT_EQ(sum(wide, {0}).to_vector<float>(), (std::vector<float>{1.0f, 1.0f}));
+}
+
 TEST(Matmul, SizeOneDimensionsWithAnyStride) {
   // (1, k) and (k, 1) views whose size-1 dimension has stride 0 (from expand): the BLAS must
   // get a valid leading dimension, and the result must equal that of contiguous copies.
