@@ -5,7 +5,11 @@
 namespace cudl {
 
 BlockPool::BlockPool(size_t min_split, MapFn map, UnmapFn unmap)
-    : min_split_(min_split), map_(std::move(map)), unmap_(std::move(unmap)) {}
+    : BlockPool(min_split, std::move(map), std::move(unmap), Arena()) {}
+
+BlockPool::BlockPool(size_t min_split, MapFn map, UnmapFn unmap, Arena arena)
+    : min_split_(min_split), map_(std::move(map)), unmap_(std::move(unmap)),
+      arena_(std::move(arena)) {}
 
 BlockPool::~BlockPool() {
   for (auto& [addr, b] : blocks_) delete b;
@@ -26,6 +30,7 @@ BlockPool::Taken BlockPool::take(size_t size, bool may_release) {
       if (b->next) b->next->prev = rest;
       b->next = rest;
       b->size = size;
+      if (arena_last_ == b) arena_last_ = rest;
       blocks_.emplace(key(rest), rest);
       free_set_.emplace(rest->size, key(rest));
     }
@@ -33,6 +38,7 @@ BlockPool::Taken BlockPool::take(size_t size, bool may_release) {
     b->free = false;
     return {b->addr, b->size};
   }
+  if (Block* b = grow_arena(size)) return {b->addr, b->size};
   void* p = map_(size);
   if (!p) {
     if (!may_release) return {};
@@ -47,9 +53,53 @@ BlockPool::Taken BlockPool::take(size_t size, bool may_release) {
   return {b->addr, b->size};
 }
 
+// No free block fits: the arena's end grows by what `size` needs beyond its last block when
+// that is free (the block then grows), else by `size` (a new last block).
+BlockPool::Block* BlockPool::grow_arena(size_t size) {
+  if (!arena_.base) return nullptr;
+  Block* last = arena_last_ && arena_last_->free ? arena_last_ : nullptr;
+  const size_t have = last ? last->size : 0;  // < size, or best fit would have taken it
+  const size_t need = size - have;
+  if (need > arena_.capacity - committed_ || !arena_.commit(arena_.base + committed_, need))
+    return nullptr;
+  committed_ += need;
+  reserved_ += static_cast<int64_t>(need);
+  maps_++;
+  if (last) {
+    free_set_.erase({last->size, key(last)});
+    free_ -= static_cast<int64_t>(last->size);
+    last->size = size;
+    last->free = false;
+    return last;
+  }
+  auto* b = new Block{arena_.base + committed_ - size, size, false, arena_last_, nullptr};
+  if (arena_last_) arena_last_->next = b;
+  arena_last_ = b;
+  blocks_.emplace(key(b), b);
+  return b;
+}
+
+size_t BlockPool::shrink_arena() {
+  Block* last = arena_last_;
+  if (!last || !last->free) return 0;
+  const size_t size = last->size;
+  arena_.decommit(last->addr, size);
+  committed_ -= size;
+  reserved_ -= static_cast<int64_t>(size);
+  free_ -= static_cast<int64_t>(size);
+  unmaps_++;
+  free_set_.erase({size, key(last)});
+  arena_last_ = last->prev;  // in use: a free one would have merged with `last`
+  if (arena_last_) arena_last_->next = nullptr;
+  blocks_.erase(key(last));
+  delete last;
+  return size;
+}
+
 // left and left->next are both free: one block.
 void BlockPool::absorb_next(Block* left) {
   Block* right = left->next;
+  if (arena_last_ == right) arena_last_ = left;
   free_set_.erase({right->size, key(right)});
   left->size += right->size;
   left->next = right->next;
@@ -76,10 +126,10 @@ size_t BlockPool::give_back(void* ptr) {
 }
 
 size_t BlockPool::release_free_segments() {
-  size_t released = 0;
+  size_t released = shrink_arena();
   for (auto it = free_set_.begin(); it != free_set_.end();) {
     Block* b = block_at(it->second);
-    if (b->prev || b->next) {
+    if (b->prev || b->next || in_arena(b)) {
       ++it;
       continue;
     }

@@ -229,23 +229,26 @@ TEST(Memory, CpuBlocksSplitAndMerge) {
     EXPECT_EQ(starts[0], base);
     EXPECT_EQ(starts[1], base + (4 << 20));
     EXPECT_EQ(starts[2], base + (10 << 20));
-    Tensor d = empty({1 << 18});  // 1 MiB more: nothing free, a new segment
+    Tensor d = empty({1 << 18});  // 1 MiB more: nothing free, the arena grows
     EXPECT_EQ(memory_stats(cpu).num_device_allocs, one.num_device_allocs + 1);
+    EXPECT_EQ(static_cast<const char*>(d.data_ptr()), base + (16 << 20)) << "right above c";
   }
   {
-    Tensor whole = empty({4 << 20});
-    EXPECT_EQ(whole.data_ptr(), base) << "the three pieces merged back into one block";
+    Tensor whole = empty({(17 << 20) / 4});
+    EXPECT_EQ(whole.data_ptr(), base) << "the four pieces merged back into one block";
   }
   empty_cache(cpu);
   EXPECT_EQ(memory_stats(cpu).reserved_bytes, start.reserved_bytes);
-  // A segment with a block in use is kept by empty_cache; its free part serves later requests.
+  // empty_cache gives back the free end of the arena, not what lies below a block in use.
   { Tensor big = empty({4 << 20}); }
-  Tensor keep = empty({1 << 20});  // 4 MiB of the 16 MiB segment
+  Tensor keep = empty({1 << 20});  // the first 4 MiB of the free 16 MiB
+  EXPECT_EQ(keep.data_ptr(), base);
   const MemoryStats part = memory_stats(cpu);
   empty_cache(cpu);
+  EXPECT_EQ(memory_stats(cpu).reserved_bytes, part.reserved_bytes - (12 << 20));
+  Tensor rest = empty({3 << 20});  // 12 MiB again: the arena grows right above `keep`
+  EXPECT_EQ(static_cast<const char*>(rest.data_ptr()), base + (4 << 20));
   EXPECT_EQ(memory_stats(cpu).reserved_bytes, part.reserved_bytes);
-  Tensor rest = empty({3 << 20});  // the other 12 MiB
-  EXPECT_EQ(memory_stats(cpu).num_device_allocs, part.num_device_allocs);
 }
 
 // Random sizes allocated and freed in random order: every live block keeps its own contents
