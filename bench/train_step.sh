@@ -17,7 +17,8 @@
 #                    second shape) takes minutes per step on 2 cores: it runs only when asked
 #                    for explicitly with --shape 256x224 --allow-large.
 #   --allow-large    allow more than 64 images per step on the CPU
-#   --also BIN       also run another bench_train_step build (e.g. of an older commit) each round
+#   --also BIN       also run another bench_train_step build (e.g. of an older commit) each round,
+#                    in a row of its own: "cudl [also N: build folder]"
 #   --precision P    fp32 (default) or bf16: every run in bfloat16 mixed precision (cudl's
 #                    autocast, torch.autocast for PyTorch)
 #   --channels-last  every run channels-last (cudl's TrainStep option, PyTorch's
@@ -70,11 +71,14 @@ args=(--batch "$batch" --size "$size" --device "$device" --threads "$threads" --
 # (fp32 passes no --precision, so that --also can run builds older than the option)
 if [ "$precision" != fp32 ]; then args+=(--precision "$precision"); fi
 load() { cut -d' ' -f1-3 /proc/loadavg; }
-# record CMD...: one run, its JSON line wrapped with the round and the load before it.
+# record CMD...: one run, its JSON line wrapped with the round and the load before it. With
+# tag set, the run's implementation is named "cudl [tag]" (an --also build: its own row).
+tag=
 record() {
   local before json
   before=$(load)
   json=$("$@")
+  if [ -n "$tag" ]; then json=${json/\"impl\":\"cudl/\"impl\":\"cudl [$tag]}; fi
   echo "{\"round\": $r, \"load_before\": \"$before\", \"run\": $json}" >> "$raw"
 }
 torch_args=("${args[@]}")
@@ -88,8 +92,12 @@ for r in $(seq "$rounds"); do
   record "$bin" "${args[@]}"
   if [ "$device" = cuda ]; then record "$bin" "${args[@]}" --cuda-graph 0; fi
   if [ "$also_cl" = 1 ] && [ "$channels_last" = 0 ]; then record "$bin" "${args[@]}" --channels-last 1; fi
+  n=0
   for b in ${also[@]+"${also[@]}"}; do
+    n=$((n + 1))
+    tag="also $n: $(basename "$(dirname "$(dirname "$b")")")"
     record "$b" "${args[@]}"
+    tag=
   done
   record torch_run
   if [ "$device" = cuda ]; then record torch_run --graphs; fi

@@ -75,6 +75,7 @@ struct CpuState {
                   [](void* p, size_t n) { munmap(p, n); }, cpu_arena()};
   // Blocks from malloc (small ones, and every one with the cache off) and pinned ones.
   int64_t malloc_reserved = 0, malloc_allocs = 0, malloc_frees = 0;
+  int64_t watched_peak = -1;  // watch_peak_allocated
 
   void sync_stats() {
     s.reserved_bytes = malloc_reserved + large.reserved_bytes();
@@ -97,6 +98,7 @@ struct CpuState {
     sync_stats();
     s.allocated_bytes += nbytes;
     s.peak_allocated_bytes = std::max(s.peak_allocated_bytes, s.allocated_bytes);
+    if (watched_peak >= 0) watched_peak = std::max(watched_peak, s.allocated_bytes);
   }
 };
 CpuState& cpu_state() {
@@ -250,6 +252,33 @@ void reset_peak_memory_stats(Device device) {
   std::lock_guard<std::mutex> lock(st.mutex);
   st.s.peak_allocated_bytes = st.s.allocated_bytes;
   st.s.peak_reserved_bytes = st.s.reserved_bytes;
+}
+
+void watch_peak_allocated(Device device) {
+  if (device.is_cuda()) {
+#ifdef CUDL_WITH_CUDA
+    cuda::caching_watch_peak(device.index);
+    return;
+#else
+    no_cuda("watch_peak_allocated");
+#endif
+  }
+  CpuState& st = cpu_state();
+  std::lock_guard<std::mutex> lock(st.mutex);
+  st.watched_peak = st.s.allocated_bytes;
+}
+
+int64_t watched_peak_allocated(Device device) {
+  if (device.is_cuda()) {
+#ifdef CUDL_WITH_CUDA
+    return cuda::caching_watched_peak(device.index);
+#else
+    no_cuda("watched_peak_allocated");
+#endif
+  }
+  CpuState& st = cpu_state();
+  std::lock_guard<std::mutex> lock(st.mutex);
+  return st.watched_peak;
 }
 
 void empty_cache(Device device) {

@@ -2,8 +2,9 @@
 //
 // CPU memory is 64-byte aligned heap memory (pinned, page-locked memory when asked and CUDA is
 // available, for fast asynchronous uploads). Freed CPU blocks of 1 MiB and more are kept and
-// reused for requests of the same size (rounded to 64 KiB), so a training loop stops asking the
-// kernel for fresh, zero-filled pages after its first step (tensor/allocator.cpp says why).
+// reused (best fit, split and merged, in one range of addresses: tensor/block_pool.h), so a
+// training loop stops asking the kernel for fresh, zero-filled pages after its first step
+// (tensor/allocator.cpp says why).
 // CUDA memory comes from a caching allocator: freed blocks go to size-ordered free lists and
 // are reused, so a training loop stops calling cudaMalloc after its first step. See
 // tensor/cuda/caching_allocator.h.
@@ -28,6 +29,12 @@ struct MemoryStats {
 
 MemoryStats memory_stats(Device device);
 void reset_peak_memory_stats(Device device);
+// A second peak of allocated bytes, for code that sizes memory after a trial run (TrainStep
+// sizes its CUDA graph's pool by an eager step) without resetting the peaks memory_stats
+// reports: watch_peak_allocated starts it at the bytes allocated now, watched_peak_allocated
+// reads it (-1 when no watch was started). One per device.
+void watch_peak_allocated(Device device);
+int64_t watched_peak_allocated(Device device);
 // Gives cached, unused blocks back to the driver (CUDA) or the system (CPU).
 void empty_cache(Device device);
 

@@ -12,7 +12,7 @@ CudaGraph::CudaGraph(Device device) : device_(device) {
   detail::throw_no_cuda("CudaGraph");
 }
 CudaGraph::~CudaGraph() = default;
-void CudaGraph::capture(const std::function<void()>&, const std::vector<Generator*>&) {
+void CudaGraph::capture(const std::function<void()>&, const std::vector<Generator*>&, size_t) {
   detail::throw_no_cuda("CudaGraph::capture");
 }
 void CudaGraph::replay() { detail::throw_no_cuda("CudaGraph::replay"); }

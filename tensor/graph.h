@@ -23,6 +23,7 @@
 // (optim/optimizer.h), which stages the next step's learning rate and step counts.
 #pragma once
 
+#include <cstddef>
 #include <functional>
 #include <memory>
 #include <vector>
@@ -40,8 +41,12 @@ class CudaGraph {
   CudaGraph& operator=(const CudaGraph&) = delete;
 
   // Runs fn with the device's cudl stream in capture mode. Throws (and leaves the graph empty)
-  // when the capture fails; what fn changed on the host stays changed.
-  void capture(const std::function<void()>& fn, const std::vector<Generator*>& generators = {});
+  // when the capture fails; what fn changed on the host stays changed. reserve_bytes: what fn
+  // is expected to allocate at its peak (e.g. measured on an eager call with
+  // watch_peak_allocated); the graph's pool then starts as one segment of that size, which
+  // fragments less than a segment per request (tensor/cuda/caching_allocator.h). 0: none.
+  void capture(const std::function<void()>& fn, const std::vector<Generator*>& generators = {},
+               size_t reserve_bytes = 0);
   // Queues the recorded work on the device's cudl stream (asynchronous, like any kernel).
   void replay();
   bool captured() const;

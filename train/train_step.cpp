@@ -1,5 +1,8 @@
 #include "train/train_step.h"
 
+#include <algorithm>
+#include <cstdint>
+
 #include "tensor/allocator.h"
 #include "tensor/autocast.h"
 #include "tensor/error.h"
@@ -53,6 +56,9 @@ void TrainStep::capture(const Tensor& images, const Tensor& targets) {
   // be given back during it: give back the warm-up's cached blocks first.
   empty_cache(device_);
   graph_ = std::make_unique<CudaGraph>(device_);
+  // The pool starts as one segment of the eager step's peak (1/64 more for the static outputs
+  // and rounding): its blocks then merge when freed, which segments per request do not.
+  const size_t reserve = static_cast<size_t>(step_peak_bytes_ + step_peak_bytes_ / 64);
   try {
     graph_->capture(
         [&] {
@@ -60,7 +66,7 @@ void TrainStep::capture(const Tensor& images, const Tensor& targets) {
           static_loss_ = r.loss;
           static_logits_ = r.logits;
         },
-        generators_);
+        generators_, reserve);
   } catch (const Error& e) {
     reason_ = std::string("capture failed: ") + e.message();
     graph_.reset();
@@ -73,8 +79,17 @@ void TrainStep::capture(const Tensor& images, const Tensor& targets) {
 
 TrainStep::Result TrainStep::run(const Tensor& images, const Tensor& targets) {
   if (!reason_.empty() || calls_ < options_.warmup) {
+    // The last eager call before the capture measures what a step allocates at its peak, to
+    // size the graph's pool. Not the first call: cuDNN's algorithm search then takes
+    // workspaces no later step needs.
+    const bool measure = reason_.empty() && calls_ == options_.warmup - 1 && calls_ > 0;
     ++calls_;
-    return eager(images, targets);
+    if (!measure) return eager(images, targets);
+    const int64_t before = memory_stats(device_).allocated_bytes;
+    watch_peak_allocated(device_);
+    Result r = eager(images, targets);
+    step_peak_bytes_ = std::max<int64_t>(0, watched_peak_allocated(device_) - before);
+    return r;
   }
   ++calls_;
   if (!graph_) {

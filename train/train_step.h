@@ -7,6 +7,8 @@
 // whole step into a graph, reading the batch from input tensors of its own, and every later
 // call copies the batch into those inputs, stages the optimiser's hyperparameters for that step
 // (Optimizer::prepare_replay) and replays the graph: one launch instead of several hundred.
+// The last eager call, unless it is the first, measures what a step allocates at its peak; the
+// graph's memory pool starts as one segment of that size (CudaGraph::capture's reserve_bytes).
 // Random draws (dropout) come fresh at every replay from the generators given here; the
 // results equal those of eager steps up to the choice of cuDNN algorithms.
 //
@@ -72,6 +74,7 @@ class TrainStep {
   Device device_;
   TrainStepOptions options_;
   int calls_ = 0;
+  int64_t step_peak_bytes_ = 0;  // allocated at the peak of the last eager warm-up call
   std::string reason_;
   std::unique_ptr<CudaGraph> graph_;
   Tensor static_images_, static_targets_, static_loss_, static_logits_;

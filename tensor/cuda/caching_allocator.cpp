@@ -140,6 +140,7 @@ struct DevicePool {
   int next_id = 1;
   std::unordered_map<void*, Live> live_blocks;
   MemoryStats stats;
+  int64_t watched_peak = -1;  // caching_watch_peak
 
   void sync_stats() {
     int64_t reserved = main.reserved(), allocs = main.small_allocs + main.large.num_maps(),
@@ -221,6 +222,7 @@ void* caching_allocate(size_t nbytes, int device) {
   p.stats.allocated_bytes += static_cast<int64_t>(size);
   if (p.stats.allocated_bytes > p.stats.peak_allocated_bytes)
     p.stats.peak_allocated_bytes = p.stats.allocated_bytes;
+  if (p.watched_peak >= 0) p.watched_peak = std::max(p.watched_peak, p.stats.allocated_bytes);
   return ptr;
 }
 
@@ -267,14 +269,26 @@ void caching_empty_cache(int device) {
   p.sync_stats();
 }
 
-int caching_begin_graph_pool(int device) {
+int caching_begin_graph_pool(int device, size_t reserve_bytes) {
   Allocator& a = allocator();
   std::lock_guard<std::mutex> lock(a.mutex);
   DevicePool& p = a.pool(device);
   CUDL_CHECK(!p.capturing, "a CUDA graph is already being captured on cuda:", device);
   const int id = p.next_id++;
-  p.graphs.emplace(id, std::make_unique<GraphPool>(device));
+  auto pool = std::make_unique<GraphPool>(device);
+  if (reserve_bytes >= kSmallLimit) {
+    // One segment, handed back at once: a single free block the capture's requests carve up.
+    // Without the memory the pool maps per request, as without a reservation.
+    BlockPool::Taken t = pool->cache.large.take(round_size(reserve_bytes), /*may_release=*/false);
+    if (t.ptr) {
+      pool->cache.large.give_back(t.ptr);
+    } else {
+      cudaGetLastError();
+    }
+  }
+  p.graphs.emplace(id, std::move(pool));
   p.capturing = id;
+  p.sync_stats();
   return id;
 }
 
@@ -334,6 +348,19 @@ void caching_reset_peak(int device) {
   MemoryStats& s = a.pool(device).stats;
   s.peak_allocated_bytes = s.allocated_bytes;
   s.peak_reserved_bytes = s.reserved_bytes;
+}
+
+void caching_watch_peak(int device) {
+  Allocator& a = allocator();
+  std::lock_guard<std::mutex> lock(a.mutex);
+  DevicePool& p = a.pool(device);
+  p.watched_peak = p.stats.allocated_bytes;
+}
+
+int64_t caching_watched_peak(int device) {
+  Allocator& a = allocator();
+  std::lock_guard<std::mutex> lock(a.mutex);
+  return a.pool(device).watched_peak;
 }
 
 void* pinned_allocate(size_t nbytes) {

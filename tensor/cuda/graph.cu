@@ -57,7 +57,8 @@ CudaGraph::~CudaGraph() { impl_->destroy(); }
 
 bool CudaGraph::captured() const { return impl_->exec != nullptr; }
 
-void CudaGraph::capture(const std::function<void()>& fn, const std::vector<Generator*>& generators) {
+void CudaGraph::capture(const std::function<void()>& fn, const std::vector<Generator*>& generators,
+                        size_t reserve_bytes) {
   Impl& m = *impl_;
   CUDL_CHECK(!captured(), "CudaGraph::capture: this graph already holds a capture");
   cuda::DeviceGuard guard(m.device);
@@ -68,7 +69,7 @@ void CudaGraph::capture(const std::function<void()>& fn, const std::vector<Gener
     m.draws.push_back(std::move(d));
   }
   // Everything the capture allocates must be in place before the driver records addresses.
-  m.pool = cuda::caching_begin_graph_pool(m.device);
+  m.pool = cuda::caching_begin_graph_pool(m.device, reserve_bytes);
   for (Impl::Draws& d : m.draws) d.gen->begin_capture(static_cast<const uint64_t*>(d.base.data_ptr()));
   cudaError_t begun = cudaStreamBeginCapture(s, cudaStreamCaptureModeRelaxed);
   std::exception_ptr failure;

@@ -45,8 +45,8 @@ TEST(Memory, CpuStepsDoNotGrow) {
   }
 }
 
-// The CPU allocator (large blocks carved from reused segments) reaches a steady state after one
-// warm-up step: no new segment and the same reserved bytes at the end of every later step, with
+// The CPU allocator (large blocks carved from its reused arena) reaches a steady state after one
+// warm-up step: no growth and the same reserved bytes at the end of every later step, with
 // activations well above the 1 MiB where segments start (the same stack as the CUDA twin, on
 // inputs of 8 x 3 x 64x64: 2 MiB per 16-channel map).
 TEST(Memory, CpuStepsNeedNoNewSystemMemory) {
@@ -67,10 +67,10 @@ TEST(Memory, CpuStepsNeedNoNewSystemMemory) {
     EXPECT_EQ(memory_stats(cpu).reserved_bytes, before.reserved_bytes) << "step " << i;
   }
   const MemoryStats after = memory_stats(cpu);
-  // Small blocks (< 1 MiB) go to malloc and back every step, so num_device_allocs grows; the
-  // segments are only ever given back by empty_cache, so equal reserved bytes at the end of
-  // every step mean no new segment was mapped.
-  EXPECT_GT(before.reserved_bytes, 4 << 20) << "the activations must come from segments";
+  // Small blocks (< 1 MiB) go to malloc and back every step, so num_device_allocs grows; large
+  // ones are only ever given back by empty_cache, so equal reserved bytes at the end of every
+  // step mean the arena did not grow and no segment was mapped.
+  EXPECT_GT(before.reserved_bytes, 4 << 20) << "the activations must come from the arena";
   EXPECT_GT(after.num_alloc_requests, before.num_alloc_requests) << "the steps must allocate";
 }
 

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <set>
+#include <vector>
 
 #include "tensor/allocator.h"
 #include "tensor/graph.h"
@@ -146,6 +147,40 @@ TEST(CudaGraph, TensorsFreedDuringTheCaptureAreHeldBackUntilTheGraphGoes) {
   // The held-back block went back to the main cache with the graph: nothing stays reserved.
   empty_cache(kGpu);
   EXPECT_LE(memory_stats(kGpu).reserved_bytes, reserved_at_start);
+}
+
+// A pool reserved for the capture's peak: its large blocks are carved from one segment, so
+// blocks freed during the capture merge and serve a larger request. With a segment per
+// request, the joint block needs a fifth cudaMalloc.
+TEST(CudaGraph, AReservedPoolHoldsTheCaptureInOneSegment) {
+  CUDL_REQUIRE_CUDA_OR_SKIP();
+  const TensorOptions on_gpu = TensorOptions().device(kGpu);
+  for (size_t reserve : {size_t(0), size_t(24) << 20}) {
+    empty_cache(kGpu);
+    const int64_t allocs_before = memory_stats(kGpu).num_device_allocs;
+    Tensor out;
+    {
+      CudaGraph g(kGpu);
+      g.capture(
+          [&] {
+            std::vector<Tensor> parts;  // 4 x 6 MiB, freed inside the capture
+            for (int i = 0; i < 4; ++i) parts.push_back(full({(6 << 20) / 4}, 1.0, on_gpu));
+            parts.clear();
+            out = full({(24 << 20) / 4}, 2.0, on_gpu);  // 24 MiB
+          },
+          {}, reserve);
+      const int64_t allocs = memory_stats(kGpu).num_device_allocs - allocs_before;
+      if (reserve) {
+        EXPECT_EQ(allocs, 1) << "the reserved segment held all five blocks";
+      } else {
+        EXPECT_EQ(allocs, 5) << "a segment per request: the freed 6 MiB blocks cannot merge";
+      }
+      g.replay();
+      EXPECT_EQ(sum(out).item(), 2.0 * (6 << 20));
+    }
+    out = Tensor();
+  }
+  empty_cache(kGpu);
 }
 
 }  // namespace

@@ -286,6 +286,24 @@ TEST(Memory, CpuBlocksNeverOverlap) {
   empty_cache(cpu);
 }
 
+TEST(Memory, WatchedPeakLeavesTheReportedPeaksAlone) {
+  const Device cpu = Device::cpu();
+  Tensor keep = empty({1 << 20});  // 4 MiB, live throughout
+  reset_peak_memory_stats(cpu);
+  { Tensor big = empty({4 << 20}); }  // 16 MiB: the reported peak
+  const MemoryStats s0 = memory_stats(cpu);
+  watch_peak_allocated(cpu);
+  EXPECT_EQ(watched_peak_allocated(cpu), s0.allocated_bytes);
+  {
+    Tensor a = empty({2 << 20}), b = empty({1 << 20});  // 12 MiB at once
+  }
+  { Tensor c = empty({1 << 20}); }
+  EXPECT_EQ(watched_peak_allocated(cpu), s0.allocated_bytes + (12 << 20));
+  EXPECT_EQ(memory_stats(cpu).peak_allocated_bytes, s0.peak_allocated_bytes) << "not reset";
+  watch_peak_allocated(cpu);  // starts again at what is allocated now
+  EXPECT_EQ(watched_peak_allocated(cpu), memory_stats(cpu).allocated_bytes);
+}
+
 TEST(Threads, SetAndGet) {
   int n = get_num_threads();
   set_num_threads(1);
