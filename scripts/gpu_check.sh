@@ -19,7 +19,8 @@
 #                  bench  matmul, train_step at 16x300 and 256x224 in float32 and in bf16
 #                         mixed precision, and in bf16 channels-last (cudl with a CUDA graph
 #                         and eager, PyTorch eager and with a CUDA graph), per-op GPU profiles of both (bench/profile.sh) and
-#                         the recipe job (float32 and --mixed-precision)
+#                         the recipe job (float32 and --mixed-precision), and an allocation
+#                         trace of an eager step at 256x224 replayed by bench/alloc_replay.py
 #   ROUNDS         alternating rounds of the train_step benchmark (default 2)
 # Exit status: 0 only when a GPU was found, every test passed and none was skipped.
 set -uo pipefail
@@ -172,6 +173,15 @@ if [[ $stages == *,bench,* ]]; then
   done
   CUDL_PYTHON=$py bash bench/matmul_gpu.sh "$build" > "$out/bench_matmul.txt" 2>&1 || status=1
   tail -n 1 "$out/bench_matmul.txt" | tee -a "$out/summary.txt"
+  # The GPU's requests of an eager step at batch 256, replayed through the allocator designs
+  # (segments per request, as the main cache and PyTorch; one reserved segment, as the graph
+  # pools): how much the pool reservation saves on this GPU's request pattern.
+  CUDL_ALLOC_TRACE="$out/alloc_trace_256x224.txt" "$build/bench/bench_train_step" --device cuda \
+    --batch 256 --size 224 --cuda-graph 0 --warmup 1 --steps 1 > /dev/null 2>&1 || status=1
+  python3 bench/alloc_replay.py "$out/alloc_trace_256x224.txt" > "$out/alloc_replay.txt" 2>&1 ||
+    status=1
+  cat "$out/alloc_replay.txt" | tee -a "$out/summary.txt"
+  xz -f "$out/alloc_trace_256x224.txt" 2>/dev/null || true
 fi
 [ $status -eq 0 ] && log "OK" || log "FAILED"
 exit $status

@@ -1,6 +1,8 @@
 #include "tensor/allocator.h"
 
 #include <algorithm>
+#include <atomic>
+#include <cstdio>
 #include <cstdlib>
 #include <mutex>
 #include <string>
@@ -173,11 +175,35 @@ void cpu_cached_free(void* ptr, size_t nbytes) {
 }
 #endif
 
-}  // namespace
+// The allocation trace (set_alloc_trace). `on` is read without the lock on every allocation.
+struct Trace {
+  std::mutex mutex;
+  std::atomic<bool> on{false};
+  FILE* file = nullptr;
+  void open(const std::string& path) {
+    std::lock_guard<std::mutex> lock(mutex);
+    on = false;
+    if (file) std::fclose(file);
+    file = path.empty() ? nullptr : std::fopen(path.c_str(), "w");
+    CUDL_CHECK(path.empty() || file, "set_alloc_trace: cannot write ", path);
+    on = file != nullptr;
+  }
+  void write(Device device, char what, size_t nbytes, const void* ptr) {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (file) std::fprintf(file, "%s %c %zu %p\n", device.str().c_str(), what, nbytes, ptr);
+  }
+};
+Trace& alloc_trace() {
+  static Trace* t = [] {
+    auto* tr = new Trace();  // leaked, as the allocators' state
+    const char* path = std::getenv("CUDL_ALLOC_TRACE");
+    if (path && *path) tr->open(path);
+    return tr;
+  }();
+  return *t;
+}
 
-namespace detail {
-
-void* allocate(size_t nbytes, Device device, bool pinned) {
+void* allocate_untraced(size_t nbytes, Device device, bool pinned) {
   if (device.is_cuda()) {
 #ifdef CUDL_WITH_CUDA
     return cuda::caching_allocate(nbytes, device.index);
@@ -202,7 +228,7 @@ void* allocate(size_t nbytes, Device device, bool pinned) {
   return cpu_cached_allocate(nbytes);
 }
 
-void deallocate(void* ptr, size_t nbytes, Device device, bool pinned) noexcept {
+void deallocate_untraced(void* ptr, size_t nbytes, Device device, bool pinned) noexcept {
   if (device.is_cuda()) {
 #ifdef CUDL_WITH_CUDA
     cuda::caching_free(ptr, device.index);
@@ -224,7 +250,26 @@ void deallocate(void* ptr, size_t nbytes, Device device, bool pinned) noexcept {
   cpu_cached_free(ptr, nbytes);
 }
 
+}  // namespace
+
+namespace detail {
+
+void* allocate(size_t nbytes, Device device, bool pinned) {
+  void* ptr = allocate_untraced(nbytes, device, pinned);
+  Trace& t = alloc_trace();
+  if (t.on) t.write(device, 'a', nbytes, ptr);
+  return ptr;
+}
+
+void deallocate(void* ptr, size_t nbytes, Device device, bool pinned) noexcept {
+  Trace& t = alloc_trace();
+  if (t.on) t.write(device, 'f', nbytes, ptr);
+  deallocate_untraced(ptr, nbytes, device, pinned);
+}
+
 }  // namespace detail
+
+void set_alloc_trace(const std::string& path) { alloc_trace().open(path); }
 
 MemoryStats memory_stats(Device device) {
   if (device.is_cuda()) {

@@ -12,6 +12,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 #include "tensor/device.h"
 
@@ -37,6 +38,11 @@ void watch_peak_allocated(Device device);
 int64_t watched_peak_allocated(Device device);
 // Gives cached, unused blocks back to the driver (CUDA) or the system (CPU).
 void empty_cache(Device device);
+// Writes a line per storage allocated and freed on any device, "<device> a|f <bytes>
+// <address>", to `path` ("" stops), for bench/alloc_replay.py, which replays the requests
+// through allocator designs. CUDL_ALLOC_TRACE=path in the environment starts it at the first
+// allocation. Throws when the file cannot be written.
+void set_alloc_trace(const std::string& path);
 
 namespace detail {
 void* allocate(size_t nbytes, Device device, bool pinned);

@@ -14,9 +14,11 @@
 // frees the pool's memory once its last block is freed. Nothing is given back to the driver
 // while a capture runs. A pool may start with one segment of a given size (what a trial run
 // peaked at): its large blocks are then carved from one range, where freed neighbours merge.
-// Segments per request would not merge: traces of a ResNet-18 step at batch 256 x 224x224
-// reserve 1.2x its live peak that way, as the backward pass asks for a 784 MiB gradient beside
-// free 196 MiB blocks in separate segments. One segment of the live peak held the whole step.
+// Segments per request would not merge: the CPU allocator's requests in a ResNet-18 step at
+// batch 256 x 224x224, replayed through this scheme, reserve 1.2x their live peak, as the
+// backward pass asks for a 784 MiB gradient beside free 196 MiB blocks in separate segments;
+// one segment of the live peak held the whole step. (GPU steps ask for the same activations
+// and gradients; cuDNN's workspaces replace the CPU's scratch.)
 #pragma once
 
 #include <cstddef>

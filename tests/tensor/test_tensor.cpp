@@ -2,7 +2,9 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <random>
 #include <string>
 #include <vector>
@@ -302,6 +304,30 @@ TEST(Memory, WatchedPeakLeavesTheReportedPeaksAlone) {
   EXPECT_EQ(memory_stats(cpu).peak_allocated_bytes, s0.peak_allocated_bytes) << "not reset";
   watch_peak_allocated(cpu);  // starts again at what is allocated now
   EXPECT_EQ(watched_peak_allocated(cpu), memory_stats(cpu).allocated_bytes);
+}
+
+// set_alloc_trace: a line per storage allocated and freed, "<device> a|f <bytes> <address>",
+// until it is stopped; an unwritable path is refused.
+TEST(Memory, AllocationTraceNamesEveryStorage) {
+  const std::string path = ::testing::TempDir() + "cudl_alloc_trace.txt";
+  set_alloc_trace(path);
+  const void* where = nullptr;
+  {
+    Tensor t = empty({1 << 20});  // 4 MiB
+    where = t.data_ptr();
+  }
+  set_alloc_trace("");
+  { Tensor after = empty({100}); }  // not traced
+  std::ifstream in(path);
+  std::vector<std::string> lines;
+  for (std::string l; std::getline(in, l);) lines.push_back(l);
+  char address[32];
+  std::snprintf(address, sizeof address, "%p", where);
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(lines[0], std::string("cpu a 4194304 ") + address);
+  EXPECT_EQ(lines[1], std::string("cpu f 4194304 ") + address);
+  EXPECT_THROW(set_alloc_trace("/nonexistent-dir/trace.txt"), Error);
+  std::remove(path.c_str());
 }
 
 TEST(Threads, SetAndGet) {
