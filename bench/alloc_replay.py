@@ -25,6 +25,7 @@ are ignored.
 import argparse
 import bisect
 import json
+import lzma
 import sys
 
 MIB = 1 << 20
@@ -161,12 +162,13 @@ def replay(events, pool):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("trace")
+    ap.add_argument("trace", help="the trace (.xz: compressed)")
     ap.add_argument("--device", default=None,
                     help="device of the trace to replay (default: the first one in it)")
     ap.add_argument("--json", action="store_true", help="print one JSON object instead")
     a = ap.parse_args(argv)
-    with open(a.trace) as f:
+    opener = lzma.open if a.trace.endswith(".xz") else open  # as gpu_check.sh keeps them
+    with opener(a.trace, "rt") as f:
         lines = [l for l in f if l.strip()]
     if not lines:
         sys.exit(f"alloc_replay: {a.trace} is empty (was CUDL_ALLOC_TRACE set?)")

@@ -5,6 +5,7 @@ Also: other devices, blocks below 1 MiB and frees of blocks from before the trac
 
 Usage: test_alloc_replay.py PATH/TO/alloc_replay.py"""
 import importlib.util
+import lzma
 import os
 import sys
 import tempfile
@@ -37,11 +38,12 @@ checks = [
 bad = [(got, want) for got, want in checks if got != want]
 if bad:
     sys.exit(f"alloc_replay gave {bad} (got, expected); result: {r}")
-# The default device is the first one named in the trace.
-with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
-    f.writelines(lines[1:])
+# The default device is the first one named in the trace; an .xz trace is read as it is.
+with tempfile.NamedTemporaryFile(suffix=".txt.xz", delete=False) as f:
+    f.write(lzma.compress("".join(lines[1:]).encode()))
 try:
-    assert replay.main([f.name, "--json"])["device"] == "cuda:0"
+    r = replay.main([f.name, "--json"])
+    assert r["device"] == "cuda:0" and r["peak_live_bytes"] == 32 * MIB, r
 finally:
     os.unlink(f.name)
 print("alloc_replay: ok")
