@@ -135,9 +135,9 @@ def requests(lines, device):
         if len(parts) != 4 or parts[1] not in ("a", "f"):
             raise ValueError(f"not a trace line: {line.strip()!r}")
         dev, what, nbytes, address = parts
-        size = round_size(int(nbytes), dev)
-        if dev != device or size < MIB:
+        if dev != device or int(nbytes) < MIB:  # as cudl decides: by the size asked for
             continue
+        size = round_size(int(nbytes), dev)
         if what == "a":
             live.add(address)
         elif address in live:

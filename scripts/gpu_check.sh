@@ -178,7 +178,8 @@ if [[ $stages == *,bench,* ]]; then
   # pools): how much the pool reservation saves on this GPU's request pattern.
   CUDL_ALLOC_TRACE="$out/alloc_trace_256x224.txt" "$build/bench/bench_train_step" --device cuda \
     --batch 256 --size 224 --cuda-graph 0 --warmup 1 --steps 1 > /dev/null 2>&1 || status=1
-  python3 bench/alloc_replay.py "$out/alloc_trace_256x224.txt" > "$out/alloc_replay.txt" 2>&1 ||
+  python3 bench/alloc_replay.py --device cuda:0 "$out/alloc_trace_256x224.txt" \
+    > "$out/alloc_replay.txt" 2>&1 ||
     status=1
   cat "$out/alloc_replay.txt" | tee -a "$out/summary.txt"
   xz -f "$out/alloc_trace_256x224.txt" 2>/dev/null || true

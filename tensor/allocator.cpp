@@ -57,24 +57,34 @@ BlockPool::Arena cpu_arena() {
   a.capacity = capacity;
   a.commit = [](char* at, size_t n) { return mprotect(at, n, PROT_READ | PROT_WRITE) == 0; };
   a.decommit = [](char* at, size_t n) {
-    mmap(at, n, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+    // A fresh mapping over the range drops its pages and their commit charge. Should that fail
+    // (the kernel's limit on mappings), drop the pages and close the range in place.
+    if (mmap(at, n, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0) !=
+        MAP_FAILED)
+      return;
+    if (madvise(at, n, MADV_DONTNEED) != 0 || mprotect(at, n, PROT_NONE) != 0)
+      log_warning("CPU allocator: could not give back " + std::to_string(n >> 20) +
+                  " MiB of its arena");
   };
   return a;
 }
 
+void* map_segment(size_t n) {
+  void* p = mmap(nullptr, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  return p == MAP_FAILED ? nullptr : p;
+}
+
 struct CpuState {
+  explicit CpuState(bool caching_on)
+      : caching(caching_on),
+        large(kCacheMin, map_segment, [](void* p, size_t n) { munmap(p, n); },
+              caching_on ? cpu_arena() : BlockPool::Arena()) {}
   std::mutex mutex;
   MemoryStats s;
-  bool caching = true;
+  const bool caching;  // CUDL_CPU_CACHE=0 turns it off (no arena reserved then)
   // Large blocks (tensor/block_pool.h) in cpu_arena(), or in segments mapped here when it
   // cannot grow; split when at least kCacheMin would be left over.
-  BlockPool large{kCacheMin,
-                  [](size_t n) -> void* {
-                    void* p = mmap(nullptr, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                                   -1, 0);
-                    return p == MAP_FAILED ? nullptr : p;
-                  },
-                  [](void* p, size_t n) { munmap(p, n); }, cpu_arena()};
+  BlockPool large;
   // Blocks from malloc (small ones, and every one with the cache off) and pinned ones.
   int64_t malloc_reserved = 0, malloc_allocs = 0, malloc_frees = 0;
   int64_t watched_peak = -1;  // watch_peak_allocated
@@ -105,10 +115,8 @@ struct CpuState {
 };
 CpuState& cpu_state() {
   static CpuState* s = [] {
-    auto* st = new CpuState();  // leaked: used by static tensors during exit
     const char* env = std::getenv("CUDL_CPU_CACHE");
-    st->caching = !(env && std::string(env) == "0");
-    return st;
+    return new CpuState(!(env && std::string(env) == "0"));  // leaked: static tensors free late
   }();
   return *s;
 }
@@ -197,7 +205,13 @@ Trace& alloc_trace() {
   static Trace* t = [] {
     auto* tr = new Trace();  // leaked, as the allocators' state
     const char* path = std::getenv("CUDL_ALLOC_TRACE");
-    if (path && *path) tr->open(path);
+    if (path && *path) {
+      try {
+        tr->open(path);
+      } catch (const Error& e) {
+        log_warning(std::string("CUDL_ALLOC_TRACE: ") + e.what() + "; not tracing");
+      }
+    }
     return tr;
   }();
   return *t;
@@ -255,8 +269,8 @@ void deallocate_untraced(void* ptr, size_t nbytes, Device device, bool pinned) n
 namespace detail {
 
 void* allocate(size_t nbytes, Device device, bool pinned) {
-  void* ptr = allocate_untraced(nbytes, device, pinned);
   Trace& t = alloc_trace();
+  void* ptr = allocate_untraced(nbytes, device, pinned);
   if (t.on) t.write(device, 'a', nbytes, ptr);
   return ptr;
 }

@@ -45,6 +45,8 @@ class CudaGraph {
   // is expected to allocate at its peak (e.g. measured on an eager call with
   // watch_peak_allocated); the graph's pool then starts as one segment of that size, which
   // fragments less than a segment per request (tensor/cuda/caching_allocator.h). 0: none.
+  // The segment is given back when its last block is freed: the graph and every tensor the
+  // capture made (its outputs too) must be gone.
   void capture(const std::function<void()>& fn, const std::vector<Generator*>& generators = {},
                size_t reserve_bytes = 0);
   // Queues the recorded work on the device's cudl stream (asynchronous, like any kernel).

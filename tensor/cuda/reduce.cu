@@ -6,8 +6,9 @@
 // writes one partial per segment to scratch laid out (outer, splits, inner), and the same
 // launcher reduces that over its middle dim. The splits depend on the shape alone, so the
 // order of the additions, and the result, are the same on every GPU and in every run.
-// Sums accumulate in double, as the CPU's do, and round once when stored; max compares in the
-// element's compute type (float for bfloat16). NaN propagates through max, as in PyTorch.
+// Sums accumulate in double, as the CPU's do, and are stored as the CPU stores them (float32
+// rounds once; bfloat16 goes through float); max compares in the element's compute type (float
+// for bfloat16). NaN propagates through max, as in PyTorch.
 #include <algorithm>
 #include <cfloat>
 
