@@ -278,13 +278,10 @@ int caching_begin_graph_pool(int device, size_t reserve_bytes) {
   auto pool = std::make_unique<GraphPool>(device);
   if (reserve_bytes >= kSmallLimit) {
     // One segment, handed back at once: a single free block the capture's requests carve up.
-    // Without the memory the pool maps per request, as without a reservation.
+    // Without the memory (the map function has cleared the error) the pool maps per request,
+    // as without a reservation.
     BlockPool::Taken t = pool->cache.large.take(round_size(reserve_bytes), /*may_release=*/false);
-    if (t.ptr) {
-      pool->cache.large.give_back(t.ptr);
-    } else {
-      cudaGetLastError();
-    }
+    if (t.ptr) pool->cache.large.give_back(t.ptr);
   }
   p.graphs.emplace(id, std::move(pool));
   p.capturing = id;

@@ -29,6 +29,7 @@
 #include "tensor/cuda/channel_kernels.cuh"
 #include "tensor/cuda/context.h"
 #include "tensor/cuda/cudnn_descriptors.h"
+#include "tensor/cuda/scratch.h"
 #include "tensor/ops/conv_kernels.h"
 #include "tensor/tensor.h"
 
@@ -151,10 +152,8 @@ size_t benchmark_workspace(const std::vector<Perf>& perf, int returned) {
   return ws;
 }
 
-Tensor workspace(size_t bytes, int device) {
-  return empty({static_cast<int64_t>(bytes > 0 ? bytes : 1)},
-               TensorOptions(kUInt8).device(Device::cuda(device)));
-}
+// cuDNN's workspace: scratch bytes on the current device (the plan's).
+Tensor workspace(size_t bytes) { return device_scratch(static_cast<int64_t>(bytes), kUInt8); }
 
 void* ws_ptr(const Tensor& ws, size_t bytes) {
   return bytes ? ws.data_ptr() : nullptr;
@@ -166,7 +165,7 @@ int current_device() {
   return d;
 }
 
-void choose_forward(cudnnHandle_t h, ConvPlan& p, int device, bool benchmark, const void* x,
+void choose_forward(cudnnHandle_t h, ConvPlan& p, bool benchmark, const void* x,
                     const void* w, void* y) {
   // The candidates under the plan's own math type (not whatever an earlier direction's choice
   // left on the descriptor): it allows every algorithm that precision may use.
@@ -179,7 +178,7 @@ void choose_forward(cudnnHandle_t h, ConvPlan& p, int device, bool benchmark, co
                                                           &returned, perf.data()));
   if (benchmark) {
     const size_t limit = benchmark_workspace(perf, returned);
-    Tensor ws = workspace(limit, device);
+    Tensor ws = workspace(limit);
     CUDL_CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithmEx(h, p.x, x, p.w, w, p.conv, p.y, y,
                                                             max_count, &returned, perf.data(),
                                                             ws_ptr(ws, limit), limit));
@@ -193,7 +192,7 @@ void choose_forward(cudnnHandle_t h, ConvPlan& p, int device, bool benchmark, co
   p.fwd.workspace = std::max(p.fwd.workspace, ws);
 }
 
-void choose_backward_data(cudnnHandle_t h, ConvPlan& p, int device, bool benchmark, const void* w,
+void choose_backward_data(cudnnHandle_t h, ConvPlan& p, bool benchmark, const void* w,
                           const void* dy, void* dx) {
   // The candidates under the plan's own math type (not whatever an earlier direction's choice
   // left on the descriptor): it allows every algorithm that precision may use.
@@ -206,7 +205,7 @@ void choose_backward_data(cudnnHandle_t h, ConvPlan& p, int device, bool benchma
                                                                &returned, perf.data()));
   if (benchmark) {
     const size_t limit = benchmark_workspace(perf, returned);
-    Tensor ws = workspace(limit, device);
+    Tensor ws = workspace(limit);
     CUDL_CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithmEx(
         h, p.w, w, p.y, dy, p.conv, p.x, dx, max_count, &returned, perf.data(), ws_ptr(ws, limit),
         limit));
@@ -222,7 +221,7 @@ void choose_backward_data(cudnnHandle_t h, ConvPlan& p, int device, bool benchma
   p.bwd_data.workspace = std::max(p.bwd_data.workspace, ws);
 }
 
-void choose_backward_filter(cudnnHandle_t h, ConvPlan& p, int device, bool benchmark, const void* x,
+void choose_backward_filter(cudnnHandle_t h, ConvPlan& p, bool benchmark, const void* x,
                             const void* dy, void* dw) {
   // The candidates under the plan's own math type (not whatever an earlier direction's choice
   // left on the descriptor): it allows every algorithm that precision may use.
@@ -235,7 +234,7 @@ void choose_backward_filter(cudnnHandle_t h, ConvPlan& p, int device, bool bench
       h, p.x, p.y, p.conv, p.w, max_count, &returned, perf.data()));
   if (benchmark) {
     const size_t limit = benchmark_workspace(perf, returned);
-    Tensor ws = workspace(limit, device);
+    Tensor ws = workspace(limit);
     CUDL_CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithmEx(
         h, p.x, x, p.y, dy, p.conv, p.w, dw, max_count, &returned, perf.data(), ws_ptr(ws, limit),
         limit));
@@ -293,7 +292,7 @@ void conv2d_forward(cudaStream_t stream, DType dtype, const ConvGeometry& g, con
   ConvPlan& p = get_plan(device, dtype, g, allow_tf32, benchmark);
   if (!p.fwd.chosen) {
     check_not_capturing(stream, "forward");
-    choose_forward(h, p, device, benchmark, x, w, y);
+    choose_forward(h, p, benchmark, x, w, y);
   }
   CUDL_CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, p.fwd.math));
   const CudnnScalars s(dtype);
@@ -307,7 +306,7 @@ void conv2d_forward(cudaStream_t stream, DType dtype, const ConvGeometry& g, con
         static_cast<bfloat16*>(y));
     CUDL_KERNEL_CHECK();
   }
-  Tensor ws = workspace(p.fwd.workspace, device);
+  Tensor ws = workspace(p.fwd.workspace);
   CUDL_CUDNN_CHECK(cudnnConvolutionForward(h, s.one(), p.x, x, p.w, w, p.conv, p.fwd.algo,
                                            ws_ptr(ws, p.fwd.workspace), p.fwd.workspace,
                                            bias_first ? s.one() : s.zero(), p.y, y));
@@ -327,10 +326,10 @@ void conv2d_backward(cudaStream_t stream, DType dtype, const ConvGeometry& g, co
   if (dx) {
     if (!p.bwd_data.chosen) {
       check_not_capturing(stream, "backward-data");
-      choose_backward_data(h, p, device, benchmark, w, dy, dx);
+      choose_backward_data(h, p, benchmark, w, dy, dx);
     }
     CUDL_CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, p.bwd_data.math));
-    Tensor ws = workspace(p.bwd_data.workspace, device);
+    Tensor ws = workspace(p.bwd_data.workspace);
     CUDL_CUDNN_CHECK(cudnnConvolutionBackwardData(h, s.one(), p.w, w, p.y, dy, p.conv,
                                                   p.bwd_data.algo, ws_ptr(ws, p.bwd_data.workspace),
                                                   p.bwd_data.workspace, s.zero(), p.x, dx));
@@ -338,10 +337,10 @@ void conv2d_backward(cudaStream_t stream, DType dtype, const ConvGeometry& g, co
   if (dw) {
     if (!p.bwd_filter.chosen) {
       check_not_capturing(stream, "backward-filter");
-      choose_backward_filter(h, p, device, benchmark, x, dy, dw);
+      choose_backward_filter(h, p, benchmark, x, dy, dw);
     }
     CUDL_CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, p.bwd_filter.math));
-    Tensor ws = workspace(p.bwd_filter.workspace, device);
+    Tensor ws = workspace(p.bwd_filter.workspace);
     CUDL_CUDNN_CHECK(cudnnConvolutionBackwardFilter(
         h, s.one(), p.x, x, p.y, dy, p.conv, p.bwd_filter.algo, ws_ptr(ws, p.bwd_filter.workspace),
         p.bwd_filter.workspace, s.zero(), p.w, dw));
