@@ -9,7 +9,7 @@
 //
 // Usage: bench_conv [--batch 16] [--size 300] [--threads T] [--reps 3] [--device cpu|cuda]
 //                   [--layer NAME]   (only that layer)
-//                   [--path auto|onednn|im2col-parallel|im2col-blas]   (CpuConvPath)
+//                   [--path auto|onednn|im2col-parallel|im2col-blas|winograd]   (CpuConvPath)
 //                   [--weights-grad-only 1]   (backward computes dw only)
 //                   [--channels-last 1]   (channels-last input, output and gradients)
 // Prints one JSON line per layer: name, count (how many such convolutions the model has),
@@ -87,7 +87,7 @@ int main(int argc, char** argv) {
           << "bench_conv: unknown option " << k
           << "\nusage: bench_conv [--batch 16] [--size 300] [--threads T] [--reps 3] "
              "[--device cpu|cuda] [--layer NAME]\n"
-             "       [--path auto|onednn|im2col-parallel|im2col-blas] [--weights-grad-only 0|1]\n"
+             "       [--path auto|onednn|im2col-parallel|im2col-blas|winograd] [--weights-grad-only 0|1]\n"
              "       [--channels-last 0|1]\n";
       return 2;
     }
@@ -100,6 +100,8 @@ int main(int argc, char** argv) {
       set_cpu_conv_path(CpuConvPath::kIm2colSampleParallel);
     else if (path == "im2col-blas")
       set_cpu_conv_path(CpuConvPath::kIm2colBlasThreads);
+    else if (path == "winograd")
+      set_cpu_conv_path(CpuConvPath::kWinograd);
     else if (path != "auto")
       throw std::runtime_error("unknown --path " + path);
     const Device d = Device::parse(device);

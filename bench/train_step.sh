@@ -24,14 +24,16 @@
 #   --channels-last  every run channels-last (cudl's TrainStep option, PyTorch's
 #                    model.to(memory_format=torch.channels_last) with channels-last input)
 #   --also-channels-last  also run cudl channels-last each round (beside the runs above)
+#   --also-winograd  also run cudl with Winograd 3x3 convolutions each round (--winograd 1; CPU)
 # On CUDA the rounds also run cudl with eager steps (--cuda-graph 0; the default replays a CUDA
 # graph) and PyTorch with the step captured in a CUDA graph; cuDNN may use TF32 in both
-# (PyTorch's default). The ratios compare cudl's first run (its default) with every other.
+# (PyTorch's default). The ratios compare cudl's first run (its default) with every other, and
+# cudl's other runs (options, --also builds) with PyTorch's.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 build="$root/build" device=cpu threads=2 rounds=5 warmup=1 steps=3 shape=16x300 allow_large=0
-precision=fp32 channels_last=0 also_cl=0
+precision=fp32 channels_last=0 also_cl=0 also_wg=0
 out=""
 also=()
 usage() { sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; }
@@ -48,6 +50,7 @@ while [ $# -gt 0 ]; do
     --precision) precision=$2; shift 2 ;;
     --channels-last) channels_last=1; shift ;;
     --also-channels-last) also_cl=1; shift ;;
+    --also-winograd) also_wg=1; shift ;;
     --also) also+=("$2"); shift 2 ;;
     -h|--help) usage; exit 0 ;;
     -*) echo "train_step.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
@@ -92,6 +95,7 @@ for r in $(seq "$rounds"); do
   record "$bin" "${args[@]}"
   if [ "$device" = cuda ]; then record "$bin" "${args[@]}" --cuda-graph 0; fi
   if [ "$also_cl" = 1 ] && [ "$channels_last" = 0 ]; then record "$bin" "${args[@]}" --channels-last 1; fi
+  if [ "$also_wg" = 1 ]; then record "$bin" "${args[@]}" --winograd 1; fi
   n=0
   for b in ${also[@]+"${also[@]}"}; do
     n=$((n + 1))
@@ -152,23 +156,27 @@ for impl in impls:
             x["peak_allocated_bytes"] for x in runs)
 ref = impls[0]  # cudl's default run, recorded first in every round
 # Per round ratios (cudl vs each other implementation in the same round), then their median.
-ratios = {}
-for impl in impls:
-    if impl == ref:
-        continue
+def ratio(a, b):
+    """a against b: per round (both run in the same round), their median, and the rest."""
     per_round = []
     for k in sorted({r["round"] for r in rows}):
-        c = [r["run"] for r in rows if r["round"] == k and r["run"]["impl"] == ref]
-        t = [r["run"] for r in rows if r["round"] == k and r["run"]["impl"] == impl]
+        c = [r["run"] for r in rows if r["round"] == k and r["run"]["impl"] == a]
+        t = [r["run"] for r in rows if r["round"] == k and r["run"]["impl"] == b]
         if c and t:
             per_round.append(c[0]["images_per_s"] / t[0]["images_per_s"])
-    ratios[impl] = {
-        "images_per_s_ratio_of_medians": summary[ref]["median_images_per_s"] / summary[impl]["median_images_per_s"],
+    return {
+        "images_per_s_ratio_of_medians": summary[a]["median_images_per_s"] / summary[b]["median_images_per_s"],
         "images_per_s_ratio_per_round": per_round,
         "median_of_round_ratios": statistics.median(per_round),
-        "cpu_time_ratio": summary[impl]["median_cpu_s_per_step"] / summary[ref]["median_cpu_s_per_step"],
-        "peak_memory_ratio": summary[ref]["median_peak_bytes"] / summary[impl]["median_peak_bytes"],
+        "cpu_time_ratio": summary[b]["median_cpu_s_per_step"] / summary[a]["median_cpu_s_per_step"],
+        "peak_memory_ratio": summary[a]["median_peak_bytes"] / summary[b]["median_peak_bytes"],
     }
+
+# cudl's default against every other run; the other cudl runs (options, --also builds) against
+# PyTorch's.
+ratios = {impl: ratio(ref, impl) for impl in impls if impl != ref}
+other_ratios = {f"{a} / {b}": ratio(a, b) for a in impls[1:] if a.startswith("cudl")
+                for b in impls if not b.startswith("cudl")}
 cfg = rows[0]["run"]
 config = {"batch": cfg["batch"], "size": cfg["size"], "device": cfg["device"],
           "threads": cfg["threads"], "precision": cfg["precision"],
@@ -198,9 +206,9 @@ for impl in impls:
         lines.append(f"{'':28s} {impl}: peak of live tensor bytes "
                      f"{summary[impl]['median_peak_allocated_bytes'] / 2**20:.0f} MiB")
 lines.append("")
-for impl, r in ratios.items():
+for name, r in [(f"{ref} / {impl}", r) for impl, r in ratios.items()] + list(other_ratios.items()):
     per = " ".join(f"{x:.3f}" for x in r["images_per_s_ratio_per_round"])
-    lines.append(f"{ref} / {impl}: images/s {r['images_per_s_ratio_of_medians']:.3f} "
+    lines.append(f"{name}: images/s {r['images_per_s_ratio_of_medians']:.3f} "
                  f"(ratio of medians; per round {per}; median {r['median_of_round_ratios']:.3f}), "
                  f"CPU time {r['cpu_time_ratio']:.3f}x less, peak memory {r['peak_memory_ratio']:.3f}")
 table = "\n".join(lines)
@@ -208,7 +216,7 @@ print(table)
 result = {"benchmark": "train_step", "date": datetime.datetime.now().isoformat(timespec="seconds"),
           "git_commit": commit, "git_dirty": dirty == "true", "machine": machine,
           "versions": versions, "config": config, "summary": summary, "ratios": ratios,
-          "runs": rows}
+          "other_ratios": other_ratios, "runs": rows}
 with open(os.path.join(out, "train_step.json"), "w") as f:
     json.dump(result, f, indent=1)
 with open(os.path.join(out, "train_step.txt"), "w") as f:

@@ -15,6 +15,7 @@
 #include "models/resnet.h"
 #include "tensor/autocast.h"
 #include "tensor/ops.h"
+#include "tensor/ops/conv.h"
 #include "train/files.h"
 #include "train/outputs.h"
 #include "train/train_step.h"
@@ -150,6 +151,7 @@ struct Session {
 Session open_session(const EvalOptions& o) {
   if (o.threads > 0) set_num_threads(o.threads);
   const Device device = Device::parse(o.device);
+  set_cpu_conv_path(o.winograd ? CpuConvPath::kWinograd : CpuConvPath::kAuto);
   CUDL_CHECK(o.bs >= 1, "the batch size must be positive, got ", o.bs);
   LoadedModel m = load_model(o.model_path, device);
   const double threshold = o.threshold >= 0 ? o.threshold : m.threshold;
@@ -180,7 +182,8 @@ MetricsReport score_model(const EvalOptions& o, std::ostream& log) {
   for (size_t i = 0; i < m.classes.size(); ++i) log << (i ? ", " : "") << m.classes[i];
   log << "; input " << m.size << "x" << m.size << ") on " << device.str()
       << (o.mixed_precision ? ", bfloat16 mixed precision" : "")
-      << (o.channels_last ? ", channels-last" : "") << "\n";
+      << (o.channels_last ? ", channels-last" : "")
+      << (o.winograd && device.is_cpu() ? ", Winograd 3x3 convolutions" : "") << "\n";
   log << "Scoring " << ds->size() << " images of " << o.csv << " (split " << o.split << ")";
   if (skipped) log << ", " << skipped << " bad rows or images skipped";
   log << "\n";
@@ -208,6 +211,7 @@ MetricsReport score_model(const EvalOptions& o, std::ostream& log) {
   j["loss"] = p.loss;
   j["precision"] = o.mixed_precision ? "bfloat16 mixed" : "float32";
   j["memory_format"] = o.channels_last ? "channels_last" : "contiguous";
+  if (device.is_cpu()) j["cpu_convolutions"] = o.winograd ? "winograd" : "direct";
   j["at_threshold"] = metrics_json(r.at_threshold);
   add_report_json(j, r, m.classes);
   write_file_atomically(join_path(o.out, "metrics.json"), j.dump(2) + "\n");

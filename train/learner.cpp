@@ -173,6 +173,10 @@ void Run::set_up_device() {
   set_conv_benchmark(!o_.deterministic);
   // PyTorch's defaults: TF32 allowed in cuDNN convolutions, not in matrix products.
   set_conv_allow_tf32(o_.tf32);
+  set_cpu_conv_path(o_.winograd ? CpuConvPath::kWinograd : CpuConvPath::kAuto);
+  if (o_.winograd && !device_.is_cpu())
+    log_ << "Note: --winograd applies to CPU convolutions; on " << device_.str()
+         << " cuDNN picks the algorithms\n";
 }
 
 void Run::load_data() {
@@ -302,7 +306,8 @@ void Run::build_model() {
        << o_.schedule << " schedule, " << toString(loss_kind_) << " loss"
        << (o_.augment ? ", augmentation (flips, brightness/contrast)" : "")
        << (o_.mixed_precision ? ", bfloat16 mixed precision" : "")
-       << (o_.channels_last ? ", channels-last" : "") << "\n";
+       << (o_.channels_last ? ", channels-last" : "")
+       << (o_.winograd && device_.is_cpu() ? ", Winograd 3x3 convolutions" : "") << "\n";
 }
 
 WeightsMeta Run::meta() const {
@@ -478,6 +483,7 @@ void Run::write_outputs(const EpochPass& v, TrainResult& result) {
   j["device"] = device_.str();
   j["precision"] = o_.mixed_precision ? "bfloat16 mixed" : "float32";
   j["memory_format"] = o_.channels_last ? "channels_last" : "contiguous";
+  if (device_.is_cpu()) j["cpu_convolutions"] = o_.winograd ? "winograd" : "direct";
   j["train_step"] = step_->graphed() ? "cuda graph" : "eager (" + step_->reason() + ")";
   j["arch"] = o_.arch;
   j["classes"] = classes;

@@ -63,6 +63,9 @@ struct TrainOptions {
   bool mixed_precision = false;
   // Channels-last activations (train_step.h) for training and validation.
   bool channels_last = false;
+  // CPU: 3x3 stride-1 convolutions by Winograd's F(4x4, 3x3) (CpuConvPath::kWinograd): faster,
+  // with float32 rounding errors some 10-40x the direct kernels'.
+  bool winograd = false;
   double threshold = 0.5;
   std::string out = "fridge_out";
   bool resume = false;

@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "tensor/cpu/conv_onednn.h"
+#include "tensor/cpu/conv_winograd.h"
 #include "tensor/cpu/widen.h"
 #include "tensor/ops/conv_kernels.h"
 #include "tensor/parallel.h"
@@ -434,7 +435,13 @@ bool try_onednn(DType dtype, const ConvGeometry& g, bool* jit_only) {
   *jit_only = path != CpuConvPath::kOneDnn;
   if (dtype != kFloat32) return false;
   if (path == CpuConvPath::kOneDnn) return true;
-  return path == CpuConvPath::kAuto && !(g.kh == 1 && g.kw == 1);
+  return (path == CpuConvPath::kAuto || path == CpuConvPath::kWinograd) &&
+         !(g.kh == 1 && g.kw == 1);
+}
+
+// Winograd for float32 3x3 stride-1 convolutions, in kWinograd.
+bool use_winograd(DType dtype, const ConvGeometry& g) {
+  return dtype == kFloat32 && cpu_conv_path() == CpuConvPath::kWinograd && winograd::applies(g);
 }
 
 // Copies between (n, c, hw) and (n, hw, c) memory (to_nhwc: the first into the second).
@@ -499,6 +506,11 @@ void conv2d_forward(DType dtype, const ConvGeometry& g, const void* x, const voi
     });
     return;
   }
+  if (use_winograd(dtype, g)) {
+    winograd::conv2d_forward(g, static_cast<const float*>(x), static_cast<const float*>(w),
+                             static_cast<const float*>(bias), static_cast<float*>(y));
+    return;
+  }
   bool jit_only = true;
   if (try_onednn(dtype, g, &jit_only) &&
       onednn::conv2d_forward(g, static_cast<const float*>(x), static_cast<const float*>(w),
@@ -543,6 +555,18 @@ void conv2d_backward(DType dtype, const ConvGeometry& g, const void* x, const vo
       if (dx) transpose_channels(ptr<T>(dxr), static_cast<T*>(dx), g.n, g.c, g.h * g.w, true);
     });
     return;
+  }
+  if (use_winograd(dtype, g)) {  // what it computes is left out of the passes below
+    if (dx) {
+      winograd::conv2d_backward_data(g, static_cast<const float*>(w),
+                                     static_cast<const float*>(dy), static_cast<float*>(dx));
+      dx = nullptr;
+    }
+    if (dw) {
+      winograd::conv2d_backward_weights(g, static_cast<const float*>(x),
+                                        static_cast<const float*>(dy), static_cast<float*>(dw));
+      dw = nullptr;
+    }
   }
   bool jit_only = true;
   if ((dx || dw) && try_onednn(dtype, g, &jit_only)) {

@@ -64,10 +64,14 @@ bool conv_allow_tf32();
 
 // The CPU convolution's implementation (see above). kAuto: oneDNN's JIT kernels for float32
 // kernels larger than 1x1, when cudl is built with oneDNN; im2col otherwise, with the thread
-// strategy picked from the batch and the thread count. The others force one path, for tests
-// and benchmarks: kOneDnn (any oneDNN implementation, float32; im2col where it has none or
-// for float64), kIm2colSampleParallel, kIm2colBlasThreads.
-enum class CpuConvPath { kAuto, kOneDnn, kIm2colSampleParallel, kIm2colBlasThreads };
+// strategy picked from the batch and the thread count. kWinograd: kAuto, except that float32
+// 3x3 stride-1 convolutions (forward and both gradients) take Winograd's F(4x4, 3x3)
+// (tensor/cpu/conv_winograd.h): faster, with float32 rounding errors some 10-40x the direct
+// kernels' (about 1e-5 of the values instead of 1e-7), so an option (fridge_train --winograd)
+// rather than the default. The others force one path, for tests and benchmarks: kOneDnn (any
+// oneDNN implementation, float32; im2col where it has none or for float64),
+// kIm2colSampleParallel, kIm2colBlasThreads.
+enum class CpuConvPath { kAuto, kOneDnn, kIm2colSampleParallel, kIm2colBlasThreads, kWinograd };
 void set_cpu_conv_path(CpuConvPath path);
 CpuConvPath cpu_conv_path();
 // oneDNN's version ("2.6.3") when cudl was built with it, "" otherwise.

@@ -1,6 +1,6 @@
 // The CPU kernels' alternative paths, each against an independent reference:
-// - conv2d: every CpuConvPath (oneDNN, sample-parallel im2col, BLAS-threaded im2col, auto), at
-//   1, 2 and 3 threads, forward and backward, against a direct float64 loop over conv.h's
+// - conv2d: every CpuConvPath (oneDNN, sample-parallel im2col, BLAS-threaded im2col, Winograd,
+//   auto), at 1, 2 and 3 threads, forward and backward, against a direct float64 loop over conv.h's
 //   formula; shapes reach the row bands of large maps, multi-sample groups of small maps, the
 //   1x1 direct GEMM, strides, dilation, groups, bias and an input without gradient.
 // - max pooling: the vectorised interior loop against the shared per-window formula
@@ -144,7 +144,8 @@ TEST(CpuConvPaths, EveryPathMatchesTheDefinitionInFloat32) {
       {CpuConvPath::kAuto, "auto"},
       {CpuConvPath::kOneDnn, "oneDNN"},
       {CpuConvPath::kIm2colSampleParallel, "im2col sample-parallel"},
-      {CpuConvPath::kIm2colBlasThreads, "im2col BLAS-threaded"}};
+      {CpuConvPath::kIm2colBlasThreads, "im2col BLAS-threaded"},
+      {CpuConvPath::kWinograd, "Winograd"}};
   uint64_t seed = 100;
   for (const ConvCase& c : conv_cases()) {
     const auto [x, w, b, dy, ref] = random_case(c, seed);
@@ -194,6 +195,100 @@ TEST(CpuConvPaths, Im2colPathsMatchTheDefinitionInFloat64) {
       }
     }
   }
+}
+
+// Winograd F(4x4, 3x3) on the shapes its tiling makes special: partial tiles at the right and
+// bottom edges, paddings 0 and 2 and unequal ones (the input gradient then pads by 2 and 0),
+// maps wide enough for whole rows of 8 side-by-side windows (the row fast path) next to the
+// edge windows, channel counts that fit no vector, one output row, and blocks fewer than
+// threads. Against the float64 definition, at 1, 2 and 3 threads, twice (reproducible).
+// Tolerance: each output sums at most 24 * 9 products, but the transforms scale values by up
+// to 8 x 5 x 5 / 4 and cancel them again, so the rounding is some 10-40x the direct sum's:
+// the largest error seen here was 4.0e-6 of the largest magnitude (the input gradient of
+// "one sample, 5x5"), against 2e-5 allowed, while a wrong coefficient or tile edge is off by
+// O(1) of it (one coefficient of B^T changed from 4 to 3: at least 0.12 of it on every case;
+// the row fast path reading a wrong column: 0.3 to 0.8 on the wide cases).
+TEST(CpuConvPaths, WinogradMatchesTheDefinition) {
+  CpuSettingsGuard guard;
+  const std::vector<ConvCase> cases = {
+      {"partial tiles, bias", {3, 5, 11, 14}, {7, 5, 3, 3}, true, 1, 1, 1, 1, true},
+      {"wide, padding 2", {2, 6, 9, 75}, {4, 6, 3, 3}, false, 1, 2, 1, 1, true},
+      {"wide, padding 0", {2, 4, 14, 77}, {6, 4, 3, 3}, true, 1, 0, 1, 1, true},
+      {"unequal padding", {2, 24, 10, 40}, {9, 24, 3, 3}, false, 1, {0, 2}, 1, 1, true},
+      {"one output row", {4, 3, 3, 38}, {5, 3, 3, 3}, true, 1, 0, 1, 1, true},
+      {"one sample, 5x5", {1, 16, 5, 5}, {16, 16, 3, 3}, false, 1, 1, 1, 1, true},
+      {"3x3 maps", {4, 8, 3, 3}, {8, 8, 3, 3}, false, 1, 1, 1, 1, true},
+      {"4x4 maps", {4, 8, 4, 4}, {8, 8, 3, 3}, false, 1, 1, 1, 1, true},
+  };
+  uint64_t seed = 600;
+  for (const ConvCase& c : cases) {
+    const auto [x, w, b, dy, ref] = random_case(c, seed);
+    seed += 4;
+    for (int threads : {1, 2, 3}) {
+      SCOPED_TRACE(std::string(c.name) + ", " + std::to_string(threads) + " threads");
+      set_cpu_conv_path(CpuConvPath::kWinograd);
+      set_num_threads(threads);
+      const ConvResult r = run_conv(c, kFloat32, x, w, b, dy);
+      const ConvResult again = run_conv(c, kFloat32, x, w, b, dy);
+      auto check = [&](const Tensor& got, const Tensor& twice, const Tensor& want,
+                       const char* what) {
+        SCOPED_TRACE(what);
+        ASSERT_TRUE(got.defined());
+        EXPECT_TRUE(all_close(got.to(kFloat64), want, 2e-5 * max_abs(want), 0.0));
+        EXPECT_TRUE(all_close(twice, got, 0.0, 0.0)) << "not reproducible";
+      };
+      check(r.y, again.y, ref.y, "output");
+      check(r.dw, again.dw, ref.dw, "weight gradient");
+      check(r.dx, again.dx, ref.dx, "input gradient");
+      if (c.bias) check(r.db, again.db, ref.db, "bias gradient");
+    }
+  }
+}
+
+// On maps below 3x3 (ResNet-18's last stages on small images) kWinograd leaves the convolution
+// to the direct kernels: their results are kAuto's, bit for bit. There a 4x4 tile is mostly
+// padding and the transforms' rounding is large against the small weight gradients, whose signs
+// AdamW's first step turns into full-size updates: in ResNetParity's notebook model (64x64
+// inputs, 2x2 maps in the last stage) Winograd there moved 124569 of 11.7M weights differently
+// from PyTorch after one step, against 683 without it (and 411 for the direct kernels).
+TEST(CpuConvPaths, WinogradLeavesMapsBelow3x3ToTheDirectKernels) {
+  CpuSettingsGuard guard;
+  set_num_threads(2);
+  for (int64_t size : {1, 2}) {
+    SCOPED_TRACE(std::to_string(size) + "x" + std::to_string(size) + " maps");
+    const ConvCase c{"small", {4, 8, size, size}, {8, 8, 3, 3}, true, 1, 1, 1, 1, true};
+    const auto [x, w, b, dy, ref] = random_case(c, 800 + size);
+    set_cpu_conv_path(CpuConvPath::kAuto);
+    const ConvResult direct = run_conv(c, kFloat32, x, w, b, dy);
+    set_cpu_conv_path(CpuConvPath::kWinograd);
+    const ConvResult r = run_conv(c, kFloat32, x, w, b, dy);
+    EXPECT_TRUE(all_close(r.y, direct.y, 0.0, 0.0));
+    EXPECT_TRUE(all_close(r.dx, direct.dx, 0.0, 0.0));
+    EXPECT_TRUE(all_close(r.dw, direct.dw, 0.0, 0.0));
+  }
+}
+
+// Winograd is an option: kAuto keeps the direct kernels (its results are oneDNN's, bit for bit,
+// and not Winograd's), and kWinograd takes Winograd for all three results of a 3x3 stride-1
+// convolution.
+TEST(CpuConvPaths, WinogradIsAnOption) {
+  if (onednn_version().empty()) GTEST_SKIP() << "cudl was built without oneDNN";
+  CpuSettingsGuard guard;
+  set_num_threads(2);
+  const ConvCase c{"layer", {2, 16, 20, 20}, {16, 16, 3, 3}, false, 1, 1, 1, 1, true};
+  const auto [x, w, b, dy, ref] = random_case(c, 700);
+  auto run = [&](CpuConvPath path) {
+    set_cpu_conv_path(path);
+    return run_conv(c, kFloat32, x, w, b, dy);
+  };
+  const ConvResult a = run(CpuConvPath::kAuto), direct = run(CpuConvPath::kOneDnn),
+                   wg = run(CpuConvPath::kWinograd);
+  EXPECT_TRUE(all_close(a.y, direct.y, 0.0, 0.0));
+  EXPECT_TRUE(all_close(a.dx, direct.dx, 0.0, 0.0));
+  EXPECT_TRUE(all_close(a.dw, direct.dw, 0.0, 0.0));
+  EXPECT_FALSE(all_close(wg.y, direct.y, 0.0, 0.0));
+  EXPECT_FALSE(all_close(wg.dx, direct.dx, 0.0, 0.0));
+  EXPECT_FALSE(all_close(wg.dw, direct.dw, 0.0, 0.0));
 }
 
 TEST(CpuConvPaths, OneDnnIsUsedWhenBuiltIn) {
