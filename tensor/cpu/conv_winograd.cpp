@@ -441,25 +441,32 @@ bool applies(const ConvGeometry& g) {
          g.pw <= 2 && g.h >= 3 && g.w >= 3;
 }
 
+namespace {
+
+// The problem's correlation of `in` with w's kernels (flip: turned and transposed, see
+// transform_weights) into `out`.
+void correlate(const Problem& p, const float* in, const float* w, int64_t wo, int64_t wc,
+               bool flip, const float* bias, float* out) {
+  if (p.tiles() == 0) return;
+  Tensor u = empty({36 * wo * wc}, kFloat32);
+  transform_weights(w, wo, wc, flip, u.data<float>());
+  run(p, in, u.data<float>(), bias, out);
+}
+
+}  // namespace
+
 void conv2d_forward(const ConvGeometry& g, const float* x, const float* w, const float* bias,
                     float* y) {
   CUDL_CHECK(applies(g), "winograd::conv2d_forward: not a 3x3 stride-1 convolution");
-  const Problem p{g.n, g.c, g.h, g.w, g.o, g.oh, g.ow, g.ph, g.pw};
-  if (p.tiles() == 0) return;
-  Tensor u = empty({36 * g.o * g.c}, kFloat32);
-  transform_weights(w, g.o, g.c, false, u.data<float>());
-  run(p, x, u.data<float>(), bias, y);
+  correlate({g.n, g.c, g.h, g.w, g.o, g.oh, g.ow, g.ph, g.pw}, x, w, g.o, g.c, false, bias, y);
 }
 
 void conv2d_backward_data(const ConvGeometry& g, const float* w, const float* dy, float* dx) {
   CUDL_CHECK(applies(g), "winograd::conv2d_backward_data: not a 3x3 stride-1 convolution");
   // dx = dy correlated with the turned, transposed kernels, padded by 2 - p: the output size
   // oh + 2 (2 - ph) - 2 is h again.
-  const Problem p{g.n, g.o, g.oh, g.ow, g.c, g.h, g.w, 2 - g.ph, 2 - g.pw};
-  if (p.tiles() == 0) return;
-  Tensor u = empty({36 * g.o * g.c}, kFloat32);
-  transform_weights(w, g.o, g.c, true, u.data<float>());
-  run(p, dy, u.data<float>(), nullptr, dx);
+  correlate({g.n, g.o, g.oh, g.ow, g.c, g.h, g.w, 2 - g.ph, 2 - g.pw}, dy, w, g.o, g.c, true,
+            nullptr, dx);
 }
 
 void conv2d_backward_weights(const ConvGeometry& g, const float* x, const float* dy, float* dw) {

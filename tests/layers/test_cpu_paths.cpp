@@ -133,6 +133,23 @@ const std::vector<ConvCase>& conv_cases() {
   return cases;
 }
 
+// Runs case c twice with the current path and thread count: every result within 2e-5 of its
+// tensor's largest magnitude of the float64 definition, and the two runs equal bit for bit.
+void expect_float32_matches(const ConvCase& c, const CaseData& d) {
+  const ConvResult r = run_conv(c, kFloat32, d.x, d.w, d.b, d.dy);
+  const ConvResult again = run_conv(c, kFloat32, d.x, d.w, d.b, d.dy);
+  auto check = [&](const Tensor& got, const Tensor& twice, const Tensor& want, const char* what) {
+    SCOPED_TRACE(what);
+    ASSERT_TRUE(got.defined());
+    EXPECT_TRUE(all_close(got.to(kFloat64), want, 2e-5 * max_abs(want), 0.0));
+    EXPECT_TRUE(all_close(twice, got, 0.0, 0.0)) << "not reproducible";
+  };
+  check(r.y, again.y, d.ref.y, "output");
+  check(r.dw, again.dw, d.ref.dw, "weight gradient");
+  if (c.grad_x) check(r.dx, again.dx, d.ref.dx, "input gradient");
+  if (c.bias) check(r.db, again.db, d.ref.db, "bias gradient");
+}
+
 // Every path and thread count gives the definition's result in float32, up to the rounding of
 // float32 sums: each output sums at most 16*9 = 144 products, each weight-gradient element at
 // most 4*40*40 = 6400, so 2e-5 of the tensor's largest magnitude (~300 roundings of 6e-8) is
@@ -148,7 +165,7 @@ TEST(CpuConvPaths, EveryPathMatchesTheDefinitionInFloat32) {
       {CpuConvPath::kWinograd, "Winograd"}};
   uint64_t seed = 100;
   for (const ConvCase& c : conv_cases()) {
-    const auto [x, w, b, dy, ref] = random_case(c, seed);
+    const CaseData d = random_case(c, seed);
     seed += 4;
     for (const auto& [path, path_name] : paths) {
       for (int threads : {1, 2, 3}) {
@@ -156,19 +173,7 @@ TEST(CpuConvPaths, EveryPathMatchesTheDefinitionInFloat32) {
                      " threads");
         set_cpu_conv_path(path);
         set_num_threads(threads);
-        const ConvResult r = run_conv(c, kFloat32, x, w, b, dy);
-        const ConvResult again = run_conv(c, kFloat32, x, w, b, dy);
-        auto check = [&](const Tensor& got, const Tensor& twice, const Tensor& want,
-                         const char* what) {
-          SCOPED_TRACE(what);
-          ASSERT_TRUE(got.defined());
-          EXPECT_TRUE(all_close(got.to(kFloat64), want, 2e-5 * max_abs(want), 0.0));
-          EXPECT_TRUE(all_close(twice, got, 0.0, 0.0)) << "not reproducible";
-        };
-        check(r.y, again.y, ref.y, "output");
-        check(r.dw, again.dw, ref.dw, "weight gradient");
-        if (c.grad_x) check(r.dx, again.dx, ref.dx, "input gradient");
-        if (c.bias) check(r.db, again.db, ref.db, "bias gradient");
+        expect_float32_matches(c, d);
       }
     }
   }
@@ -222,25 +227,13 @@ TEST(CpuConvPaths, WinogradMatchesTheDefinition) {
   };
   uint64_t seed = 600;
   for (const ConvCase& c : cases) {
-    const auto [x, w, b, dy, ref] = random_case(c, seed);
+    const CaseData d = random_case(c, seed);
     seed += 4;
     for (int threads : {1, 2, 3}) {
       SCOPED_TRACE(std::string(c.name) + ", " + std::to_string(threads) + " threads");
       set_cpu_conv_path(CpuConvPath::kWinograd);
       set_num_threads(threads);
-      const ConvResult r = run_conv(c, kFloat32, x, w, b, dy);
-      const ConvResult again = run_conv(c, kFloat32, x, w, b, dy);
-      auto check = [&](const Tensor& got, const Tensor& twice, const Tensor& want,
-                       const char* what) {
-        SCOPED_TRACE(what);
-        ASSERT_TRUE(got.defined());
-        EXPECT_TRUE(all_close(got.to(kFloat64), want, 2e-5 * max_abs(want), 0.0));
-        EXPECT_TRUE(all_close(twice, got, 0.0, 0.0)) << "not reproducible";
-      };
-      check(r.y, again.y, ref.y, "output");
-      check(r.dw, again.dw, ref.dw, "weight gradient");
-      check(r.dx, again.dx, ref.dx, "input gradient");
-      if (c.bias) check(r.db, again.db, ref.db, "bias gradient");
+      expect_float32_matches(c, d);
     }
   }
 }
