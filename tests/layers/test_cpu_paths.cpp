@@ -206,7 +206,8 @@ TEST(CpuConvPaths, Im2colPathsMatchTheDefinitionInFloat64) {
 // bottom edges, paddings 0 and 2 and unequal ones (the input gradient then pads by 2 and 0),
 // maps wide enough for whole rows of 8 side-by-side windows (the row fast path) next to the
 // edge windows, channel counts that fit no vector, one output row, and blocks fewer than
-// threads. Against the float64 definition, at 1, 2 and 3 threads, twice (reproducible).
+// threads. Against the float64 definition, at 1 to 4 threads, twice (reproducible), and the
+// same bits at every thread count.
 // Tolerance: each output sums at most 24 * 9 products, but the transforms scale values by up
 // to 8 x 5 x 5 / 4 and cancel them again, so the rounding is some 10-40x the direct sum's:
 // the largest error seen here was 4.0e-6 of the largest magnitude (the input gradient of
@@ -224,16 +225,29 @@ TEST(CpuConvPaths, WinogradMatchesTheDefinition) {
       {"one sample, 5x5", {1, 16, 5, 5}, {16, 16, 3, 3}, false, 1, 1, 1, 1, true},
       {"3x3 maps", {4, 8, 3, 3}, {8, 8, 3, 3}, false, 1, 1, 1, 1, true},
       {"4x4 maps", {4, 8, 4, 4}, {8, 8, 3, 3}, false, 1, 1, 1, 1, true},
+      // Block sizes that a thread-count-dependent split would move.
+      {"100 tiles", {2, 16, 20, 40}, {16, 16, 3, 3}, false, 1, 1, 1, 1, true},
+      {"200 to 150 channels", {2, 200, 12, 12}, {150, 200, 3, 3}, true, 1, 1, 1, 1, true},
   };
   uint64_t seed = 600;
+  set_cpu_conv_path(CpuConvPath::kWinograd);
   for (const ConvCase& c : cases) {
     const CaseData d = random_case(c, seed);
     seed += 4;
-    for (int threads : {1, 2, 3}) {
+    ConvResult one;
+    for (int threads : {1, 2, 3, 4}) {
       SCOPED_TRACE(std::string(c.name) + ", " + std::to_string(threads) + " threads");
-      set_cpu_conv_path(CpuConvPath::kWinograd);
       set_num_threads(threads);
       expect_float32_matches(c, d);
+      // The same bits at every thread count.
+      const ConvResult r = run_conv(c, kFloat32, d.x, d.w, d.b, d.dy);
+      if (threads == 1) {
+        one = r;
+        continue;
+      }
+      EXPECT_TRUE(all_close(r.y, one.y, 0.0, 0.0));
+      EXPECT_TRUE(all_close(r.dx, one.dx, 0.0, 0.0));
+      EXPECT_TRUE(all_close(r.dw, one.dw, 0.0, 0.0));
     }
   }
 }

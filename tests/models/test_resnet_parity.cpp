@@ -58,9 +58,18 @@ TEST(ResNetParity, TorchvisionLogitsInEvalAndTrainMode) {
   }
 }
 
+// How far a gradient may be from PyTorch's, relative to the tensor's scale: every element
+// within `bound`, except (flips_allowed) at most one in 10000 of the model's elements within
+// `flip_bound`.
+struct GradBounds {
+  double bound = 5e-4;
+  bool flips_allowed = false;
+  double flip_bound = 0;
+};
+
 // The notebook model's loss, gradients, running statistics and one AdamW step against PyTorch's
 // (with the CPU convolutions cpu_conv_path() selects).
-void check_notebook_step() {
+void check_notebook_step(const GradBounds& gb = {}) {
   testing::ScratchDir dir;
   std::string file = convert(dir, "notebook.pth", "");
   auto model = notebook_model(Arch::kResNet18, 4, nullptr, HeadDropout{0.0, 0.0});
@@ -95,13 +104,26 @@ void check_notebook_step() {
     if (!l.empty()) torch_names.push_back(l);
   ASSERT_EQ(names, torch_names);
   double worst_grad = 0;
+  int64_t outside = 0, elements = 0;  // elements beyond gb.bound of their tensor's scale
   for (size_t i = 0; i < params.size(); ++i) {
     ASSERT_TRUE(params[i].grad().defined()) << names[i];
-    double err = scaled_error(params[i].grad(), expected("grad." + names[i]));
+    const Tensor want = expected("grad." + names[i]);
+    double err = scaled_error(params[i].grad(), want);
     worst_grad = std::max(worst_grad, err);
-    EXPECT_LE(err, 5e-4) << "gradient of " << names[i];
+    EXPECT_LE(err, gb.flips_allowed ? gb.flip_bound : gb.bound) << "gradient of " << names[i];
+    const std::vector<float> got = params[i].grad().to_vector<float>();
+    const std::vector<float> ref = want.to_vector<float>();
+    float scale = 0;
+    for (float v : ref) scale = std::max(scale, std::fabs(v));
+    for (size_t k = 0; k < got.size(); ++k)
+      outside += std::fabs(double(got[k]) - ref[k]) > gb.bound * scale;
+    elements += static_cast<int64_t>(got.size());
   }
-  std::printf("[parity] worst scaled gradient error over %zu parameters: %.3g\n", params.size(), worst_grad);
+  std::printf("[parity] worst scaled gradient error over %zu parameters: %.3g; %lld of %lld "
+              "elements beyond %.0e of their tensor's scale\n",
+              params.size(), worst_grad, static_cast<long long>(outside),
+              static_cast<long long>(elements), gb.bound);
+  EXPECT_LE(outside, gb.flips_allowed ? elements / 10000 : 0);
   for (const auto& [name, b] : model->named_buffers()) {
     if (b.dtype() != kFloat32) continue;
     EXPECT_LE(scaled_error(b, expected("buffer." + name)), 1e-4) << name;
@@ -143,15 +165,25 @@ TEST(ResNetParity, NotebookModelGradientsAndOneAdamWStep) {
 }
 
 // The same with the CPU's 3x3 stride-1 convolutions on Winograd's F(4x4, 3x3) (fridge_train
-// --winograd), within the same bounds: measured 3.4e-5 on the logits (direct: 1.5e-5), 8.3e-5 on
-// the worst gradient (3.2e-5), 683 weights moved differently by the step (411).
+// --winograd). Logits, buffers and the AdamW step keep their bounds (measured: logits 3.1e-5 of
+// scale, direct 1.5e-5; 710 weights moved differently by the step, direct 411). The gradients
+// are the same in bulk, but Winograd's rounding (1e-5 of the values instead of 1e-7) can tip a
+// discrete decision (most likely a ReLU whose input is within rounding of 0), and the gradient
+// elements behind it move by up to ~2e-3 of their tensor's scale: with one blocking of the tiles, 1 of layer2.1.bn1.bias's 128
+// elements was off by 1.8e-3 and 62 of layer2.1.conv1.weight's 147456 by more than 5e-4 (all
+// others within 2.6e-4: 63 elements of 11.7M beyond 5e-4); with another, every gradient was
+// within 8.3e-5. So here up to one element in 10000 may lie beyond 5e-4 of scale, none beyond
+// 5e-3; a wrong transform moves nearly every element by O(1) of scale.
 TEST(ResNetParity, NotebookModelGradientsAndOneAdamWStepWithWinograd) {
   struct Restore {
     CpuConvPath path = cpu_conv_path();
     ~Restore() { set_cpu_conv_path(path); }
   } restore;
   set_cpu_conv_path(CpuConvPath::kWinograd);
-  check_notebook_step();
+  GradBounds gb;
+  gb.flips_allowed = true;
+  gb.flip_bound = 5e-3;
+  check_notebook_step(gb);
 }
 
 }  // namespace
