@@ -49,7 +49,10 @@ t2=$(now)
 import json, os, sys, platform, subprocess
 results, t0, t1, t2, device, threads = sys.argv[1], *map(float, sys.argv[2:5]), sys.argv[5], sys.argv[6]
 c, t = t1 - t0, t2 - t1
-commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+try:  # a machine without git still gets its recipe.json
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+except OSError:
+    commit = "unknown"
 row = {"benchmark": "recipe", "device": device, "threads": int(threads),
        "cudl_flags": os.environ.get("CUDL_TRAIN_FLAGS", ""), "cudl_wall_s": c,
        "pytorch_wall_s": t, "speedup": t / c, "commit": commit, "machine": platform.processor() or platform.machine()}

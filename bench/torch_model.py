@@ -27,6 +27,7 @@ def notebook_model(num_classes=4, arch="resnet18"):
     return nn.Sequential(body, head)
 
 
-def adamw_decoupled(params, lr=1e-4, betas=(0.9, 0.99), eps=1e-8, wd=1e-2):
-    """fastai v1's AdamW: p *= 1 - lr*wd, then Adam. torch.optim.AdamW does exactly this."""
-    return torch.optim.AdamW(params, lr=lr, betas=betas, eps=eps, weight_decay=wd)
+def adamw_decoupled(params, lr=1e-4, betas=(0.9, 0.99), eps=1e-8, wd=1e-2, **kw):
+    """fastai v1's AdamW: p *= 1 - lr*wd, then Adam. torch.optim.AdamW does exactly this.
+    kw go to torch.optim.AdamW (capturable=True for a step captured in a CUDA graph)."""
+    return torch.optim.AdamW(params, lr=lr, betas=betas, eps=eps, weight_decay=wd, **kw)

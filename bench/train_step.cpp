@@ -187,7 +187,14 @@ int main(int argc, char** argv) {
                         {"ms_per_step", 1e3 * e.seconds / profile}});
     }
     const bool graphed = train_step.graphed();
-    const std::string impl = std::string(d.is_cuda() && graph == 0 ? "cudl eager" : "cudl") +
+    // A capture that failed leaves TrainStep eager: named so, not passed off as the graph's row.
+    const bool fell_back = d.is_cuda() && graph != 0 && !graphed;
+    if (fell_back)
+      std::cerr << "bench_train_step: no CUDA graph, the steps ran eagerly: " << train_step.reason()
+                << "\n";
+    const std::string impl = std::string(d.is_cuda() && graph == 0 ? "cudl eager"
+                                         : fell_back              ? "cudl eager-fallback"
+                                                                  : "cudl") +
                              (precision == "bf16" ? " bf16" : "") +
                              (so.channels_last ? " channels_last" : "") +
                              (winograd != 0 && d.is_cpu() ? " winograd" : "");

@@ -76,13 +76,21 @@ if [ "$precision" != fp32 ]; then args+=(--precision "$precision"); fi
 load() { cut -d' ' -f1-3 /proc/loadavg; }
 # record CMD...: one run, its JSON line wrapped with the round and the load before it. With
 # tag set, the run's implementation is named "cudl [tag]" (an --also build: its own row).
+# A run that fails is reported and left out (the script then exits 1 after the table); every
+# finished run is copied to RESULTS_DIR at once, so a failure or a time limit keeps the rest.
 tag=
+failed=0
 record() {
   local before json
   before=$(load)
-  json=$("$@")
+  if ! json=$("$@"); then
+    echo "train_step.sh: round $r: this run failed: $*" >&2
+    failed=$((failed + 1))
+    return 0
+  fi
   if [ -n "$tag" ]; then json=${json/\"impl\":\"cudl/\"impl\":\"cudl [$tag]}; fi
   echo "{\"round\": $r, \"load_before\": \"$before\", \"run\": $json}" >> "$raw"
+  cp "$raw" "$out/train_step_runs.jsonl"
 }
 torch_args=("${args[@]}")
 if [ "$channels_last" = 1 ]; then
@@ -106,7 +114,7 @@ for r in $(seq "$rounds"); do
   record torch_run
   if [ "$device" = cuda ]; then record torch_run --graphs; fi
 done
-cp "$raw" "$out/train_step_runs.jsonl"  # every run, kept even if the summary below fails
+[ -s "$raw" ] || { echo "train_step.sh: no run finished" >&2; exit 1; }
 commit=$(git -C "$root" rev-parse HEAD 2>/dev/null || echo unknown)
 dirty=$(git -C "$root" status --porcelain --untracked-files=no 2>/dev/null | grep -q . && echo true || echo false)
 "$py" - "$raw" "$out" "$commit" "$dirty" "$rounds" "$warmup" "$steps" <<'PY'
@@ -150,6 +158,8 @@ for impl in impls:
         "median_cpu_s_per_step": statistics.median(x.get("cpu_s_per_step", float("nan")) for x in runs),
         "median_peak_bytes": statistics.median(x["peak_bytes"] for x in runs),
         "peak_kind": runs[0]["peak_kind"],
+        # cudl: "cuda graph" or "eager (why)"; PyTorch: from the implementation's name
+        "train_step": runs[0].get("train_step", "cuda graph" if " graphs" in impl else "eager"),
     }
     if "peak_allocated_bytes" in runs[0]:
         summary[impl]["median_peak_allocated_bytes"] = statistics.median(
@@ -164,6 +174,8 @@ def ratio(a, b):
         t = [r["run"] for r in rows if r["round"] == k and r["run"]["impl"] == b]
         if c and t:
             per_round.append(c[0]["images_per_s"] / t[0]["images_per_s"])
+    if not per_round:  # never in the same round (a run failed)
+        per_round = [float("nan")]
     return {
         "images_per_s_ratio_of_medians": summary[a]["median_images_per_s"] / summary[b]["median_images_per_s"],
         "images_per_s_ratio_per_round": per_round,
@@ -195,12 +207,12 @@ lines = [f"train_step: notebook ResNet-18, batch {cfg['batch']} x {cfg['size']}x
          f"{datetime.datetime.now().isoformat(timespec='seconds')}",
          "",
          f"{'implementation':28s} {'images/s':>9s} {'step s':>8s} {'best s':>8s} {'CPU s/step':>11s} "
-         f"{'peak MiB':>9s}  peak kind"]
+         f"{'peak MiB':>9s}  peak kind; step"]
 for impl in impls:
     s = summary[impl]
     lines.append(f"{impl:28s} {s['median_images_per_s']:9.3f} {s['median_step_s']:8.3f} "
                  f"{s['min_step_s']:8.3f} {s['median_cpu_s_per_step']:11.2f} "
-                 f"{s['median_peak_bytes'] / 2**20:9.0f}  {s['peak_kind']}")
+                 f"{s['median_peak_bytes'] / 2**20:9.0f}  {s['peak_kind']}; {s['train_step']}")
 for impl in impls:
     if "median_peak_allocated_bytes" in summary[impl]:
         lines.append(f"{'':28s} {impl}: peak of live tensor bytes "
@@ -222,3 +234,7 @@ with open(os.path.join(out, "train_step.json"), "w") as f:
 with open(os.path.join(out, "train_step.txt"), "w") as f:
     f.write(table + "\n")
 PY
+if [ "$failed" -gt 0 ]; then
+  echo "train_step.sh: $failed run(s) failed (above); the table has the others" >&2
+  exit 1
+fi

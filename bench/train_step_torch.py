@@ -29,7 +29,9 @@ torch.set_num_threads(a.threads)
 torch.manual_seed(0)
 dev = torch.device(a.device)
 model = notebook_model().to(dev).train()
-opt = adamw_decoupled(model.parameters())
+# A step captured in a CUDA graph needs AdamW's capturable form (its step counts on the device;
+# PyTorch refuses to capture the other), built before the warm-up steps create its state.
+opt = adamw_decoupled(model.parameters(), **({"capturable": True} if a.graphs else {}))
 loss_fn = torch.nn.BCEWithLogitsLoss()
 x = torch.randn(a.batch, 3, a.size, a.size, device=dev)
 if a.channels_last:

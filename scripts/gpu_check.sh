@@ -21,7 +21,8 @@
 #                         and eager, PyTorch eager and with a CUDA graph), per-op GPU profiles of both (bench/profile.sh) and
 #                         the recipe job (float32 and --mixed-precision), and an allocation
 #                         trace of an eager step at 256x224 replayed by bench/alloc_replay.py
-#   ROUNDS         alternating rounds of the train_step benchmark (default 2)
+#   ROUNDS         alternating rounds of the train_step benchmark (default 1: the bench stage
+#                  then takes some minutes; each round adds about as much again)
 # Exit status: 0 only when a GPU was found, every test passed and none was skipped.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -119,7 +120,7 @@ if [ $status -ne 0 ]; then
 fi
 
 stages=",${STAGES:-tests,bench},"
-rounds=${ROUNDS:-2}
+rounds=${ROUNDS:-1}
 
 if [[ $stages == *,tests,* ]]; then
   CUDL_REQUIRE_CUDA=1 ctest --test-dir "$build" -j "$(nproc)" --output-on-failure > "$out/ctest.log" 2>&1

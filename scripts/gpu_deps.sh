@@ -2,10 +2,12 @@
 # Packs what building and testing cudl takes from this Debian machine's -dev packages into one
 # archive, for a GPU machine that has the CUDA toolkit, a compiler, CMake and Python with
 # PyTorch but not these packages, and cannot install any: headers, the shared libraries with
-# every library they load (glibc, libstdc++, libgcc and libgomp excepted: the machine's compiler
-# brings those), GoogleTest's static libraries and the CMake package files. The tree mirrors
-# /usr, so CMake's own find modules (HDF5's Debian layout included) find everything under
-# CMAKE_PREFIX_PATH=<unpacked>/usr; scripts/gpu_check.sh does this when given GPU_DEPS.
+# every library they load (glibc's, libstdc++, libgcc and libgomp excepted: the machine has
+# those, and a part of another glibc mixed with its own can fail to load), GoogleTest's static
+# libraries, the CMake package files, and h5dump (a weights test reads cudl's files with it).
+# The tree mirrors /usr, so CMake's own find modules (HDF5's Debian layout included) find
+# everything under CMAKE_PREFIX_PATH=<unpacked>/usr (h5dump under its bin/);
+# scripts/gpu_check.sh does this when given GPU_DEPS.
 # oneDNN is left out (about 80 MB): such a build has -DCUDL_ONEDNN=OFF (CPU convolutions on
 # im2col + OpenBLAS, which the CUDA tests compare against).
 #
@@ -34,13 +36,23 @@ for p in "${packages[@]}"; do
     if [ -f "$f" ] || [ -L "$f" ]; then
       dest="$root/usr${f#/usr}"  # /lib (merged into /usr/lib on Debian 12) goes under usr/ too
       mkdir -p "$(dirname "$dest")"
-      cp -a "$f" "$dest"
+      if [ -L "$f" ] && [[ $(readlink "$f") == /* ]]; then
+        # An absolute link (zlib's libz.so) would point into the GPU machine's own /lib: made
+        # relative to its target, which lies in the same folder of the archive.
+        ln -sfn "$(basename "$(readlink "$f")")" "$dest"
+      else
+        cp -a "$f" "$dest"
+      fi
     fi
   done
 done
+dpkg-query -W -f='${Status}' hdf5-tools 2>/dev/null | grep -q "install ok installed" ||
+  { echo "gpu_deps: package hdf5-tools is not installed (scripts/setup.sh)" >&2; exit 1; }
+mkdir -p "$root/usr/bin"
+cp -a /usr/bin/h5dump "$root/usr/bin/h5dump"
 # The libraries those load, by ldd, into the multiarch directory.
-skip='^(libc|libm|libpthread|libdl|librt|libstdc\+\+|libgcc_s|libgomp|ld-linux[^ ]*)\.so'
-find "$root" -name '*.so*' -type f | while read -r lib; do
+skip='^(libc|libm|libpthread|libdl|librt|libresolv|libnss_[a-z]+|libutil|libanl|libstdc\+\+|libgcc_s|libgomp|ld-linux[^ ]*)\.so'
+{ find "$root" -name '*.so*' -type f; echo "$root/usr/bin/h5dump"; } | while read -r lib; do
   ldd "$lib" 2>/dev/null | awk '/=> \// {print $1, $3}'
 done | sort -u | while read -r name path; do
   [[ $name =~ $skip ]] && continue

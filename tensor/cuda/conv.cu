@@ -115,10 +115,12 @@ ConvPlan& get_plan(int device, DType dtype, const ConvGeometry& g, bool tf32, bo
 }
 
 // Accepts a candidate that ran, fits the workspace cap and respects the math mode (no tensor-op
-// math when TF32 is off).
+// math when TF32 is off; never one that converts the data to float16, whose range is below
+// float32's and bfloat16's).
 template <class Perf>
 bool acceptable(const Perf& p, const ConvPlan& plan, size_t limit) {
   if (p.status != CUDNN_STATUS_SUCCESS || p.memory > limit) return false;
+  if (p.mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION) return false;
   if (plan.math == CUDNN_FMA_MATH)
     return p.mathType == CUDNN_FMA_MATH || p.mathType == CUDNN_DEFAULT_MATH;
   return true;
