@@ -11,13 +11,14 @@
 // forward and loss under autocast (bfloat16 mixed precision, tensor/autocast.h), as the twin
 // does with torch.autocast. --channels-last 1 feeds the model channels-last images (every
 // activation then stays NHWC: train::TrainStepOptions::channels_last), as the twin's
-// --channels-last does with model.to(memory_format=torch.channels_last). --winograd 1 runs the
-// CPU's 3x3 stride-1 convolutions by Winograd's F(4x4, 3x3) (CpuConvPath::kWinograd,
-// fridge_train --winograd); the twin has no such option (PyTorch's are direct).
+// --channels-last does with model.to(memory_format=torch.channels_last). On the CPU the 3x3
+// stride-1 convolutions run by Winograd's F(4x4, 3x3) (CpuConvPath::kWinograd), as fridge_train's
+// do by default; --winograd 0 runs the direct kernels (CpuConvPath::kAuto, fridge_train
+// --no-winograd; the row is named "cudl direct"), as PyTorch's CPU convolutions are.
 //
 // Usage: bench_train_step [--batch 16] [--size 300] [--device cpu|cuda] [--threads T]
 //                         [--warmup 3] [--steps 5] [--cuda-graph 1] [--tf32 1] [--profile 0]
-//                         [--precision fp32|bf16] [--channels-last 0] [--winograd 0]
+//                         [--precision fp32|bf16] [--channels-last 0] [--winograd 1]
 // --profile N runs N more eager steps under the profiler (tensor/profiler.h) after the timed
 // ones, prints the table of where they spent their time to stderr and adds it to the JSON.
 // Prints one JSON line: images_per_s, median_step_s, the CPU time of the timed steps
@@ -64,7 +65,7 @@ int64_t max_rss_bytes() {
 void usage(std::ostream& os) {
   os << "usage: bench_train_step [--batch 16] [--size 300] [--device cpu|cuda] [--threads T]\n"
         "                        [--warmup 3] [--steps 5] [--cuda-graph 1] [--tf32 1] [--profile 0]\n"
-        "                        [--precision fp32|bf16] [--channels-last 0] [--winograd 0]\n"
+        "                        [--precision fp32|bf16] [--channels-last 0] [--winograd 1]\n"
         "One training step (forward, BCE-with-logits, backward, AdamW) of the notebook's\n"
         "ResNet-18 model; prints one JSON line.\n";
 }
@@ -75,7 +76,7 @@ int main(int argc, char** argv) {
   using namespace cudl;
   int64_t batch = 16, size = 300;
   int threads = get_num_threads(), warmup = 3, steps = 5, graph = 1, tf32 = 1, profile = 0,
-      channels_last = 0, winograd = 0;
+      channels_last = 0, winograd = 1;
   std::string device = "cpu", precision = "fp32";
   for (int i = 1; i < argc; ++i) {
     const std::string k = argv[i];
@@ -140,7 +141,7 @@ int main(int argc, char** argv) {
     Tensor y = gt(rand({batch, 4}, to, &gen), full({}, 0.5, to));
 
     set_conv_allow_tf32(tf32 != 0);
-    if (winograd != 0) set_cpu_conv_path(CpuConvPath::kWinograd);
+    set_cpu_conv_path(winograd != 0 ? CpuConvPath::kWinograd : CpuConvPath::kAuto);
     train::TrainStepOptions so;
     so.cuda_graph = graph != 0;
     so.mixed_precision = precision == "bf16";
@@ -197,7 +198,7 @@ int main(int argc, char** argv) {
                                                                   : "cudl") +
                              (precision == "bf16" ? " bf16" : "") +
                              (so.channels_last ? " channels_last" : "") +
-                             (winograd != 0 && d.is_cpu() ? " winograd" : "");
+                             (winograd == 0 && d.is_cpu() ? " direct" : "");
     nlohmann::json j = {{"impl", impl},
                         {"train_step", graphed ? "cuda graph" : "eager (" + train_step.reason() + ")"},
                         {"tf32", d.is_cuda() && tf32 != 0},

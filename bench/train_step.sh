@@ -24,7 +24,8 @@
 #   --channels-last  every run channels-last (cudl's TrainStep option, PyTorch's
 #                    model.to(memory_format=torch.channels_last) with channels-last input)
 #   --also-channels-last  also run cudl channels-last each round (beside the runs above)
-#   --also-winograd  also run cudl with Winograd 3x3 convolutions each round (--winograd 1; CPU)
+#   --also-direct    also run cudl with direct 3x3 convolutions each round (--winograd 0, as
+#                    fridge_train --no-winograd; CPU: the default is Winograd's, as fridge_train's)
 # On CUDA the rounds also run cudl with eager steps (--cuda-graph 0; the default replays a CUDA
 # graph) and PyTorch with the step captured in a CUDA graph; cuDNN may use TF32 in both
 # (PyTorch's default). The ratios compare cudl's first run (its default) with every other, and
@@ -33,10 +34,10 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 build="$root/build" device=cpu threads=2 rounds=5 warmup=1 steps=3 shape=16x300 allow_large=0
-precision=fp32 channels_last=0 also_cl=0 also_wg=0
+precision=fp32 channels_last=0 also_cl=0 also_direct=0
 out=""
 also=()
-usage() { sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --build) build=$(cd "$2" && pwd); shift 2 ;;
@@ -50,7 +51,7 @@ while [ $# -gt 0 ]; do
     --precision) precision=$2; shift 2 ;;
     --channels-last) channels_last=1; shift ;;
     --also-channels-last) also_cl=1; shift ;;
-    --also-winograd) also_wg=1; shift ;;
+    --also-direct) also_direct=1; shift ;;
     --also) also+=("$2"); shift 2 ;;
     -h|--help) usage; exit 0 ;;
     -*) echo "train_step.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
@@ -103,7 +104,7 @@ for r in $(seq "$rounds"); do
   record "$bin" "${args[@]}"
   if [ "$device" = cuda ]; then record "$bin" "${args[@]}" --cuda-graph 0; fi
   if [ "$also_cl" = 1 ] && [ "$channels_last" = 0 ]; then record "$bin" "${args[@]}" --channels-last 1; fi
-  if [ "$also_wg" = 1 ]; then record "$bin" "${args[@]}" --winograd 1; fi
+  if [ "$also_direct" = 1 ]; then record "$bin" "${args[@]}" --winograd 0; fi
   n=0
   for b in ${also[@]+"${also[@]}"}; do
     n=$((n + 1))

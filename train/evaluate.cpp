@@ -183,7 +183,8 @@ MetricsReport score_model(const EvalOptions& o, std::ostream& log) {
   log << "; input " << m.size << "x" << m.size << ") on " << device.str()
       << (o.mixed_precision ? ", bfloat16 mixed precision" : "")
       << (o.channels_last ? ", channels-last" : "")
-      << (o.winograd && device.is_cpu() ? ", Winograd 3x3 convolutions" : "") << "\n";
+      << (device.is_cpu() ? (o.winograd ? ", Winograd 3x3 convolutions" : ", direct convolutions") : "")
+      << "\n";
   log << "Scoring " << ds->size() << " images of " << o.csv << " (split " << o.split << ")";
   if (skipped) log << ", " << skipped << " bad rows or images skipped";
   log << "\n";

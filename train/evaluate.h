@@ -42,8 +42,9 @@ struct EvalOptions {
   // channels-last activations (train_step.h): as fridge_train's options of the same names.
   bool mixed_precision = false;
   bool channels_last = false;
-  // CPU: 3x3 stride-1 convolutions by Winograd's F(4x4, 3x3), as fridge_train --winograd.
-  bool winograd = false;
+  // CPU: 3x3 stride-1 convolutions by Winograd's F(4x4, 3x3), as fridge_train (on by default;
+  // false: the direct kernels).
+  bool winograd = true;
   // ---- scoring ----
   std::string csv, images;  // labelled data (labels.csv + image folder)
   char label_delim = ' ';

@@ -174,9 +174,6 @@ void Run::set_up_device() {
   // PyTorch's defaults: TF32 allowed in cuDNN convolutions, not in matrix products.
   set_conv_allow_tf32(o_.tf32);
   set_cpu_conv_path(o_.winograd ? CpuConvPath::kWinograd : CpuConvPath::kAuto);
-  if (o_.winograd && !device_.is_cpu())
-    log_ << "Note: --winograd applies to CPU convolutions; on " << device_.str()
-         << " cuDNN picks the algorithms\n";
 }
 
 void Run::load_data() {
@@ -307,7 +304,9 @@ void Run::build_model() {
        << (o_.augment ? ", augmentation (flips, brightness/contrast)" : "")
        << (o_.mixed_precision ? ", bfloat16 mixed precision" : "")
        << (o_.channels_last ? ", channels-last" : "")
-       << (o_.winograd && device_.is_cpu() ? ", Winograd 3x3 convolutions" : "") << "\n";
+       << (device_.is_cpu() ? (o_.winograd ? ", Winograd 3x3 convolutions" : ", direct convolutions")
+                             : "")
+       << "\n";
 }
 
 WeightsMeta Run::meta() const {

@@ -17,8 +17,9 @@
 // (A) and 5 (B), so each output's float32 rounding error is some 10-40x the direct sum's, about
 // 1e-5 of the values instead of 1e-7 (tests/layers/test_cpu_paths.cpp bounds it): beyond the
 // bounds of cudl's parity tests against PyTorch, whose CPU convolutions (oneDNN) are direct on
-// AVX2 machines. So cudl's default stays direct, and this path is an option:
-// CpuConvPath::kWinograd, fridge_train --winograd. A NaN or infinity in a 6x6 window reaches
+// AVX2 machines. So the library's kAuto stays direct, and this path is CpuConvPath::kWinograd,
+// which fridge_train and fridge_eval choose by default on the CPU (as CUDA's default allows TF32,
+// whose inputs round to 11 bits; --no-winograd gives the direct kernels). A NaN or infinity in a 6x6 window reaches
 // all 16 outputs of its tile, where a direct convolution's reaches only the outputs that see it.
 #pragma once
 

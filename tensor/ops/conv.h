@@ -67,8 +67,9 @@ bool conv_allow_tf32();
 // strategy picked from the batch and the thread count. kWinograd: kAuto, except that float32
 // 3x3 stride-1 convolutions (forward and both gradients) take Winograd's F(4x4, 3x3)
 // (tensor/cpu/conv_winograd.h): faster, with float32 rounding errors some 10-40x the direct
-// kernels' (about 1e-5 of the values instead of 1e-7), so an option (fridge_train --winograd)
-// rather than the default. The others force one path, for tests and benchmarks: kOneDnn (any
+// kernels' (about 1e-5 of the values instead of 1e-7). kAuto keeps PyTorch's rounding (its CPU
+// convolutions are direct) and is what the parity tests check; fridge_train and fridge_eval
+// choose kWinograd unless --no-winograd (train::LearnerOptions::winograd). The others force one path, for tests and benchmarks: kOneDnn (any
 // oneDNN implementation, float32; im2col where it has none or for float64),
 // kIm2colSampleParallel, kIm2colBlasThreads.
 enum class CpuConvPath { kAuto, kOneDnn, kIm2colSampleParallel, kIm2colBlasThreads, kWinograd };

@@ -215,12 +215,13 @@ check(abs(me16["loss"] - me32["loss"]) < 0.05 * max(me32["loss"], 0.1),
       f"bfloat16 scoring gives about the float32 loss ({me16['loss']:.4f} vs {me32['loss']:.4f})")
 
 # ---- channels-last: the row-major run's numbers, and the layout recorded ------------------------
-layouts = {}
+layouts, out_layout = {}, {}
 for name, extra in (("row_major", []), ("channels_last", ["--channels-last"])):
     code, out = run([TRAIN, "--data", data, "--out", os.path.join(WORK, name)] + extra + common(2))
     check(code == 0 and (not extra or "channels-last" in out),
           f"fridge_train {' '.join(extra) or 'row-major'} trains (and says so)")
     layouts[name] = json.load(open(os.path.join(WORK, name, "metrics.json")))
+    out_layout[name] = out
 check(layouts["channels_last"]["memory_format"] == "channels_last"
       and layouts["row_major"]["memory_format"] == "contiguous", "metrics.json says which memory format ran")
 hist = {k: [(r["train_loss"], r["valid_loss"]) for r in v["history"]] for k, v in layouts.items()}
@@ -236,24 +237,26 @@ check(code == 0 and code2 == 0 and cle["memory_format"] == "channels_last"
       and abs(cle["loss"] - rme["loss"]) <= 1e-6 * rme["loss"],
       "fridge_eval --channels-last scores as the row-major evaluation does")
 
-# ---- Winograd: the row-major run's numbers up to its rounding, and the choice recorded ---------
-wg = os.path.join(WORK, "winograd")
-code, out = run([TRAIN, "--data", data, "--out", wg, "--winograd"] + common(2))
-check(code == 0 and "Winograd 3x3 convolutions" in out, "fridge_train --winograd trains and says so")
-wgm = json.load(open(os.path.join(wg, "metrics.json")))
-check(wgm["cpu_convolutions"] == "winograd" and layouts["row_major"]["cpu_convolutions"] == "direct",
-      "metrics.json says which CPU convolutions ran")
+# ---- Winograd (the CPU default) against --no-winograd (direct kernels), and the choice recorded --
+check(layouts["row_major"]["cpu_convolutions"] == "winograd" and "Winograd 3x3 convolutions" in out_layout["row_major"],
+      "fridge_train uses Winograd's convolutions on the CPU by default and says so")
+dr = os.path.join(WORK, "direct")
+code, out = run([TRAIN, "--data", data, "--out", dr, "--no-winograd"] + common(2))
+check(code == 0 and "direct convolutions" in out and "Winograd" not in out,
+      "fridge_train --no-winograd trains on the direct kernels and says so")
+drm = json.load(open(os.path.join(dr, "metrics.json")))
+check(drm["cpu_convolutions"] == "direct", "metrics.json says which CPU convolutions ran")
 # This tiny run (batch 4, lr 1e-3 from scratch) amplifies any rounding difference: the direct
 # kernels on 1, 2 and 3 threads gave first-epoch losses of 0.98, 1.40 and 1.12. So the losses are
 # only checked to be finite here; Winograd's gradients are checked against PyTorch's in
 # ResNetParity.NotebookModelGradientsAndOneAdamWStepWithWinograd, its forward just below.
-check(all(np.isfinite([r["train_loss"] for r in wgm["history"]])), "Winograd training losses are finite")
+check(all(np.isfinite([r["train_loss"] for r in drm["history"]])), "direct training losses are finite")
 code, out = run([EVAL, "--model", os.path.join(WORK, "row_major", "model.h5"), "--data", data,
-                 "--out", os.path.join(WORK, "wg_eval"), "--threads", "1", "--winograd"])
-wge = json.load(open(os.path.join(WORK, "wg_eval", "metrics.json")))
-check(code == 0 and "Winograd 3x3 convolutions" in out and wge["cpu_convolutions"] == "winograd"
-      and abs(wge["loss"] - rme["loss"]) <= 1e-4 * rme["loss"],
-      f"fridge_eval --winograd scores as the direct evaluation does ({wge['loss']} vs {rme['loss']})")
+                 "--out", os.path.join(WORK, "direct_eval"), "--threads", "1", "--no-winograd"])
+dre = json.load(open(os.path.join(WORK, "direct_eval", "metrics.json")))
+check(code == 0 and "direct convolutions" in out and dre["cpu_convolutions"] == "direct"
+      and rme["cpu_convolutions"] == "winograd" and abs(dre["loss"] - rme["loss"]) <= 1e-4 * rme["loss"],
+      f"fridge_eval --no-winograd scores as the (Winograd) default does ({dre['loss']} vs {rme['loss']})")
 # single-label data (one label per image: cross-entropy, argmax predictions), in mixed precision
 single = os.path.join(WORK, "single_data")
 shutil.copytree(os.path.join(data, "images"), os.path.join(single, "images"))
