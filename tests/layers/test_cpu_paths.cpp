@@ -275,9 +275,9 @@ TEST(CpuConvPaths, WinogradLeavesMapsBelow3x3ToTheDirectKernels) {
   }
 }
 
-// Winograd is an option: kAuto keeps the direct kernels (its results are oneDNN's, bit for bit,
-// and not Winograd's), and kWinograd takes Winograd for all three results of a 3x3 stride-1
-// convolution.
+// Winograd is the library's option (the programs' CPU default, set through LearnerOptions and
+// EvalOptions): kAuto keeps the direct kernels (its results are oneDNN's, bit for bit, and not
+// Winograd's), and kWinograd takes Winograd for all three results of a 3x3 stride-1 convolution.
 TEST(CpuConvPaths, WinogradIsAnOption) {
   if (onednn_version().empty()) GTEST_SKIP() << "cudl was built without oneDNN";
   CpuSettingsGuard guard;

@@ -164,8 +164,8 @@ TEST(ResNetParity, NotebookModelGradientsAndOneAdamWStep) {
   check_notebook_step();
 }
 
-// The same with the CPU's 3x3 stride-1 convolutions on Winograd's F(4x4, 3x3) (fridge_train
-// --winograd). Logits, buffers and the AdamW step keep their bounds (measured: logits 3.1e-5 of
+// The same with the CPU's 3x3 stride-1 convolutions on Winograd's F(4x4, 3x3) (fridge_train's
+// CPU default). Logits, buffers and the AdamW step keep their bounds (measured: logits 3.1e-5 of
 // scale, direct 1.5e-5; 710 weights moved differently by the step, direct 411). The gradients
 // are the same in bulk, but Winograd's rounding (1e-5 of the values instead of 1e-7) can tip a
 // discrete decision (most likely a ReLU whose input is within rounding of 0), and the gradient
