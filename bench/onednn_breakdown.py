@@ -1,9 +1,10 @@
 """Where a CPU training step spends its oneDNN time: sums the exec lines of oneDNN's verbose log
 (DNNL_VERBOSE=1) by primitive, direction and implementation, and per convolution shape.
 Both cudl and PyTorch (on the CPU) run their convolutions on the same libdnnl, so the same
-log format describes both.
+log format describes both (cudl's with --winograd 0: by default its 3x3 stride-1 convolutions
+are its own Winograd ones, which the log does not show).
 
-Usage: DNNL_VERBOSE=1 build/bench/bench_train_step --warmup 1 --steps 1 > log.txt
+Usage: DNNL_VERBOSE=1 build/bench/bench_train_step --warmup 1 --steps 1 --winograd 0 > log.txt
        DNNL_VERBOSE=1 /usr/bin/python3 bench/train_step_torch.py --warmup 1 --steps 1 > log.txt
        python3 bench/onednn_breakdown.py log.txt [--skip-first-half]
 --skip-first-half drops the first half of the exec lines (the warm-up step of a run with one

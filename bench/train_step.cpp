@@ -202,6 +202,8 @@ int main(int argc, char** argv) {
     nlohmann::json j = {{"impl", impl},
                         {"train_step", graphed ? "cuda graph" : "eager (" + train_step.reason() + ")"},
                         {"tf32", d.is_cuda() && tf32 != 0},
+                        // what "cudl" ran: before cb10eec the CPU default was "direct"
+                        {"cpu_convolutions", d.is_cpu() ? (winograd != 0 ? "winograd" : "direct") : "cudnn"},
                         {"device", d.str()},
                         {"batch", batch},
                         {"size", size},

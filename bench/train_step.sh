@@ -25,7 +25,8 @@
 #                    model.to(memory_format=torch.channels_last) with channels-last input)
 #   --also-channels-last  also run cudl channels-last each round (beside the runs above)
 #   --also-direct    also run cudl with direct 3x3 convolutions each round (--winograd 0, as
-#                    fridge_train --no-winograd; CPU: the default is Winograd's, as fridge_train's)
+#                    fridge_train --no-winograd; CPU: the default is Winograd's, as fridge_train's;
+#                    --also builds older than cb10eec ran direct convolutions by default)
 # On CUDA the rounds also run cudl with eager steps (--cuda-graph 0; the default replays a CUDA
 # graph) and PyTorch with the step captured in a CUDA graph; cuDNN may use TF32 in both
 # (PyTorch's default). The ratios compare cudl's first run (its default) with every other, and
@@ -37,7 +38,7 @@ build="$root/build" device=cpu threads=2 rounds=5 warmup=1 steps=3 shape=16x300 
 precision=fp32 channels_last=0 also_cl=0 also_direct=0
 out=""
 also=()
-usage() { sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --build) build=$(cd "$2" && pwd); shift 2 ;;
@@ -81,6 +82,7 @@ load() { cut -d' ' -f1-3 /proc/loadavg; }
 # finished run is copied to RESULTS_DIR at once, so a failure or a time limit keeps the rest.
 tag=
 failed=0
+default_run=false  # true while recording cudl's default run, the ratios' reference
 record() {
   local before json
   before=$(load)
@@ -90,7 +92,7 @@ record() {
     return 0
   fi
   if [ -n "$tag" ]; then json=${json/\"impl\":\"cudl/\"impl\":\"cudl [$tag]}; fi
-  echo "{\"round\": $r, \"load_before\": \"$before\", \"run\": $json}" >> "$raw"
+  echo "{\"round\": $r, \"default\": $default_run, \"load_before\": \"$before\", \"run\": $json}" >> "$raw"
   cp "$raw" "$out/train_step_runs.jsonl"
 }
 torch_args=("${args[@]}")
@@ -101,7 +103,9 @@ fi
 torch_run() { (cd "$here" && "$py" train_step_torch.py "${torch_args[@]}" "$@"); }
 for r in $(seq "$rounds"); do
   echo "round $r/$rounds (load $(load))" >&2
+  default_run=true
   record "$bin" "${args[@]}"
+  default_run=false
   if [ "$device" = cuda ]; then record "$bin" "${args[@]}" --cuda-graph 0; fi
   if [ "$also_cl" = 1 ] && [ "$channels_last" = 0 ]; then record "$bin" "${args[@]}" --channels-last 1; fi
   if [ "$also_direct" = 1 ]; then record "$bin" "${args[@]}" --winograd 0; fi
@@ -140,7 +144,7 @@ machine = {
 }
 if torch.cuda.is_available():
     machine["gpu"] = torch.cuda.get_device_name()
-first_cudl = next(r["run"] for r in rows if r["run"]["impl"].startswith("cudl"))
+first_cudl = next((r["run"] for r in rows if r["run"]["impl"].startswith("cudl")), {})
 versions = {"pytorch": torch.__version__, "python": platform.python_version(),
             "cudl_blas": first_cudl.get("blas", ""), "cudl_onednn": first_cudl.get("onednn", ""),
             "compiler": cmd("c++", "--version").splitlines()[0] if cmd("c++", "--version") else ""}
@@ -165,7 +169,8 @@ for impl in impls:
     if "peak_allocated_bytes" in runs[0]:
         summary[impl]["median_peak_allocated_bytes"] = statistics.median(
             x["peak_allocated_bytes"] for x in runs)
-ref = impls[0]  # cudl's default run, recorded first in every round
+# cudl's default run (recorded first in every round; any run if all of those failed)
+ref = next((r["run"]["impl"] for r in rows if r.get("default")), impls[0])
 # Per round ratios (cudl vs each other implementation in the same round), then their median.
 def ratio(a, b):
     """a against b: per round (both run in the same round), their median, and the rest."""
@@ -175,12 +180,11 @@ def ratio(a, b):
         t = [r["run"] for r in rows if r["round"] == k and r["run"]["impl"] == b]
         if c and t:
             per_round.append(c[0]["images_per_s"] / t[0]["images_per_s"])
-    if not per_round:  # never in the same round (a run failed)
-        per_round = [float("nan")]
     return {
         "images_per_s_ratio_of_medians": summary[a]["median_images_per_s"] / summary[b]["median_images_per_s"],
         "images_per_s_ratio_per_round": per_round,
-        "median_of_round_ratios": statistics.median(per_round),
+        # None when the two never ran in the same round (a run failed)
+        "median_of_round_ratios": statistics.median(per_round) if per_round else None,
         "cpu_time_ratio": summary[b]["median_cpu_s_per_step"] / summary[a]["median_cpu_s_per_step"],
         "peak_memory_ratio": summary[a]["median_peak_bytes"] / summary[b]["median_peak_bytes"],
     }
@@ -188,7 +192,7 @@ def ratio(a, b):
 # cudl's default against every other run; the other cudl runs (options, --also builds) against
 # PyTorch's.
 ratios = {impl: ratio(ref, impl) for impl in impls if impl != ref}
-other_ratios = {f"{a} / {b}": ratio(a, b) for a in impls[1:] if a.startswith("cudl")
+other_ratios = {f"{a} / {b}": ratio(a, b) for a in impls if a != ref and a.startswith("cudl")
                 for b in impls if not b.startswith("cudl")}
 cfg = rows[0]["run"]
 config = {"batch": cfg["batch"], "size": cfg["size"], "device": cfg["device"],
@@ -222,7 +226,8 @@ lines.append("")
 for name, r in [(f"{ref} / {impl}", r) for impl, r in ratios.items()] + list(other_ratios.items()):
     per = " ".join(f"{x:.3f}" for x in r["images_per_s_ratio_per_round"])
     lines.append(f"{name}: images/s {r['images_per_s_ratio_of_medians']:.3f} "
-                 f"(ratio of medians; per round {per}; median {r['median_of_round_ratios']:.3f}), "
+                 f"(ratio of medians; per round {per or 'none'}; median "
+                 f"{'n/a' if r['median_of_round_ratios'] is None else format(r['median_of_round_ratios'], '.3f')}), "
                  f"CPU time {r['cpu_time_ratio']:.3f}x less, peak memory {r['peak_memory_ratio']:.3f}")
 table = "\n".join(lines)
 print(table)

@@ -21,7 +21,8 @@ trap 'rm -rf "$stage"' EXIT
 root="$stage/gpu-deps"
 mkdir -p "$root"
 
-# Files of these packages: headers, libraries, CMake package files (not docs or binaries).
+# Files of these packages: headers, libraries, CMake package files (not docs or binaries;
+# h5dump is added below).
 packages=(libhdf5-dev libhdf5-103-1 libjpeg62-turbo-dev libjpeg62-turbo libpng-dev libpng16-16
           zlib1g-dev zlib1g libopenblas-openmp-dev libopenblas0-openmp libgtest-dev
           libcli11-dev nlohmann-json3-dev)

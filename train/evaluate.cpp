@@ -158,6 +158,18 @@ Session open_session(const EvalOptions& o) {
   return {device, std::move(m), threshold};
 }
 
+namespace {
+
+// How the model runs, for the log: ", bfloat16 mixed precision, ..., Winograd 3x3 convolutions".
+std::string run_settings(const EvalOptions& o, const Device& device) {
+  return std::string(o.mixed_precision ? ", bfloat16 mixed precision" : "") +
+         (o.channels_last ? ", channels-last" : "") +
+         (device.is_cpu() ? (o.winograd ? ", Winograd 3x3 convolutions" : ", direct convolutions")
+                          : "");
+}
+
+}  // namespace
+
 MetricsReport score_model(const EvalOptions& o, std::ostream& log) {
   const auto [device, m, threshold] = open_session(o);
   CUDL_CHECK(!o.csv.empty(), "scoring needs a labels file (--data or --csv)");
@@ -181,10 +193,7 @@ MetricsReport score_model(const EvalOptions& o, std::ostream& log) {
   log << "Model: " << o.model_path << " (" << m.arch << ", classes ";
   for (size_t i = 0; i < m.classes.size(); ++i) log << (i ? ", " : "") << m.classes[i];
   log << "; input " << m.size << "x" << m.size << ") on " << device.str()
-      << (o.mixed_precision ? ", bfloat16 mixed precision" : "")
-      << (o.channels_last ? ", channels-last" : "")
-      << (device.is_cpu() ? (o.winograd ? ", Winograd 3x3 convolutions" : ", direct convolutions") : "")
-      << "\n";
+      << run_settings(o, device) << "\n";
   log << "Scoring " << ds->size() << " images of " << o.csv << " (split " << o.split << ")";
   if (skipped) log << ", " << skipped << " bad rows or images skipped";
   log << "\n";
@@ -257,7 +266,7 @@ int64_t predict_images(const EvalOptions& o, std::ostream& log) {
   int64_t skipped = ds->preload(o.workers, o.skip_bad);
   CUDL_CHECK(ds->size() > 0, "no readable images to predict");
   log << "Predicting " << ds->size() << " images with " << o.model_path << " on " << device.str()
-      << " (threshold " << fixed(threshold, 2) << ")";
+      << run_settings(o, device) << " (threshold " << fixed(threshold, 2) << ")";
   if (skipped) log << ", " << skipped << " unreadable images skipped";
   log << "\n";
   Predictions p = run(m, ds, o, device, false, threshold);
@@ -286,6 +295,7 @@ int64_t predict_images(const EvalOptions& o, std::ostream& log) {
   }
   nlohmann::json doc = {{"model", o.model_path}, {"threshold", threshold}, {"classes", m.classes},
                         {"predictions", j}};
+  if (device.is_cpu()) doc["cpu_convolutions"] = o.winograd ? "winograd" : "direct";
   write_file_atomically(join_path(o.out, "predictions.json"), doc.dump(2) + "\n");
   log << "Wrote " << join_path(o.out, "predictions.csv") << " and predictions.json\n";
   return ds->size();

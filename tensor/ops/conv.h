@@ -69,8 +69,9 @@ bool conv_allow_tf32();
 // (tensor/cpu/conv_winograd.h): faster, with float32 rounding errors some 10-40x the direct
 // kernels' (about 1e-5 of the values instead of 1e-7). kAuto keeps PyTorch's rounding (its CPU
 // convolutions are direct) and is what the parity tests check; fridge_train and fridge_eval
-// choose kWinograd unless --no-winograd (train::LearnerOptions::winograd). The others force one path, for tests and benchmarks: kOneDnn (any
-// oneDNN implementation, float32; im2col where it has none or for float64),
+// choose kWinograd unless --no-winograd (train::TrainOptions::winograd,
+// train::EvalOptions::winograd). The others force one path, for tests and benchmarks: kOneDnn
+// (any oneDNN implementation, float32; im2col where it has none or for float64),
 // kIm2colSampleParallel, kIm2colBlasThreads.
 enum class CpuConvPath { kAuto, kOneDnn, kIm2colSampleParallel, kIm2colBlasThreads, kWinograd };
 void set_cpu_conv_path(CpuConvPath path);

@@ -275,7 +275,7 @@ TEST(CpuConvPaths, WinogradLeavesMapsBelow3x3ToTheDirectKernels) {
   }
 }
 
-// Winograd is the library's option (the programs' CPU default, set through LearnerOptions and
+// Winograd is the library's option (the programs' CPU default, set through TrainOptions and
 // EvalOptions): kAuto keeps the direct kernels (its results are oneDNN's, bit for bit, and not
 // Winograd's), and kWinograd takes Winograd for all three results of a 3x3 stride-1 convolution.
 TEST(CpuConvPaths, WinogradIsAnOption) {

@@ -179,6 +179,8 @@ code, out = run([EVAL, "--model", os.path.join(run_dir, "model.h5"), "--predict"
 check(code == 0, "fridge_eval --predict exits 0")
 pj = json.load(open(os.path.join(pv, "predictions.json")))
 check(len(pj["predictions"]) == 40, "every image of the folder is predicted")
+check(pj.get("cpu_convolutions") == "winograd" and "Winograd 3x3 convolutions" in out,
+      "fridge_eval --predict says which CPU convolutions ran, in its log and predictions.json")
 pc = list(csv.DictReader(open(os.path.join(pv, "predictions.csv"))))
 check(len(pc) == 40 and "true" not in pc[0], "predictions.csv without labels")
 
