@@ -282,6 +282,26 @@ void input_tiles(const Problem& p, const float* x, const Block& b, int64_t c0, i
   }
 }
 
+// A^T m for a 6-vector m: 4 values.
+#define CUDL_WINOGRAD_AT(m0, m1, m2, m3, m4, m5, out, s)     \
+  do {                                                      \
+    (out)[0 * (s)] = (m0) + (m1) + (m2) + (m3) + (m4);      \
+    (out)[1 * (s)] = (m1) - (m2) + 2 * (m3) - 2 * (m4);     \
+    (out)[2 * (s)] = (m1) + (m2) + 4 * (m3) + 4 * (m4);     \
+    (out)[3 * (s)] = (m1) - (m2) + 8 * (m3) - 8 * (m4) + (m5); \
+  } while (0)
+
+// A d for a 4-vector d: 6 values.
+#define CUDL_WINOGRAD_A(d0, d1, d2, d3, out, s)                 \
+  do {                                                          \
+    (out)[0 * (s)] = (d0);                                      \
+    (out)[1 * (s)] = (d0) + (d1) + (d2) + (d3);                 \
+    (out)[2 * (s)] = (d0) - (d1) + (d2) - (d3);                 \
+    (out)[3 * (s)] = (d0) + 2 * (d1) + 4 * (d2) + 8 * (d3);     \
+    (out)[4 * (s)] = (d0) - 2 * (d1) + 4 * (d2) - 8 * (d3);     \
+    (out)[5 * (s)] = (d3);                                      \
+  } while (0)
+
 // y = A^T m A (+ bias) of the block's tiles, for output channels [o0, o1). M's rows are read 8
 // columns at a time, past `cols` in a last partial group (BlockScratch leaves room for it).
 CUDL_WINOGRAD_CLONES
@@ -300,24 +320,17 @@ void output_tiles(const Problem& p, const float* m, const Block& b, const float*
         for (int k = 0; k < 6; ++k) {
 #pragma omp simd
           for (int l = 0; l < kLanes; ++l) {
-            const float m0 = src[k * ldm + l], m1 = src[(6 + k) * ldm + l],
-                        m2 = src[(12 + k) * ldm + l], m3 = src[(18 + k) * ldm + l],
-                        m4 = src[(24 + k) * ldm + l], m5 = src[(30 + k) * ldm + l];
-            t[k][l] = m0 + m1 + m2 + m3 + m4;
-            t[6 + k][l] = m1 - m2 + 2 * m3 - 2 * m4;
-            t[12 + k][l] = m1 + m2 + 4 * m3 + 4 * m4;
-            t[18 + k][l] = m1 - m2 + 8 * m3 - 8 * m4 + m5;
+            CUDL_WINOGRAD_AT(src[k * ldm + l], src[(6 + k) * ldm + l], src[(12 + k) * ldm + l],
+                             src[(18 + k) * ldm + l], src[(24 + k) * ldm + l],
+                             src[(30 + k) * ldm + l], &t[k][l], 6 * kLanes);
           }
         }
         for (int r = 0; r < 4; ++r) {
 #pragma omp simd
           for (int l = 0; l < kLanes; ++l) {
-            const float m0 = t[r * 6][l], m1 = t[r * 6 + 1][l], m2 = t[r * 6 + 2][l],
-                        m3 = t[r * 6 + 3][l], m4 = t[r * 6 + 4][l], m5 = t[r * 6 + 5][l];
-            out[r * 4][l] = m0 + m1 + m2 + m3 + m4 + add;
-            out[r * 4 + 1][l] = m1 - m2 + 2 * m3 - 2 * m4 + add;
-            out[r * 4 + 2][l] = m1 + m2 + 4 * m3 + 4 * m4 + add;
-            out[r * 4 + 3][l] = m1 - m2 + 8 * m3 - 8 * m4 + m5 + add;
+            CUDL_WINOGRAD_AT(t[r * 6][l], t[r * 6 + 1][l], t[r * 6 + 2][l], t[r * 6 + 3][l],
+                             t[r * 6 + 4][l], t[r * 6 + 5][l], &out[r * 4][l], kLanes);
+            for (int j = 0; j < 4; ++j) out[r * 4 + j][l] += add;
           }
         }
         // Each output row of the 8 tiles is one run of up to 32 floats.
@@ -361,29 +374,14 @@ void output_grad_tiles(const Problem& p, const float* dy, const Block& b, int64_
         }
         for (int k = 0; k < 4; ++k) {  // A d, column k
 #pragma omp simd
-          for (int l = 0; l < kLanes; ++l) {
-            const float d0 = d[k][l], d1 = d[4 + k][l], d2 = d[8 + k][l], d3 = d[12 + k][l];
-            t[k][l] = d0;
-            t[4 + k][l] = d0 + d1 + d2 + d3;
-            t[8 + k][l] = d0 - d1 + d2 - d3;
-            t[12 + k][l] = d0 + 2 * d1 + 4 * d2 + 8 * d3;
-            t[16 + k][l] = d0 - 2 * d1 + 4 * d2 - 8 * d3;
-            t[20 + k][l] = d3;
-          }
+          for (int l = 0; l < kLanes; ++l)
+            CUDL_WINOGRAD_A(d[k][l], d[4 + k][l], d[8 + k][l], d[12 + k][l], &t[k][l], 4 * kLanes);
         }
         for (int r = 0; r < 6; ++r) {  // (A d) A^T, row r
 #pragma omp simd
-          for (int l = 0; l < kLanes; ++l) {
-            const float d0 = t[r * 4][l], d1 = t[r * 4 + 1][l], d2 = t[r * 4 + 2][l],
-                        d3 = t[r * 4 + 3][l];
-            float* e = &out[r * 6][l];
-            e[0] = d0;
-            e[kLanes] = d0 + d1 + d2 + d3;
-            e[2 * kLanes] = d0 - d1 + d2 - d3;
-            e[3 * kLanes] = d0 + 2 * d1 + 4 * d2 + 8 * d3;
-            e[4 * kLanes] = d0 - 2 * d1 + 4 * d2 - 8 * d3;
-            e[5 * kLanes] = d3;
-          }
+          for (int l = 0; l < kLanes; ++l)
+            CUDL_WINOGRAD_A(t[r * 4][l], t[r * 4 + 1][l], t[r * 4 + 2][l], t[r * 4 + 3][l],
+                            &out[r * 6][l], kLanes);
         }
         float* dst = m + o * b.cols + s.col + g;
         for (int xi = 0; xi < 36; ++xi)
