@@ -60,11 +60,16 @@ if [ -f "$deps" ]; then
   log "dependencies from $deps ($p)"
   export CMAKE_PREFIX_PATH="$p${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}"
   export CPATH="$p/include:$(ls -d "$p"/include/*-linux-gnu/openblas-openmp | head -n 1)${CPATH:+:$CPATH}"
-  export LD_LIBRARY_PATH="$a:$a/hdf5/serial:$a/openblas-openmp${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-  # HDF5 from the archive, not through an h5cc wrapper the machine may have.
+  # HDF5 from the archive, not through an h5cc wrapper the machine may have. cudl's programs
+  # and tests find the archive's libraries through their RPATH (DT_RPATH, not RUNPATH: it also
+  # serves the libraries those load, e.g. HDF5's libcurl and libcrypto), not LD_LIBRARY_PATH:
+  # that would hand Debian's libcrypto, libffi and libz to this machine's Python and PyTorch
+  # too. The archive's h5dump is a launcher that sets its own library path.
   CMAKE_ARGS="${CMAKE_ARGS:-} -DCUDL_ONEDNN=OFF -DHDF5_C_COMPILER_EXECUTABLE=/bin/false \
     -DCUDL_OPENBLAS_LIBRARY=$a/openblas-openmp/libopenblas.so \
-    -DCBLAS_INCLUDE_DIR=$(ls -d "$p"/include/*-linux-gnu/openblas-openmp | head -n 1)"
+    -DCBLAS_INCLUDE_DIR=$(ls -d "$p"/include/*-linux-gnu/openblas-openmp | head -n 1) \
+    -DCMAKE_BUILD_RPATH=$a;$a/hdf5/serial;$a/openblas-openmp \
+    -DCMAKE_EXE_LINKER_FLAGS=-Wl,--disable-new-dtags -DCMAKE_SHARED_LINKER_FLAGS=-Wl,--disable-new-dtags"
 fi
 if [[ "${CMAKE_ARGS:-}" != *CMAKE_CUDA_ARCHITECTURES* ]]; then
   cap=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -n 1 | tr -d ' .')
@@ -179,7 +184,7 @@ if [[ $stages == *,bench,* ]]; then
   # pools): how much the pool reservation saves on this GPU's request pattern.
   CUDL_ALLOC_TRACE="$out/alloc_trace_256x224.txt" "$build/bench/bench_train_step" --device cuda \
     --batch 256 --size 224 --cuda-graph 0 --warmup 1 --steps 1 > /dev/null 2>&1 || status=1
-  python3 bench/alloc_replay.py --device cuda:0 "$out/alloc_trace_256x224.txt" \
+  $py bench/alloc_replay.py --device cuda:0 "$out/alloc_trace_256x224.txt" \
     > "$out/alloc_replay.txt" 2>&1 ||
     status=1
   cat "$out/alloc_replay.txt" | tee -a "$out/summary.txt"

@@ -7,7 +7,8 @@
 # libraries, the CMake package files, and h5dump (a weights test reads cudl's files with it).
 # The tree mirrors /usr, so CMake's own find modules (HDF5's Debian layout included) find
 # everything under CMAKE_PREFIX_PATH=<unpacked>/usr (h5dump under its bin/);
-# scripts/gpu_check.sh does this when given GPU_DEPS.
+# scripts/gpu_check.sh does this when given GPU_DEPS, and links cudl with the archive's library
+# folders as RPATH, so that nothing else on the machine loads these libraries.
 # oneDNN is left out (about 80 MB): such a build has -DCUDL_ONEDNN=OFF (CPU convolutions on
 # im2col + OpenBLAS, which the CUDA tests compare against).
 #
@@ -50,10 +51,19 @@ done
 dpkg-query -W -f='${Status}' hdf5-tools 2>/dev/null | grep -q "install ok installed" ||
   { echo "gpu_deps: package hdf5-tools is not installed (scripts/setup.sh)" >&2; exit 1; }
 mkdir -p "$root/usr/bin"
-cp -a /usr/bin/h5dump "$root/usr/bin/h5dump"
+cp -a /usr/bin/h5dump "$root/usr/bin/h5dump.bin"
+# h5dump as a launcher that gives the real one the archive's libraries: the processes around it
+# (Python with PyTorch among them) keep their own library path.
+cat > "$root/usr/bin/h5dump" <<EOF
+#!/bin/sh
+d=\$(dirname "\$(readlink -f "\$0")")
+a=\$d/../lib/$arch
+LD_LIBRARY_PATH="\$a:\$a/hdf5/serial\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}" exec "\$d/h5dump.bin" "\$@"
+EOF
+chmod 755 "$root/usr/bin/h5dump"
 # The libraries those load, by ldd, into the multiarch directory.
 skip='^(libc|libm|libpthread|libdl|librt|libresolv|libnss_[a-z]+|libutil|libanl|libstdc\+\+|libgcc_s|libgomp|ld-linux[^ ]*)\.so'
-{ find "$root" -name '*.so*' -type f; echo "$root/usr/bin/h5dump"; } | while read -r lib; do
+{ find "$root" -name '*.so*' -type f; echo "$root/usr/bin/h5dump.bin"; } | while read -r lib; do
   ldd "$lib" 2>/dev/null | awk '/=> \// {print $1, $3}'
 done | sort -u | while read -r name path; do
   [[ $name =~ $skip ]] && continue
