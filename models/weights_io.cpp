@@ -35,6 +35,7 @@ constexpr const char* kAttrTask = "task";
 constexpr const char* kAttrEpoch = "epoch";
 constexpr const char* kAttrSeed = "rng_seed";
 constexpr const char* kAttrOffset = "rng_offset";
+constexpr const char* kAttrSettings = "settings";
 constexpr const char* kOptimizerGroup = "optimizer";
 
 std::function<void(const std::string&, const std::string&)>& write_hook() {
@@ -421,6 +422,7 @@ void save_checkpoint(const std::string& path, const Checkpoint& ckpt) {
     f.write_int64s_attr(kAttrEpoch, {ckpt.epoch}, true);
     f.write_uint64_attr(kAttrSeed, ckpt.rng_seed);
     f.write_uint64_attr(kAttrOffset, ckpt.rng_offset);
+    if (!ckpt.settings.empty()) f.write_string_attr(kAttrSettings, ckpt.settings);
     write_tensors(f, ckpt.model, "", false);
     write_tensors(f, ckpt.optimizer, kOptimizerGroup, false);
   });
@@ -443,6 +445,7 @@ Checkpoint load_checkpoint(const std::string& path) {
   c.epoch = epoch[0];
   c.rng_seed = f.read_uint64_attr(kAttrSeed);
   c.rng_offset = f.read_uint64_attr(kAttrOffset);
+  if (f.has_attr(kAttrSettings)) c.settings = f.read_string_attr(kAttrSettings);
   c.model = read_tensors(f, "", {kOptimizerGroup});
   if (f.exists(kOptimizerGroup)) {
     CUDL_CHECK(f.is_group(kOptimizerGroup), path, ": '", kOptimizerGroup, "' is not a group");

@@ -117,6 +117,9 @@ struct Checkpoint {
   int64_t epoch = 0;      // epochs completed
   uint64_t rng_seed = 0;  // Generator state: seed and Philox offset
   uint64_t rng_offset = 0;
+  // The settings of the run that wrote it, as its writer chose to record them (fridge_train:
+  // a JSON object, compared on --resume); empty when none were recorded (older checkpoints).
+  std::string settings;
 };
 
 void save_checkpoint(const std::string& path, const Checkpoint& checkpoint);

@@ -142,6 +142,8 @@ class Run {
   void save_checkpoint(int64_t epochs_done);
   void write_outputs(const EpochPass& last_valid, TrainResult& result);
   WeightsMeta meta() const;
+  nlohmann::json settings() const;
+  void compare_settings(const std::string& recorded, const std::string& path);
   std::string out(const std::string& file) const { return join_path(o_.out, file); }
 
   const TrainOptions& o_;
@@ -323,8 +325,73 @@ WeightsMeta Run::meta() const {
   return m;
 }
 
+// What a run's results depend on beyond the model and the optimiser's state: recorded in each
+// checkpoint, compared on --resume (compare_settings). "split" names the train/validation split
+// itself (its sizes and a hash of the validation files in order), so that a resumed run never
+// validates on images it trained on, whatever options produced the split.
+nlohmann::json Run::settings() const {
+  uint64_t h = 14695981039346656037ull;  // FNV-1a over the validation file names, in order
+  for (int64_t i = 0; i < data_.valid->size(); ++i) {
+    for (unsigned char ch : data_.valid->item(i).filename + '\n') {
+      h ^= ch;
+      h *= 1099511628211ull;
+    }
+  }
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
+  nlohmann::json s = {
+      {"split", {{"n_train", data_.train->size()}, {"n_valid", data_.valid->size()},
+                 {"valid_files", hex}, {"seed", o_.seed}, {"valid_pct", o_.valid_pct}}},
+      {"size", o_.size}, {"bs", o_.bs}, {"epochs", o_.epochs}, {"lr", o_.lr}, {"wd", o_.wd},
+      {"schedule", o_.schedule}, {"augment", o_.augment}, {"freeze_body", o_.freeze_body},
+      {"device", device_.str()},
+      {"precision", o_.mixed_precision ? "bfloat16 mixed" : "float32"},
+      {"memory_format", o_.channels_last ? "channels_last" : "contiguous"},
+      {"deterministic", o_.deterministic}};
+  if (device_.is_cpu()) s["cpu_convolutions"] = o_.winograd ? "winograd" : "direct";
+  return s;
+}
+
+// --resume: a checkpoint of another split is refused (its validation images would be trained
+// on); any other setting that differs from the checkpoint's run is said, since the resumed run
+// then differs from an uninterrupted one (which is fine when meant: more epochs, a lower lr).
+void Run::compare_settings(const std::string& recorded, const std::string& path) {
+  if (recorded.empty()) {
+    log_ << "Note: " << path << " does not record its run's settings; they are not compared\n";
+    return;
+  }
+  const nlohmann::json was = nlohmann::json::parse(recorded, nullptr, /*allow_exceptions=*/false);
+  CUDL_CHECK(was.is_object(), path, ": its 'settings' attribute is not a JSON object");
+  const nlohmann::json now = settings();
+  if (was.contains("split") && was["split"] != now["split"]) {
+    const nlohmann::json& a = was["split"];
+    const nlohmann::json& b = now["split"];
+    auto describe = [](const nlohmann::json& x) {
+      return x.value("n_train", nlohmann::json()).dump() + " training and " +
+             x.value("n_valid", nlohmann::json()).dump() + " validation images (seed " +
+             x.value("seed", nlohmann::json()).dump() + ", valid-pct " +
+             x.value("valid_pct", nlohmann::json()).dump() + ")";
+    };
+    CUDL_THROW(path, " was trained on another train/validation split: ", describe(a),
+               ", against this run's ", describe(b),
+               (a.value("n_valid", -1) == b.value("n_valid", -1) ? ", other validation files" : ""),
+               ". Resuming would validate on images it trained on: give the same data, --seed "
+               "and --valid-pct, or start afresh without --resume");
+  }
+  std::string changed;
+  for (const auto& [key, value] : now.items()) {
+    if (key == "split" || !was.contains(key) || was[key] == value) continue;
+    changed += (changed.empty() ? "" : ", ") + key + " " + value.dump() + " (was " +
+               was[key].dump() + ")";
+  }
+  if (!changed.empty())
+    log_ << "Note: resuming with settings that differ from the checkpoint's run: " << changed
+         << "; the result will differ from an uninterrupted run's\n";
+}
+
 void Run::save_checkpoint(int64_t epochs_done) {
   Checkpoint c;
+  c.settings = settings().dump();
   c.model = models::named_state(*model_);
   for (auto& [name, t] : opt_->state_dict()) c.optimizer.emplace_back(name, t);
   c.meta = meta();
@@ -347,6 +414,7 @@ void Run::resume_or_start() {
              ", not fastai_", o_.arch);
   CUDL_CHECK(c.meta.class_names && *c.meta.class_names == data_.classes, path,
              ": the checkpoint's classes differ from the data's");
+  compare_settings(c.settings, path);
   models::load_named(*model_, c.model);
   std::vector<NamedTensor> state(c.optimizer.begin(), c.optimizer.end());
   opt_->load_state_dict(state);

@@ -136,6 +136,28 @@ m_ref = json.load(open(os.path.join(ref, "metrics.json")))
 m_run = json.load(open(os.path.join(run_dir, "metrics.json")))
 check(abs(m_ref["valid"]["hamming_accuracy"] - m_run["valid"]["hamming_accuracy"]) < 1e-9,
       "same final validation metrics after the resume")
+check("differ from the checkpoint" not in out and "Note:" not in out,
+      "a resume with the same settings says nothing about them")
+
+# ---- --resume with other settings (on a copy of the finished run) -------------------------------
+other = os.path.join(WORK, "run_other")
+shutil.copytree(run_dir, other)
+code, out = run([TRAIN, "--data", data, "--out", other, "--resume"] + COMMON + ["--seed", "3"])
+check(code == 1 and "another train/validation split" in out and "--seed" in out,
+      "--resume with another --seed (another split) is refused, saying why")
+check(all(open(os.path.join(other, n), "rb").read() == open(os.path.join(run_dir, n), "rb").read()
+          for n in ("model.h5", "checkpoint.h5", "history.csv", "metrics.json")),
+      "the refused resume leaves the run's files as they were")
+more = common(EPOCHS + 1)
+more[more.index("--lr") + 1] = "5e-4"
+code, out = run([TRAIN, "--data", data, "--out", other, "--resume", "--no-winograd"] + more)
+check(code == 0 and f"Resuming after epoch {EPOCHS}" in out, "--resume with more epochs goes on")
+note = [l for l in out.splitlines() if l.startswith("Note: resuming with settings")]
+check(len(note) == 1 and all(k in note[0] for k in ("epochs 7 (was 6)", "lr 0.0005 (was 0.001)",
+                                                    '"direct" (was "winograd")')),
+      "--resume names each setting that differs from the checkpoint's run: " + (note[0] if note else out[-300:]))
+check(len(list(csv.DictReader(open(os.path.join(other, "history.csv"))))) == EPOCHS + 1,
+      "the extended run has one more epoch in history.csv")
 
 # ---- outputs: contents --------------------------------------------------------------------------
 m = m_run
