@@ -311,6 +311,7 @@ Checkpoint sample_checkpoint(uint64_t seed) {
   c.epoch = static_cast<int64_t>(seed);
   c.rng_seed = 0xfedcba9876543210ull + seed;  // above 2^63: must survive as unsigned
   c.rng_offset = 123456789012345ull * seed;
+  c.settings = "{\"lr\": " + std::to_string(seed) + "e-4}";
   return c;
 }
 
@@ -321,6 +322,9 @@ Checkpoint sample_checkpoint(uint64_t seed) {
     return ::testing::AssertionFailure() << "epoch/rng differ";
   if (a.meta.architecture != b.meta.architecture || a.meta.class_names != b.meta.class_names)
     return ::testing::AssertionFailure() << "meta differs";
+  if (a.settings != b.settings)
+    return ::testing::AssertionFailure() << "settings differ: '" << a.settings << "' vs '"
+                                         << b.settings << "'";
   return ::testing::AssertionSuccess();
 }
 
@@ -335,6 +339,11 @@ TEST(Checkpoint, RoundTripWithOptimizerEpochAndRng) {
   EXPECT_TRUE(same_tensors(w.tensors, c.model));
   h5::H5File f = h5::H5File::open_read(dir / "c.h5");
   EXPECT_TRUE(f.exists("optimizer/exp_avg/conv1/weight"));
+  // Without settings (as older checkpoints) the attribute is left out and reads back empty.
+  c.settings.clear();
+  save_checkpoint(dir / "c.h5", c);
+  EXPECT_FALSE(h5::H5File::open_read(dir / "c.h5").has_attr("settings"));
+  EXPECT_EQ(load_checkpoint(dir / "c.h5").settings, "");
 }
 
 TEST(Checkpoint, AWeightsFileIsNotACheckpoint) {
