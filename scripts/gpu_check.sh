@@ -23,6 +23,9 @@
 #                         trace of an eager step at 256x224 replayed by bench/alloc_replay.py
 #   ROUNDS         alternating rounds of the train_step benchmark (default 1: the bench stage
 #                  then takes some minutes; each round adds about as much again)
+# Each step runs under a time limit (a test 240 s, all tests 540 s, a train_step table 200 s a
+# round, a recipe pair, a profile, the matmul table, the allocation trace 120 s each): a hung run
+# is stopped, said in summary.txt, and the next one starts.
 # Exit status: 0 only when a GPU was found, every test passed and none was skipped.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -126,9 +129,27 @@ fi
 
 stages=",${STAGES:-tests,bench},"
 rounds=${ROUNDS:-1}
+# limited SECONDS NAME LOG COMMAND...: runs COMMAND, its output to LOG, under a time limit (its
+# whole process group is stopped after SECONDS), so that one hung run cannot spend the machine's
+# time; a failure or a stop sets status=1 and says so in the summary.
+limited() {
+  local seconds=$1 name=$2 output=$3
+  shift 3
+  timeout -k 10 "$seconds" "$@" > "$output" 2>&1
+  local rc=$?
+  if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
+    status=1
+    log "$name stopped after $seconds s (time limit)"
+  elif [ $rc -ne 0 ]; then
+    status=1
+    log "$name FAILED"
+  fi
+  return 0
+}
 
 if [[ $stages == *,tests,* ]]; then
-  CUDL_REQUIRE_CUDA=1 ctest --test-dir "$build" -j "$(nproc)" --output-on-failure > "$out/ctest.log" 2>&1
+  CUDL_REQUIRE_CUDA=1 timeout -k 10 540 ctest --test-dir "$build" -j "$(nproc)" --timeout 240 \
+    --output-on-failure > "$out/ctest.log" 2>&1
   ctest_status=$?
   tail -n 30 "$out/ctest.log"
   if [ $ctest_status -ne 0 ]; then
@@ -149,16 +170,16 @@ if [[ $stages == *,bench,* ]]; then
   # cut short by a time limit keeps what finished: each writes its table as it goes).
   train_step() {  # shape [precision [channels-last]]
     local p=${2:-fp32} cl=${3:-} name=train_step_$1${2:+_$2}${3:+_cl}
-    CUDL_PYTHON=$py bash bench/train_step.sh --build "$build" --device cuda --shape "$1" \
-      --precision "$p" ${cl:+--channels-last} --rounds "$rounds" --warmup 3 --steps 10 \
-      "$out/$name" > "$out/$name.log" 2>&1 || { status=1; log "$name FAILED"; }
+    limited $((200 * rounds)) "$name" "$out/$name.log" env CUDL_PYTHON="$py" \
+      bash bench/train_step.sh --build "$build" --device cuda --shape "$1" --precision "$p" \
+      ${cl:+--channels-last} --rounds "$rounds" --warmup 3 --steps 10 "$out/$name"
     grep "^cudl.* / " "$out/$name.log" | sed "s/^/$1 $p${cl:+ channels-last}: /" |
       tee -a "$out/summary.txt"
   }
   recipe() {  # results folder, extra fridge_train flags
-    CUDL_TRAIN_FLAGS="$2" CUDL_PYTHON=$py bash bench/recipe.sh "$build" "$out/$1" \
-      "$([ -f "$out/recipe/data/labels.csv" ] && echo "$out/recipe/data")" cuda 8 \
-      > "$out/$1.log" 2>&1 || { status=1; log "$1 FAILED"; }
+    limited 120 "$1" "$out/$1.log" env CUDL_TRAIN_FLAGS="$2" CUDL_PYTHON="$py" \
+      bash bench/recipe.sh "$build" "$out/$1" \
+      "$([ -f "$out/recipe/data/labels.csv" ] && echo "$out/recipe/data")" cuda 8
     tail -n 1 "$out/$1.log" | sed "s/^/$1: /" | tee -a "$out/summary.txt"
   }
   train_step 16x300
@@ -174,20 +195,23 @@ if [[ $stages == *,bench,* ]]; then
   recipe recipe-heuristic --deterministic
   # Where the GPU time goes, per op, in eager steps of both.
   for shape in 16x300 256x224; do
-    CUDL_PYTHON=$py bash bench/profile.sh --build "$build" --device cuda --shape "$shape" \
-      --steps 5 "$out/profile_$shape" > /dev/null 2>&1 || { status=1; log "profile $shape FAILED"; }
+    limited 120 "profile $shape" "$out/profile_$shape.log" env CUDL_PYTHON="$py" \
+      bash bench/profile.sh --build "$build" --device cuda --shape "$shape" --steps 5 \
+      "$out/profile_$shape"
   done
-  CUDL_PYTHON=$py bash bench/matmul_gpu.sh "$build" > "$out/bench_matmul.txt" 2>&1 || status=1
+  limited 120 matmul "$out/bench_matmul.txt" env CUDL_PYTHON="$py" \
+    bash bench/matmul_gpu.sh "$build"
   tail -n 1 "$out/bench_matmul.txt" | tee -a "$out/summary.txt"
   # The GPU's requests of an eager step at batch 256, replayed through the allocator designs
   # (segments per request, as the main cache and PyTorch; one reserved segment, as the graph
   # pools): how much the pool reservation saves on this GPU's request pattern.
-  CUDL_ALLOC_TRACE="$out/alloc_trace_256x224.txt" "$build/bench/bench_train_step" --device cuda \
-    --batch 256 --size 224 --cuda-graph 0 --warmup 1 --steps 1 > /dev/null 2>&1 || status=1
-  $py bench/alloc_replay.py --device cuda:0 "$out/alloc_trace_256x224.txt" \
-    > "$out/alloc_replay.txt" 2>&1 ||
-    status=1
-  cat "$out/alloc_replay.txt" | tee -a "$out/summary.txt"
+  limited 120 "allocation trace" "$out/alloc_trace.log" \
+    env CUDL_ALLOC_TRACE="$out/alloc_trace_256x224.txt" "$build/bench/bench_train_step" \
+    --device cuda --batch 256 --size 224 --cuda-graph 0 --warmup 1 --steps 1
+  [ -f "$out/alloc_trace_256x224.txt" ] &&
+    limited 120 "allocation replay" "$out/alloc_replay.txt" "$py" bench/alloc_replay.py \
+      --device cuda:0 "$out/alloc_trace_256x224.txt"
+  [ -f "$out/alloc_replay.txt" ] && tee -a "$out/summary.txt" < "$out/alloc_replay.txt"
   xz -f "$out/alloc_trace_256x224.txt" 2>/dev/null || true
 fi
 [ $status -eq 0 ] && log "OK" || log "FAILED"
