@@ -326,13 +326,17 @@ WeightsMeta Run::meta() const {
 }
 
 // What a run's results depend on beyond the model and the optimiser's state: recorded in each
-// checkpoint, compared on --resume (compare_settings). "split" names the train/validation split
-// itself (its sizes and a hash of the validation files in order), so that a resumed run never
-// validates on images it trained on, whatever options produced the split.
+// checkpoint, compared on --resume (compare_settings), named by the options that set them.
+// "split" is the train/validation split itself: its sizes and a hash of the validation files
+// (sorted: the same files listed in another order are the same split), so that a resumed run
+// never validates on images it trained on, whatever options or paths produced the split.
 nlohmann::json Run::settings() const {
-  uint64_t h = 14695981039346656037ull;  // FNV-1a over the validation file names, in order
-  for (int64_t i = 0; i < data_.valid->size(); ++i) {
-    for (unsigned char ch : data_.valid->item(i).filename + '\n') {
+  std::vector<std::string> names;
+  for (int64_t i = 0; i < data_.valid->size(); ++i) names.push_back(data_.valid->item(i).filename);
+  std::sort(names.begin(), names.end());
+  uint64_t h = 14695981039346656037ull;  // FNV-1a
+  for (const std::string& name : names) {
+    for (unsigned char ch : name + '\n') {
       h ^= ch;
       h *= 1099511628211ull;
     }
@@ -341,20 +345,26 @@ nlohmann::json Run::settings() const {
   std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
   nlohmann::json s = {
       {"split", {{"n_train", data_.train->size()}, {"n_valid", data_.valid->size()},
-                 {"valid_files", hex}, {"seed", o_.seed}, {"valid_pct", o_.valid_pct}}},
-      {"size", o_.size}, {"bs", o_.bs}, {"epochs", o_.epochs}, {"lr", o_.lr}, {"wd", o_.wd},
-      {"schedule", o_.schedule}, {"augment", o_.augment}, {"freeze_body", o_.freeze_body},
-      {"device", device_.str()},
-      {"precision", o_.mixed_precision ? "bfloat16 mixed" : "float32"},
-      {"memory_format", o_.channels_last ? "channels_last" : "contiguous"},
-      {"deterministic", o_.deterministic}};
-  if (device_.is_cpu()) s["cpu_convolutions"] = o_.winograd ? "winograd" : "direct";
+                 {"valid_files", hex}}},
+      {"--seed", o_.seed}, {"--size", o_.size}, {"--bs", o_.bs}, {"--epochs", o_.epochs},
+      {"--lr", o_.lr}, {"--wd", o_.wd}, {"--schedule", o_.schedule}, {"--augment", o_.augment},
+      {"--freeze-body", o_.freeze_body}, {"--device", device_.str()},
+      {"--mixed-precision", o_.mixed_precision}, {"--channels-last", o_.channels_last},
+      {"--deterministic", o_.deterministic}, {"--threshold", o_.threshold}};
+  if (o_.valid_csv.empty()) s["--valid-pct"] = o_.valid_pct;
+  if (device_.is_cpu()) {
+    s["--winograd"] = o_.winograd;
+    s["--threads"] = get_num_threads();  // the CPU's reductions depend on it
+  } else {
+    s["--no-tf32"] = !o_.tf32;
+  }
   return s;
 }
 
 // --resume: a checkpoint of another split is refused (its validation images would be trained
-// on); any other setting that differs from the checkpoint's run is said, since the resumed run
-// then differs from an uninterrupted one (which is fine when meant: more epochs, a lower lr).
+// on), and so is one of a run with another --freeze-body (its optimiser state is for other
+// parameters); every other setting that differs from the checkpoint's run is named (more epochs
+// or a lower lr may be meant).
 void Run::compare_settings(const std::string& recorded, const std::string& path) {
   if (recorded.empty()) {
     log_ << "Note: " << path << " does not record its run's settings; they are not compared\n";
@@ -363,21 +373,31 @@ void Run::compare_settings(const std::string& recorded, const std::string& path)
   const nlohmann::json was = nlohmann::json::parse(recorded, nullptr, /*allow_exceptions=*/false);
   CUDL_CHECK(was.is_object(), path, ": its 'settings' attribute is not a JSON object");
   const nlohmann::json now = settings();
-  if (was.contains("split") && was["split"] != now["split"]) {
+  const std::string afresh =
+      "; or start a new run from its weights (--weights " + path + ", without --resume)";
+  if (was.contains("split") && was["split"].is_object()) {
+    // Only what both record is compared: a later version may record more.
     const nlohmann::json& a = was["split"];
     const nlohmann::json& b = now["split"];
-    auto describe = [](const nlohmann::json& x) {
+    std::string differs;
+    auto counts = [](const nlohmann::json& x) {
       return x.value("n_train", nlohmann::json()).dump() + " training and " +
-             x.value("n_valid", nlohmann::json()).dump() + " validation images (seed " +
-             x.value("seed", nlohmann::json()).dump() + ", valid-pct " +
-             x.value("valid_pct", nlohmann::json()).dump() + ")";
+             x.value("n_valid", nlohmann::json()).dump() + " validation images";
     };
-    CUDL_THROW(path, " was trained on another train/validation split: ", describe(a),
-               ", against this run's ", describe(b),
-               (a.value("n_valid", -1) == b.value("n_valid", -1) ? ", other validation files" : ""),
-               ". Resuming would validate on images it trained on: give the same data, --seed "
-               "and --valid-pct, or start afresh without --resume");
+    if ((a.contains("n_train") && a["n_train"] != b["n_train"]) ||
+        (a.contains("n_valid") && a["n_valid"] != b["n_valid"]))
+      differs = counts(a) + " there, " + counts(b) + " here";
+    else if (a.contains("valid_files") && a["valid_files"] != b["valid_files"])
+      differs = "other validation images, as many";
+    CUDL_CHECK(differs.empty(), path, " was trained on another train/validation split (", differs,
+               "): resuming would validate on images it trained on. Resume with the data and ",
+               o_.valid_csv.empty() ? "the --seed and --valid-pct" : "the --csv and --valid-csv",
+               " of that run", afresh);
   }
+  if (was.contains("--freeze-body") && was["--freeze-body"] != now["--freeze-body"])
+    CUDL_THROW(path, " was written by a run ", was["--freeze-body"].get<bool>() ? "with" : "without",
+               " --freeze-body: its optimiser state is for other parameters. Resume ",
+               was["--freeze-body"].get<bool>() ? "with" : "without", " it", afresh);
   std::string changed;
   for (const auto& [key, value] : now.items()) {
     if (key == "split" || !was.contains(key) || was[key] == value) continue;
@@ -385,8 +405,7 @@ void Run::compare_settings(const std::string& recorded, const std::string& path)
                was[key].dump() + ")";
   }
   if (!changed.empty())
-    log_ << "Note: resuming with settings that differ from the checkpoint's run: " << changed
-         << "; the result will differ from an uninterrupted run's\n";
+    log_ << "Note: resuming with settings other than the checkpoint's run had: " << changed << "\n";
 }
 
 void Run::save_checkpoint(int64_t epochs_done) {

@@ -15,9 +15,10 @@
 // Resuming (resume = true) continues after the last completed epoch of OUT/checkpoint.h5:
 // weights, optimiser moments, epoch, random-generator state and the history; the per-epoch
 // shuffle depends only on (seed, epoch), so the run continues as if never interrupted. Each
-// checkpoint records the run's settings: a resume on another train/validation split is refused
-// (it would validate on images it trained on), and every other setting that differs (more
-// epochs, another lr, the CPU's convolutions, ...) is named in the log.
+// checkpoint records the run's settings: a resume on another train/validation split (other
+// validation files, in whatever order they are listed) or with another freeze_body is refused,
+// and every other setting that differs (more epochs, another lr, the device, the CPU's
+// convolutions or thread count, ...) is named in the log.
 #pragma once
 
 #include <cstdint>

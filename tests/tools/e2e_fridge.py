@@ -40,6 +40,11 @@ def check(cond, what):
 
 
 def run(args, **kw):
+    # The programs run on the CPU unless told otherwise: the checks rely on its reproducibility
+    # (bit-identical resumes, the layouts' equal losses, the Winograd choice); the CUDA section
+    # at the end asks for the GPU itself.
+    if args[0] in (TRAIN, EVAL) and "--device" not in args:
+        args = args + ["--device", "cpu"]
     r = subprocess.run(args, capture_output=True, text=True, **kw)
     return r.returncode, r.stdout + r.stderr
 
@@ -84,7 +89,7 @@ for name in ["model.h5", "checkpoint.h5", "history.csv", "metrics.json", "predic
 
 # ---- interrupted run: SIGKILL in the middle of epoch 3, then --resume ---------------------------
 run_dir = os.path.join(WORK, "run")
-p = subprocess.Popen([TRAIN, "--data", data, "--out", run_dir] + COMMON, stdout=subprocess.PIPE,
+p = subprocess.Popen([TRAIN, "--data", data, "--out", run_dir, "--device", "cpu"] + COMMON, stdout=subprocess.PIPE,
                      stderr=subprocess.STDOUT, text=True)
 hist = os.path.join(run_dir, "history.csv")
 ckpt = os.path.join(run_dir, "checkpoint.h5")
@@ -139,25 +144,75 @@ check(abs(m_ref["valid"]["hamming_accuracy"] - m_run["valid"]["hamming_accuracy"
 check("differ from the checkpoint" not in out and "Note:" not in out,
       "a resume with the same settings says nothing about them")
 
-# ---- --resume with other settings (on a copy of the finished run) -------------------------------
-other = os.path.join(WORK, "run_other")
-shutil.copytree(run_dir, other)
+# ---- --resume with other settings (on copies of the finished run) -------------------------------
+def copy_of(src, name):
+    dst = os.path.join(WORK, name)
+    shutil.copytree(src, dst)
+    return dst
+
+
+def same_files(a, b, names=("model.h5", "checkpoint.h5", "history.csv", "metrics.json")):
+    return all(open(os.path.join(a, n), "rb").read() == open(os.path.join(b, n), "rb").read() for n in names)
+
+
+other = copy_of(run_dir, "run_other")
 code, out = run([TRAIN, "--data", data, "--out", other, "--resume"] + COMMON + ["--seed", "3"])
-check(code == 1 and "another train/validation split" in out and "--seed" in out,
+check(code == 1 and "another train/validation split (other validation images, as many)" in out
+      and "Resume with the data and the --seed and --valid-pct of that run" in out,
       "--resume with another --seed (another split) is refused, saying why")
-check(all(open(os.path.join(other, n), "rb").read() == open(os.path.join(run_dir, n), "rb").read()
-          for n in ("model.h5", "checkpoint.h5", "history.csv", "metrics.json")),
-      "the refused resume leaves the run's files as they were")
+check(same_files(other, run_dir), "the refused resume leaves the run's files as they were")
+# The same seed on the same images listed in another order: another split, found by its files.
+shuffled = os.path.join(WORK, "data_shuffled")
+os.makedirs(shuffled)
+os.symlink(os.path.join(data, "images"), os.path.join(shuffled, "images"))
+with open(os.path.join(shuffled, "labels.csv"), "w", newline="") as f:
+    w = csv.writer(f)
+    w.writerow(["filename", "labels"])
+    w.writerows(reversed(rows))
+code, out = run([TRAIN, "--data", shuffled, "--out", other, "--resume"] + COMMON)
+check(code == 1 and "other validation images, as many" in out,
+      "--resume on the same images listed in another order (another split) is refused")
+code, out = run([TRAIN, "--data", data, "--out", other, "--resume", "--freeze-body"] + COMMON)
+check(code == 1 and "without --freeze-body" in out and "optimiser state" in out,
+      "--resume with --freeze-body turned on is refused, saying why")
+check(same_files(other, run_dir), "the refused resumes leave the run's files as they were")
+# The data moved elsewhere: the same split, resumed without a word about settings.
+moved = copy_of(data, "data_moved")
+code, out = run([TRAIN, "--data", moved, "--out", other, "--resume"] + COMMON)
+check(code == 0 and "Note:" not in out and f"Resuming after epoch {EPOCHS}" in out,
+      "--resume with the data moved to another folder goes on, with nothing to note")
 more = common(EPOCHS + 1)
 more[more.index("--lr") + 1] = "5e-4"
 code, out = run([TRAIN, "--data", data, "--out", other, "--resume", "--no-winograd"] + more)
 check(code == 0 and f"Resuming after epoch {EPOCHS}" in out, "--resume with more epochs goes on")
 note = [l for l in out.splitlines() if l.startswith("Note: resuming with settings")]
-check(len(note) == 1 and all(k in note[0] for k in ("epochs 7 (was 6)", "lr 0.0005 (was 0.001)",
-                                                    '"direct" (was "winograd")')),
-      "--resume names each setting that differs from the checkpoint's run: " + (note[0] if note else out[-300:]))
+check(len(note) == 1 and all(k in note[0] for k in ("--epochs 7 (was 6)", "--lr 0.0005 (was 0.001)",
+                                                    "--winograd false (was true)"))
+      and note[0].count("(was") == 3,
+      "--resume names each setting that differs from the checkpoint's run, and only those: "
+      + (note[0] if note else out[-300:]))
 check(len(list(csv.DictReader(open(os.path.join(other, "history.csv"))))) == EPOCHS + 1,
       "the extended run has one more epoch in history.csv")
+# A separate validation file: the split is its files, in any order; --seed then only shuffles.
+vdata = os.path.join(WORK, "data_vcsv")
+os.makedirs(vdata)
+os.symlink(os.path.join(data, "images"), os.path.join(vdata, "images"))
+for name, part in (("train.csv", rows[:32]), ("valid.csv", rows[32:]), ("valid_reversed.csv", rows[:31:-1])):
+    with open(os.path.join(vdata, name), "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["filename", "labels"])
+        w.writerows(part)
+vrun = os.path.join(WORK, "run_vcsv")
+vargs = ["--data", vdata, "--csv", os.path.join(vdata, "train.csv"), "--out", vrun]
+code, out = run([TRAIN] + vargs + ["--valid-csv", os.path.join(vdata, "valid.csv")] + common(1))
+check(code == 0, "fridge_train --valid-csv trains")
+code, out = run([TRAIN] + vargs + ["--valid-csv", os.path.join(vdata, "valid_reversed.csv"), "--resume",
+                 "--seed", "3"] + common(2))
+note = [l for l in out.splitlines() if l.startswith("Note: resuming with settings")]
+check(code == 0 and "Resuming after epoch 1" in out and len(note) == 1
+      and "--seed 3 (was 10)" in note[0] and "--epochs 2 (was 1)" in note[0],
+      "with --valid-csv, --resume takes the validation file in another order and another --seed, "
+      "and says so: " + (note[0] if note else out[-300:]))
 
 # ---- outputs: contents --------------------------------------------------------------------------
 m = m_run
@@ -313,6 +368,45 @@ code, out = run([TRAIN, "--data", bad, "--out", os.path.join(WORK, "bad_out")] +
 check(code == 1 and "5.jpg" in out, "a corrupt image stops fridge_train (exit 1) naming the file")
 code, out = run([TRAIN, "--data", bad, "--out", os.path.join(WORK, "bad_out"), "--skip-bad"] + common(1))
 check(code == 0 and "skipped" in out, "--skip-bad trains without the corrupt image and says so")
+
+# ---- CUDA: train, score, predict and resume on the GPU, when one answers -------------------------
+# With CUDL_REQUIRE_CUDA=1 (scripts/gpu_check.sh) a GPU must answer. Training on the GPU is not
+# compared number for number with the CPU's (TF32 and cuDNN's algorithms round otherwise, and
+# this tiny run amplifies rounding); scoring a model is, in float32 (fridge_eval's default).
+gpu = os.path.join(WORK, "gpu")
+code, out = run([TRAIN, "--data", data, "--out", gpu, "--device", "cuda"] + common(2))
+if code != 0 and "CUDA is not available" in out and os.environ.get("CUDL_REQUIRE_CUDA") != "1":
+    print("skip the CUDA section: " + out.strip().splitlines()[-1])
+else:
+    check(code == 0, "fridge_train --device cuda trains" + ("" if code == 0 else ": " + out[-500:]))
+    gm = json.load(open(os.path.join(gpu, "metrics.json"))) if code == 0 else {"history": []}
+    check(gm.get("device") == "cuda:0" and "cpu_convolutions" not in gm and gm.get("train_step") == "cuda graph",
+          f"metrics.json: trained on cuda:0 by CUDA-graph steps ({gm.get('device')}, {gm.get('train_step')})")
+    check(len(gm["history"]) == 2 and all(np.isfinite([r["train_loss"] for r in gm["history"]] +
+                                                      [r["valid_loss"] for r in gm["history"]])),
+          "the GPU run's losses are finite")
+    code, out = run([EVAL, "--model", os.path.join(WORK, "row_major", "model.h5"), "--data", data,
+                     "--out", os.path.join(WORK, "gpu_eval"), "--device", "cuda"])
+    ge = json.load(open(os.path.join(WORK, "gpu_eval", "metrics.json"))) if code == 0 else {}
+    check(code == 0 and abs(ge.get("loss", float("inf")) - rme["loss"]) <= 1e-3 * rme["loss"],
+          f"fridge_eval --device cuda scores the CPU-trained model as the CPU does ({ge.get('loss')} vs {rme['loss']})")
+    code, out = run([EVAL, "--model", os.path.join(run_dir, "model.h5"), "--predict",
+                     os.path.join(data, "images"), "--out", os.path.join(WORK, "gpu_predict"), "--device", "cuda"])
+    gp = json.load(open(os.path.join(WORK, "gpu_predict", "predictions.json"))) if code == 0 else {"predictions": []}
+    cpu_p = {r["file"]: r["probabilities"] for r in pj["predictions"]}
+    check(code == 0 and len(gp["predictions"]) == 40 and "cpu_convolutions" not in gp
+          and all(abs(r["probabilities"][c] - cpu_p[r["file"]][c]) < 1e-3 for r in gp["predictions"] for c in classes),
+          "fridge_eval --predict --device cuda gives the CPU's probabilities")
+    code, out = run([TRAIN, "--data", data, "--out", os.path.join(WORK, "gpu_mixed_cl"), "--device", "cuda",
+                     "--mixed-precision", "--channels-last"] + common(1))
+    check(code == 0 and "bfloat16 mixed precision" in out and "channels-last" in out,
+          "fridge_train --device cuda --mixed-precision --channels-last trains" + ("" if code == 0 else ": " + out[-500:]))
+    gpu_resume = copy_of(run_dir, "run_gpu_resume")
+    code, out = run([TRAIN, "--data", data, "--out", gpu_resume, "--resume", "--device", "cuda"] + common(EPOCHS + 1))
+    note = [l for l in out.splitlines() if l.startswith("Note: resuming with settings")]
+    check(code == 0 and f"Resuming after epoch {EPOCHS}" in out and len(note) == 1
+          and '--device "cuda:0" (was "cpu")' in note[0],
+          "a CPU checkpoint resumes on the GPU, saying so: " + (note[0] if note else out[-300:]))
 
 print(f"\n{len(failures)} failure(s)")
 sys.exit(1 if failures else 0)
