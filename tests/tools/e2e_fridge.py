@@ -388,8 +388,8 @@ else:
     code, out = run([EVAL, "--model", os.path.join(WORK, "row_major", "model.h5"), "--data", data,
                      "--out", os.path.join(WORK, "gpu_eval"), "--device", "cuda"])
     ge = json.load(open(os.path.join(WORK, "gpu_eval", "metrics.json"))) if code == 0 else {}
-    check(code == 0 and abs(ge.get("loss", float("inf")) - rme["loss"]) <= 1e-3 * rme["loss"],
-          f"fridge_eval --device cuda scores the CPU-trained model as the CPU does ({ge.get('loss')} vs {rme['loss']})")
+    check(code == 0 and abs(ge.get("loss", float("inf")) - dre["loss"]) <= 1e-3 * dre["loss"],
+          f"fridge_eval --device cuda scores the CPU-trained model as the CPU's direct kernels do ({ge.get('loss')} vs {dre['loss']})")
     code, out = run([EVAL, "--model", os.path.join(run_dir, "model.h5"), "--predict",
                      os.path.join(data, "images"), "--out", os.path.join(WORK, "gpu_predict"), "--device", "cuda"])
     gp = json.load(open(os.path.join(WORK, "gpu_predict", "predictions.json"))) if code == 0 else {"predictions": []}
