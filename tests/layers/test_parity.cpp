@@ -314,7 +314,12 @@ TEST(Parity, Sequential) {
                    std::make_shared<ReLU>(),
                    bn1d(16),
                    std::make_shared<Linear>(16, 4)};
-  run_case(r, "stack", stack, true, kSumBounds);
+  // Its output goes through two training-mode BatchNorm1d on a batch of 4, which divide by a
+  // batch standard deviation and so amplify every rounding before them: cudl's output differs
+  // from PyTorch's float32 one by 7x PyTorch's own float32 error with oneDNN's convolutions and
+  // by 12x with the im2col + OpenBLAS ones (-DCUDL_ONEDNN=OFF), both rounding (1.3e-4, 2.3e-4).
+  // The output's floor is 5e-4 for that; an error of the computation shows at 1e-2 and above.
+  run_case(r, "stack", stack, true, Bounds{5e-4, kSums, kSums, kSums});
 }
 
 }  // namespace
