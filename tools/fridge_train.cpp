@@ -84,7 +84,9 @@ int main(int argc, char** argv) {
                  "is above it); stored in model.h5")
       ->capture_default_str()->check(CLI::Range(0.0, 1.0));
   app.add_option("--out", o.out, "Output folder")->capture_default_str();
-  app.add_flag("--resume", o.resume, "Continue from OUT/checkpoint.h5 after an interruption");
+  app.add_flag("--resume", o.resume,
+               "Continue from OUT/checkpoint.h5 after an interruption (on the same train/validation "
+               "split; settings that differ from the checkpoint's run are named)");
   app.add_flag("--freeze-body", o.freeze_body,
                "Train the head only (default: everything trains, as after learn.unfreeze())");
   auto* schedule = app.add_option("--schedule", o.schedule, "Learning-rate schedule")
