@@ -511,7 +511,8 @@ std::vector<uint8_t> read_file(const std::string& path) {
 void write_file(const std::string& path, const std::vector<uint8_t>& bytes) {
   std::FILE* f = std::fopen(path.c_str(), "wb");
   if (!f) CUDL_THROW(path, ": cannot create file: ", std::strerror(errno));
-  const size_t put = std::fwrite(bytes.data(), 1, bytes.size(), f);
+  // (An empty vector's data() may be null, which fwrite may not be given even for 0 bytes.)
+  const size_t put = bytes.empty() ? 0 : std::fwrite(bytes.data(), 1, bytes.size(), f);
   const bool ok = put == bytes.size() && std::fclose(f) == 0;
   CUDL_CHECK(ok, path, ": cannot write file: ", std::strerror(errno));
 }
