@@ -1,7 +1,8 @@
 """Where a CPU training step spends its oneDNN time: sums the exec lines of oneDNN's verbose log
 (DNNL_VERBOSE=1) by primitive, direction and implementation, and per convolution shape.
-Both cudl and PyTorch (on the CPU) run their convolutions on the same libdnnl, so the same
-log format describes both (cudl's with --winograd 0: by default its 3x3 stride-1 convolutions
+Both cudl and Debian's PyTorch 1.13 (on the CPU) run their convolutions on the same libdnnl 2.6,
+so the same log format describes both (a PyTorch wheel carries its own oneDNN 3.x, whose lines
+have one more field; both are read) (cudl's with --winograd 0: by default its 3x3 stride-1 convolutions
 are its own Winograd ones, which the log does not show).
 
 Usage: DNNL_VERBOSE=1 build/bench/bench_train_step --warmup 1 --steps 1 --winograd 0 > log.txt
@@ -15,8 +16,14 @@ import sys
 
 def main():
     path = sys.argv[1]
-    rows = [l.strip().split(",") for l in open(path)
-            if l.startswith(("onednn_verbose,exec", "dnnl_verbose,exec"))]
+    # oneDNN 2.x writes "onednn_verbose,exec,cpu,..." (or dnnl_verbose); 3.x inserts a field,
+    # "onednn_verbose,primitive,exec,cpu,...", and may put a timestamp after the prefix. The
+    # fields are taken from "exec" on, the same for all of them.
+    rows = []
+    for line in open(path):
+        fields = line.strip().split(",")
+        if fields[0] in ("onednn_verbose", "dnnl_verbose") and "exec" in fields[1:4]:
+            rows.append(fields[fields.index("exec", 1) - 1:])
     if "--skip-first-half" in sys.argv:
         rows = rows[len(rows) // 2:]
     by_kind = collections.defaultdict(float)

@@ -1,9 +1,9 @@
 // Decoded pixels against PIL (tests/reference/data.py writes the files with PIL from known
 // content and saves PIL's Image.open(...).convert("RGB")).
 //
-// Tolerance for JPEG: at most 2 levels per value, mean below 0.25. PIL here links the same
+// Tolerance for JPEG: at most 2 levels per value, mean below 0.25. Debian's PIL links the same
 // system libjpeg-turbo with the same settings (accurate integer IDCT, fancy upsampling), and the
-// pixels agree exactly today; another libjpeg-turbo build (SIMD or C IDCT and upsampling paths,
+// pixels agree exactly there; a Pillow wheel bundles its own (3.x), and another libjpeg-turbo build (SIMD or C IDCT and upsampling paths,
 // other versions) can differ by a level or two, while a wrong colour conversion, upsampling or
 // channel order shows tens of levels. PNG is lossless: exact.
 #include <gtest/gtest.h>

@@ -43,14 +43,18 @@ def check(cond, what):
 
 
 check((w, h) == (1200, 2600), f"screenshot is 1200x2600 (got {w}x{h})")
-pixels = list(img.getdata())
+def rgb_pixels(image):  # (r, g, b) tuples, without Image.getdata (deprecated in Pillow 12)
+    return list(zip(*[iter(image.tobytes())] * 3))
+
+
+pixels = rgb_pixels(img)
 non_white = sum(1 for p in pixels if p != (255, 255, 255) and p != (250, 250, 250))
 check(non_white > 0.15 * len(pixels), f"the page is not blank ({non_white / len(pixels):.0%} non-background)")
 # Chart lines: the series colours (#1f77b4 blue, #ff7f0e orange, #2ca02c green) are drawn.
 def near(p, c, tol=30):
     return all(abs(a - b) <= tol for a, b in zip(p, c))
 top = img.crop((0, 0, w, 1200))
-top_pixels = list(top.getdata())
+top_pixels = rgb_pixels(top)
 for name, colour in [("blue", (31, 119, 180)), ("orange", (255, 127, 14)), ("green", (44, 160, 44))]:
     n = sum(1 for p in top_pixels if near(p, colour))
     check(n > 200, f"chart lines in {name} are visible ({n} pixels)")
