@@ -160,12 +160,8 @@ Session open_session(const EvalOptions& o) {
 
 namespace {
 
-// How the model runs, for the log: ", bfloat16 mixed precision, ..., Winograd 3x3 convolutions".
-std::string run_settings(const EvalOptions& o, const Device& device) {
-  return std::string(o.mixed_precision ? ", bfloat16 mixed precision" : "") +
-         (o.channels_last ? ", channels-last" : "") +
-         (device.is_cpu() ? (o.winograd ? ", Winograd 3x3 convolutions" : ", direct convolutions")
-                          : "");
+ComputeMode compute_mode(const EvalOptions& o, const Device& device) {
+  return {o.mixed_precision, o.channels_last, o.winograd, device.is_cpu()};
 }
 
 }  // namespace
@@ -193,7 +189,7 @@ MetricsReport score_model(const EvalOptions& o, std::ostream& log) {
   log << "Model: " << o.model_path << " (" << m.arch << ", classes ";
   for (size_t i = 0; i < m.classes.size(); ++i) log << (i ? ", " : "") << m.classes[i];
   log << "; input " << m.size << "x" << m.size << ") on " << device.str()
-      << run_settings(o, device) << "\n";
+      << compute_mode(o, device).text() << "\n";
   log << "Scoring " << ds->size() << " images of " << o.csv << " (split " << o.split << ")";
   if (skipped) log << ", " << skipped << " bad rows or images skipped";
   log << "\n";
@@ -219,9 +215,7 @@ MetricsReport score_model(const EvalOptions& o, std::ostream& log) {
   j["skipped"] = skipped;
   j["classes"] = m.classes;
   j["loss"] = p.loss;
-  j["precision"] = o.mixed_precision ? "bfloat16 mixed" : "float32";
-  j["memory_format"] = o.channels_last ? "channels_last" : "contiguous";
-  if (device.is_cpu()) j["cpu_convolutions"] = o.winograd ? "winograd" : "direct";
+  compute_mode(o, device).add_json(j);
   j["at_threshold"] = metrics_json(r.at_threshold);
   add_report_json(j, r, m.classes);
   write_file_atomically(join_path(o.out, "metrics.json"), j.dump(2) + "\n");
@@ -266,7 +260,7 @@ int64_t predict_images(const EvalOptions& o, std::ostream& log) {
   int64_t skipped = ds->preload(o.workers, o.skip_bad);
   CUDL_CHECK(ds->size() > 0, "no readable images to predict");
   log << "Predicting " << ds->size() << " images with " << o.model_path << " on " << device.str()
-      << run_settings(o, device) << " (threshold " << fixed(threshold, 2) << ")";
+      << compute_mode(o, device).text() << " (threshold " << fixed(threshold, 2) << ")";
   if (skipped) log << ", " << skipped << " unreadable images skipped";
   log << "\n";
   Predictions p = run(m, ds, o, device, false, threshold);
@@ -295,7 +289,7 @@ int64_t predict_images(const EvalOptions& o, std::ostream& log) {
   }
   nlohmann::json doc = {{"model", o.model_path}, {"threshold", threshold}, {"classes", m.classes},
                         {"predictions", j}};
-  if (device.is_cpu()) doc["cpu_convolutions"] = o.winograd ? "winograd" : "direct";
+  compute_mode(o, device).add_json(doc);
   write_file_atomically(join_path(o.out, "predictions.json"), doc.dump(2) + "\n");
   log << "Wrote " << join_path(o.out, "predictions.csv") << " and predictions.json\n";
   return ds->size();

@@ -143,6 +143,9 @@ class Run {
   void write_outputs(const EpochPass& last_valid, TrainResult& result);
   WeightsMeta meta() const;
   nlohmann::json settings() const;
+  ComputeMode compute_mode() const {
+    return {o_.mixed_precision, o_.channels_last, o_.winograd, device_.is_cpu()};
+  }
   void compare_settings(const std::string& recorded, const std::string& path);
   std::string out(const std::string& file) const { return join_path(o_.out, file); }
 
@@ -304,11 +307,7 @@ void Run::build_model() {
        << " batches of " << o_.bs << ", AdamW lr " << o_.lr << " wd " << o_.wd << ", "
        << o_.schedule << " schedule, " << toString(loss_kind_) << " loss"
        << (o_.augment ? ", augmentation (flips, brightness/contrast)" : "")
-       << (o_.mixed_precision ? ", bfloat16 mixed precision" : "")
-       << (o_.channels_last ? ", channels-last" : "")
-       << (device_.is_cpu() ? (o_.winograd ? ", Winograd 3x3 convolutions" : ", direct convolutions")
-                             : "")
-       << "\n";
+       << compute_mode().text() << "\n";
 }
 
 WeightsMeta Run::meta() const {
@@ -567,9 +566,7 @@ void Run::write_outputs(const EpochPass& v, TrainResult& result) {
   // metrics.json
   nlohmann::json j;
   j["device"] = device_.str();
-  j["precision"] = o_.mixed_precision ? "bfloat16 mixed" : "float32";
-  j["memory_format"] = o_.channels_last ? "channels_last" : "contiguous";
-  if (device_.is_cpu()) j["cpu_convolutions"] = o_.winograd ? "winograd" : "direct";
+  compute_mode().add_json(j);
   j["train_step"] = step_->graphed() ? "cuda graph" : "eager (" + step_->reason() + ")";
   j["arch"] = o_.arch;
   j["classes"] = classes;

@@ -5,6 +5,18 @@
 
 namespace cudl::train {
 
+std::string ComputeMode::text() const {
+  return std::string(mixed_precision ? ", bfloat16 mixed precision" : "") +
+         (channels_last ? ", channels-last" : "") +
+         (cpu ? (winograd ? ", Winograd 3x3 convolutions" : ", direct convolutions") : "");
+}
+
+void ComputeMode::add_json(nlohmann::json& j) const {
+  j["precision"] = mixed_precision ? "bfloat16 mixed" : "float32";
+  j["memory_format"] = channels_last ? "channels_last" : "contiguous";
+  if (cpu) j["cpu_convolutions"] = winograd ? "winograd" : "direct";
+}
+
 nlohmann::json metrics_json(const ClassificationMetrics& m) {
   return {{"threshold", m.threshold},
           {"hamming_accuracy", m.hamming_accuracy},

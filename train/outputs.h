@@ -15,6 +15,19 @@ nlohmann::json metrics_json(const ClassificationMetrics& m);
 // "mean_average_precision" of a report to j.
 void add_report_json(nlohmann::json& j, const MetricsReport& r, const std::vector<std::string>& classes);
 
+// How a model runs, as both programs say it: bfloat16 mixed precision or float32, the memory
+// format and, on the CPU, which convolutions (Winograd or direct).
+struct ComputeMode {
+  bool mixed_precision = false;
+  bool channels_last = false;
+  bool winograd = true;  // meaningful on the CPU only
+  bool cpu = true;
+  // For a log line: ", bfloat16 mixed precision, channels-last, Winograd 3x3 convolutions".
+  std::string text() const;
+  // Adds "precision", "memory_format" and, on the CPU, "cpu_convolutions" to j.
+  void add_json(nlohmann::json& j) const;
+};
+
 // One row per image: filename, p_<class> per class, predicted labels (probability strictly above
 // `threshold`) and, when `truth` is given, the true labels. probs is (N, C) row-major.
 std::string predictions_csv(const std::vector<std::string>& classes,
