@@ -228,6 +228,10 @@ TEST(CpuConvPaths, WinogradMatchesTheDefinition) {
       // Block sizes that a thread-count-dependent split would move.
       {"100 tiles", {2, 16, 20, 40}, {16, 16, 3, 3}, false, 1, 1, 1, 1, true},
       {"200 to 150 channels", {2, 200, 12, 12}, {150, 200, 3, 3}, true, 1, 1, 1, 1, true},
+      // ResNet-18's 3x3 stride-1 layers at ResNetParity's notebook-model input (8 x 64x64).
+      {"layer1 at 64x64", {8, 64, 16, 16}, {64, 64, 3, 3}, false, 1, 1, 1, 1, true},
+      {"layer2 at 64x64", {8, 128, 8, 8}, {128, 128, 3, 3}, false, 1, 1, 1, 1, true},
+      {"layer3 at 64x64", {8, 256, 4, 4}, {256, 256, 3, 3}, false, 1, 1, 1, 1, true},
   };
   uint64_t seed = 600;
   set_cpu_conv_path(CpuConvPath::kWinograd);

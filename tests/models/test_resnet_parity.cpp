@@ -58,14 +58,32 @@ TEST(ResNetParity, TorchvisionLogitsInEvalAndTrainMode) {
   }
 }
 
-// How far a gradient may be from PyTorch's, relative to the tensor's scale: every element
-// within `bound`, except (flips_allowed) at most one in 10000 of the model's elements within
-// `flip_bound`.
+// How far the gradients may be from PyTorch's. With the direct kernels every element of every
+// gradient is within `elementwise` of its tensor's scale (max |g|). Where the convolutions round
+// 10-100x more (Winograd), a discrete decision can flip: a ReLU (or max-pool) input within
+// rounding of 0 takes the other side, and everything that the flipped element feeds back moves.
+// Seen in this test with -DCUDL_ONEDNN=OFF: the head's Linear(1024, 512) output for one sample
+// and unit was 1.6e-5 against a scale of 6.1 (PyTorch float32); at 2 threads cudl's was on the
+// other side of 0, that unit's bias gradient moved by 4.2% of the tensor's scale and every
+// gradient of the body by 0.5-7.5% in its largest element (1.7M of 11.7M elements beyond 5e-4);
+// at 1 thread a ReLU of layer3.0 flipped instead. A flip moves one sample's path, a small part
+// of each gradient's norm, so `relative_l2` > 0 bounds each tensor's ||g - g_ref|| / ||g_ref||
+// instead of its elements.
 struct GradBounds {
-  double bound = 5e-4;
-  bool flips_allowed = false;
-  double flip_bound = 0;
+  double elementwise = 5e-4;
+  double relative_l2 = 0;  // > 0: bound the relative L2 error instead of the elements
+  int64_t sign_disagreements_per_10000 = 0;  // see the AdamW step below
 };
+
+double relative_l2(const std::vector<float>& got, const std::vector<float>& ref) {
+  double num = 0, den = 0;
+  for (size_t k = 0; k < got.size(); ++k) {
+    const double d = double(got[k]) - ref[k];
+    num += d * d;
+    den += double(ref[k]) * ref[k];
+  }
+  return den > 0 ? std::sqrt(num / den) : std::sqrt(num);
+}
 
 // The notebook model's loss, gradients, running statistics and one AdamW step against PyTorch's
 // (with the CPU convolutions cpu_conv_path() selects).
@@ -103,38 +121,50 @@ void check_notebook_step(const GradBounds& gb = {}) {
   for (std::string l; std::getline(in, l);)
     if (!l.empty()) torch_names.push_back(l);
   ASSERT_EQ(names, torch_names);
-  double worst_grad = 0;
-  int64_t outside = 0, elements = 0;  // elements beyond gb.bound of their tensor's scale
+  double worst_scaled = 0, worst_l2 = 0;
+  int64_t outside = 0, elements = 0;  // elements beyond gb.elementwise of their tensor's scale
+  std::vector<std::vector<float>> grads(params.size());  // cudl's, for the AdamW step
   for (size_t i = 0; i < params.size(); ++i) {
     ASSERT_TRUE(params[i].grad().defined()) << names[i];
     const Tensor want = expected("grad." + names[i]);
-    double err = scaled_error(params[i].grad(), want);
-    worst_grad = std::max(worst_grad, err);
-    EXPECT_LE(err, gb.flips_allowed ? gb.flip_bound : gb.bound) << "gradient of " << names[i];
-    const std::vector<float> got = params[i].grad().to_vector<float>();
+    const double err = scaled_error(params[i].grad(), want);
+    grads[i] = params[i].grad().to_vector<float>();
+    const std::vector<float>& got = grads[i];
     const std::vector<float> ref = want.to_vector<float>();
+    const double l2 = relative_l2(got, ref);
+    worst_scaled = std::max(worst_scaled, err);
+    worst_l2 = std::max(worst_l2, l2);
+    if (gb.relative_l2 > 0) {
+      EXPECT_LE(l2, gb.relative_l2) << "gradient of " << names[i] << " (relative L2 error)";
+    } else {
+      EXPECT_LE(err, gb.elementwise) << "gradient of " << names[i];
+    }
     float scale = 0;
     for (float v : ref) scale = std::max(scale, std::fabs(v));
     for (size_t k = 0; k < got.size(); ++k)
-      outside += std::fabs(double(got[k]) - ref[k]) > gb.bound * scale;
+      outside += std::fabs(double(got[k]) - ref[k]) > gb.elementwise * scale;
     elements += static_cast<int64_t>(got.size());
   }
-  std::printf("[parity] worst scaled gradient error over %zu parameters: %.3g; %lld of %lld "
-              "elements beyond %.0e of their tensor's scale\n",
-              params.size(), worst_grad, static_cast<long long>(outside),
-              static_cast<long long>(elements), gb.bound);
-  EXPECT_LE(outside, gb.flips_allowed ? elements / 10000 : 0);
+  std::printf("[parity] gradients of %zu parameters: worst scaled error %.3g (bound %.3g), worst "
+              "relative L2 error %.3g (bound %.3g); %lld of %lld elements beyond %.0e of their "
+              "tensor's scale\n",
+              params.size(), worst_scaled, gb.relative_l2 > 0 ? 0.0 : gb.elementwise, worst_l2,
+              gb.relative_l2, static_cast<long long>(outside), static_cast<long long>(elements),
+              gb.elementwise);
   for (const auto& [name, b] : model->named_buffers()) {
     if (b.dtype() != kFloat32) continue;
     EXPECT_LE(scaled_error(b, expected("buffer." + name)), 1e-4) << name;
   }
 
-  // One AdamW step. At step 1 the update is lr * g / (|g| + eps) = +-lr for every element whose
-  // gradient is clearly non-zero, so parameters match tightly there; where a gradient is at the
-  // rounding level of its tensor (|g| < 1e-4 max|g|) its sign may differ, which moves the
-  // element by at most 2 lr.
+  // One AdamW step. At step 1 the update is lr * g / (|g| + eps) (bias corrections cancel), so
+  // each element must land on PyTorch's within float rounding plus what the two gradients'
+  // difference explains: lr * |g/(|g| + eps) - g_ref/(|g_ref| + eps)|. That is ~0 where both
+  // are well above eps with one sign, and up to 2 lr where they have opposite signs: a gradient
+  // at the rounding level of its tensor (|g| < 1e-4 max|g|), or one that a flip above moved
+  // across 0. Those sign disagreements among the clearly non-zero gradients are counted and
+  // bounded (none with the direct kernels).
   opt.step();
-  int64_t loose = 0, flipped = 0, total = 0;
+  int64_t moved = 0, disagree = 0, total = 0;
   for (size_t i = 0; i < params.size(); ++i) {
     std::vector<float> after = params[i].to_vector<float>();
     std::vector<float> want = expected("after." + names[i]).to_vector<float>();
@@ -143,21 +173,24 @@ void check_notebook_step(const GradBounds& gb = {}) {
     for (float v : g) gmax = std::max(gmax, std::fabs(v));
     for (size_t k = 0; k < after.size(); ++k) {
       const double diff = std::fabs(double(after[k]) - want[k]);
+      const double ours = grads[i][k], theirs = g[k];
+      const double explained = o.lr * std::fabs(ours / (std::fabs(ours) + o.eps) -
+                                                theirs / (std::fabs(theirs) + o.eps));
+      const double rounding = 1e-6 + 1e-6 * std::fabs(want[k]);
       ++total;
-      if (std::fabs(g[k]) > 1e-4f * gmax) {
-        ASSERT_LE(diff, 1e-6 + 1e-6 * std::fabs(want[k])) << names[i] << "[" << k << "]";
-      } else {
-        ++loose;
-        if (diff > 1e-6 + 1e-6 * std::fabs(want[k])) ++flipped;
-        ASSERT_LE(diff, 2.01e-4 + 1e-6 * std::fabs(want[k])) << names[i] << "[" << k << "]";
-      }
+      ASSERT_LE(diff, rounding + explained) << names[i] << "[" << k << "]: gradient " << ours
+                                            << ", PyTorch's " << theirs;
+      moved += diff > rounding;
+      disagree += std::fabs(theirs) > 1e-4 * gmax && (ours > 0) != (theirs > 0);
     }
   }
-  std::printf("[parity] AdamW step: %lld of %lld elements have |g| < 1e-4 max|g|; %lld of them "
-              "moved differently\n",
-              static_cast<long long>(loose), static_cast<long long>(total),
-              static_cast<long long>(flipped));
-  EXPECT_LT(flipped, total / 1000);
+  std::printf("[parity] AdamW step: %lld of %lld elements moved differently from PyTorch's by "
+              "more than rounding; %lld gradients with |g| > 1e-4 max|g| have another sign than "
+              "PyTorch's\n",
+              static_cast<long long>(moved), static_cast<long long>(total),
+              static_cast<long long>(disagree));
+  EXPECT_LE(disagree, total * gb.sign_disagreements_per_10000 / 10000);
+  EXPECT_LT(moved, total / 1000 + total * gb.sign_disagreements_per_10000 / 10000);
 }
 
 TEST(ResNetParity, NotebookModelGradientsAndOneAdamWStep) {
@@ -165,15 +198,16 @@ TEST(ResNetParity, NotebookModelGradientsAndOneAdamWStep) {
 }
 
 // The same with the CPU's 3x3 stride-1 convolutions on Winograd's F(4x4, 3x3) (fridge_train's
-// CPU default). Logits, buffers and the AdamW step keep their bounds (measured: logits 3.1e-5 of
-// scale, direct 1.5e-5; 710 weights moved differently by the step, direct 411). The gradients
-// are the same in bulk, but Winograd's rounding (1e-5 of the values instead of 1e-7) can tip a
-// discrete decision (most likely a ReLU whose input is within rounding of 0), and the gradient
-// elements behind it move by up to ~2e-3 of their tensor's scale: with one blocking of the tiles, 1 of layer2.1.bn1.bias's 128
-// elements was off by 1.8e-3 and 62 of layer2.1.conv1.weight's 147456 by more than 5e-4 (all
-// others within 2.6e-4: 63 elements of 11.7M beyond 5e-4); with another, every gradient was
-// within 8.3e-5. So here up to one element in 10000 may lie beyond 5e-4 of scale, none beyond
-// 5e-3; a wrong transform moves nearly every element by O(1) of scale.
+// CPU default); each of its transforms is checked against the float64 definition, at this
+// model's shapes too, in CpuConvPaths.WinogradMatchesTheDefinition. Logits and buffers keep
+// their bounds (measured: logits 3.1e-5 of scale with oneDNN, 4.8e-5 with OpenBLAS, direct
+// 1.5e-5). The gradients may show a flip (see GradBounds), depending on the build and the
+// thread count. Measured worst relative L2 error and clear gradients of 11.7M with another
+// sign than PyTorch's: oneDNN at 2 threads (CI) no flip, 4.1e-4 and 0; oneDNN at 1 thread and
+// OpenBLAS at 2, the head's ReLU flipped, 1.1e-2 and 10714-11389 (10 in 10000); OpenBLAS at 1,
+// a ReLU of layer3.0 flipped, 8.6e-3 and 1231. One wrong coefficient in one transform (G^T's
+// last row divided by 5 instead of 6, which only the weight gradients use) gave 0.57 and 163
+// in 10000. Bounds: 3e-2 and 40 in 10000.
 TEST(ResNetParity, NotebookModelGradientsAndOneAdamWStepWithWinograd) {
   struct Restore {
     CpuConvPath path = cpu_conv_path();
@@ -181,8 +215,8 @@ TEST(ResNetParity, NotebookModelGradientsAndOneAdamWStepWithWinograd) {
   } restore;
   set_cpu_conv_path(CpuConvPath::kWinograd);
   GradBounds gb;
-  gb.flips_allowed = true;
-  gb.flip_bound = 5e-3;
+  gb.relative_l2 = 3e-2;
+  gb.sign_disagreements_per_10000 = 40;
   check_notebook_step(gb);
 }
 
