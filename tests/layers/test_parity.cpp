@@ -15,13 +15,16 @@
 // correctness.
 //
 // Bounds. Two float32 computations of the same sum in different orders differ by about their
-// own rounding errors. The reference script therefore also runs each step in float64 and
-// saves PyTorch's float32 error against it (err64_*, same measure). Each comparison must
-// satisfy
-//   ours vs PyTorch <= max(10 * (PyTorch float32 vs float64), floor)
-// with the floor stated per layer below: 0 where the computation is exact (selections, copies,
-// a counter), otherwise a few float32 roundings. A wrong formula, index or tie rule gives
-// errors of order 1, far above every bound.
+// own rounding errors, so neither is the truth for the other. The reference script therefore
+// also runs each step in float64 from the same state (exact_*) and saves PyTorch's float32
+// error against it (err64_*, same measure). Each comparison must satisfy
+//   cudl float32 vs float64 <= max(10 * (PyTorch float32 vs float64), floor)
+// i.e. cudl's rounding error is at most 10x PyTorch's, whatever summation orders the two
+// happen to share on this machine (with the same oneDNN they often agree bit for bit; with
+// another PyTorch build or CPU they do not). The floor is stated per layer below: 0 where the
+// computation is exact (selections, copies, a counter: compared bitwise with PyTorch's float32
+// result), otherwise a few float32 roundings. A wrong formula, index or tie rule gives errors
+// of order 1, far above every bound.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -53,14 +56,18 @@ double worst_rel(const Tensor& actual, const Tensor& expected) {
   return testing::max_rel_error(actual, expected, floor_of(expected));
 }
 
+bool reference_exists(const std::string& case_name, const std::string& file) {
+  const std::string path = testing::reference_dir(case_name) + "/" + file + ".npy";
+  FILE* f = std::fopen(path.c_str(), "rb");
+  if (f) std::fclose(f);
+  return f != nullptr;
+}
+
 // PyTorch's own float32 error for this tensor (0 when the script could not measure it).
 double pytorch_error(const std::string& case_name, const std::string& file) {
-  const std::string path = testing::reference_dir(case_name) + "/err64_" + file + ".npy";
-  if (FILE* f = std::fopen(path.c_str(), "rb")) {
-    std::fclose(f);
-    return load_reference(case_name, "err64_" + file).item();
-  }
-  return 0.0;
+  return reference_exists(case_name, "err64_" + file)
+             ? load_reference(case_name, "err64_" + file).item()
+             : 0.0;
 }
 
 // Worst error per layer over all its cases, printed at the end of each test.
@@ -69,30 +76,39 @@ struct LayerReport {
   double worst = 0.0;
   explicit LayerReport(std::string l) : layer(std::move(l)) {}
   ~LayerReport() {
-    std::printf("[parity] %s: worst relative error vs PyTorch over all cases and tensors: %.3g\n",
+    std::printf("[parity] %s: worst relative error over all cases and tensors: %.3g\n",
                 layer.c_str(), worst);
     ::testing::Test::RecordProperty("worst_rel_error", std::to_string(worst));
   }
 };
 
-// Compares one tensor with PyTorch's (file `file` of the case) against
-// max(10 * PyTorch's own float32 error, floor).
+// Checks one tensor (file `file` of the case). Where the script saved the float64 result
+// (exact_<file>), cudl's error against it must be within max(10 * PyTorch's own float32 error
+// against it, floor); PyTorch's float32 result is compared too, for the record. Otherwise
+// (exact layers, and a case without a float64 rerun) the comparison is with PyTorch's float32
+// result: bitwise where `exact`.
 void compare(LayerReport& report, const std::string& case_name, const std::string& what,
              const std::string& file, const Tensor& actual, double floor_bound, bool exact) {
-  const Tensor expected = load_reference(case_name, file);
+  const Tensor pytorch = load_reference(case_name, file);
   ASSERT_TRUE(actual.defined()) << case_name << " " << what << ": undefined";
-  ASSERT_EQ(actual.shape(), expected.shape()) << case_name << " " << what;
+  ASSERT_EQ(actual.shape(), pytorch.shape()) << case_name << " " << what;
+  const bool against_exact = !exact && reference_exists(case_name, "exact_" + file);
+  const Tensor expected = against_exact ? load_reference(case_name, "exact_" + file) : pytorch;
+  ASSERT_EQ(expected.shape(), pytorch.shape()) << case_name << " " << what;
   const double rel = worst_rel(actual, expected);
+  const double vs_pytorch = against_exact ? worst_rel(actual, pytorch) : rel;
   const double own = pytorch_error(case_name, file);
   const double bound = exact ? 0.0 : std::max(10.0 * own, floor_bound);
   report.worst = std::max(report.worst, rel);
-  std::printf(
-      "[parity]   %-15s %-30s worst rel err %9.3g   (PyTorch fp32 vs fp64 %9.3g, bound %9.3g)\n",
-      case_name.c_str(), what.c_str(), rel, own, bound);
+  std::printf("[parity]   %-15s %-30s vs %s %9.3g   (PyTorch fp32 vs fp64 %9.3g, bound %9.3g; "
+              "cudl vs PyTorch fp32 %9.3g)\n",
+              case_name.c_str(), what.c_str(), against_exact ? "fp64" : "fp32", rel, own, bound,
+              vs_pytorch);
   ::testing::Test::RecordProperty(case_name + "." + what, std::to_string(rel));
   if (!(rel <= bound)) {
     ADD_FAILURE()
-        << case_name << " " << what << ": worst relative error " << rel << " > " << bound << "; "
+        << case_name << " " << what << ": worst relative error " << rel << " > " << bound << " (vs "
+        << (against_exact ? "PyTorch's float64 result" : "PyTorch's float32 result") << "); "
         << testing::all_close(actual, expected, bound * floor_of(expected), bound).message();
   }
 }
@@ -298,7 +314,7 @@ TEST(Parity, Sequential) {
   LayerReport r("Sequential");
   // conv-bn-relu-maxpool-conv-bn-relu-concatpool-flatten-bn1d-linear-relu-bn1d-linear in
   // training mode: PyTorch's names ("0.weight", "1.running_mean", ...) load directly; the
-  // rounding errors compound through the stack (PyTorch's own reach 5e-3 on "5.weight").
+  // rounding errors compound through the stack (PyTorch's own reach 1.9e-2 on "5.weight").
   auto bn1d = [](int64_t c) { return std::make_shared<BatchNorm1d>(c); };
   Sequential stack{std::make_shared<Conv2d>(3, 8, 7, conv(2, 3)),
                    std::make_shared<BatchNorm2d>(8),
@@ -314,12 +330,13 @@ TEST(Parity, Sequential) {
                    std::make_shared<ReLU>(),
                    bn1d(16),
                    std::make_shared<Linear>(16, 4)};
-  // Its output goes through two training-mode BatchNorm1d on a batch of 4, which divide by a
-  // batch standard deviation and so amplify every rounding before them: cudl's output differs
-  // from PyTorch's float32 one by 7x PyTorch's own float32 error with oneDNN's convolutions and
-  // by 12x with the im2col + OpenBLAS ones (-DCUDL_ONEDNN=OFF), both rounding (1.3e-4, 2.3e-4).
-  // The output's floor is 5e-4 for that; an error of the computation shows at 1e-2 and above.
-  run_case(r, "stack", stack, true, Bounds{5e-4, kSums, kSums, kSums});
+  // Two training-mode BatchNorm1d on a batch of 4 divide by batch standard deviations and so
+  // amplify every rounding before them, by amounts that depend on where the roundings fall:
+  // PyTorch's own float32 error on this input was a low draw (output 1.9e-5, where the worst of
+  // 16 inputs one rounding away reached 2.7e-4), against which cudl's 1.5e-4 looked 8x worse.
+  // The reference script therefore takes PyTorch's error here as the worst over those 17
+  // inputs (its `spread`); cudl's errors then lie within 0.3-1.3x of it.
+  run_case(r, "stack", stack, true, kSumBounds);
 }
 
 }  // namespace
