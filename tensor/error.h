@@ -20,6 +20,19 @@ class Error : public std::runtime_error {
   std::string message_;
 };
 
+// A failure of the GPU backend: a CUDA runtime, cuBLAS or cuDNN call that failed, or device
+// memory exhausted (out_of_memory()). Thrown by the checks of tensor/cuda/check.h and by the
+// CUDA caching allocator, so that the programs can add what to try (train/failure.h).
+class DeviceError : public Error {
+ public:
+  DeviceError(const std::string& what, const char* file, int line, bool out_of_memory)
+      : Error(what, file, line), out_of_memory_(out_of_memory) {}
+  bool out_of_memory() const { return out_of_memory_; }
+
+ private:
+  bool out_of_memory_;
+};
+
 namespace detail {
 inline void concat_into(std::ostringstream&) {}
 template <class T, class... Rest>
@@ -43,6 +56,10 @@ void log_warning(const std::string& message);
 }  // namespace cudl
 
 #define CUDL_THROW(...) throw ::cudl::Error(::cudl::str(__VA_ARGS__), __FILE__, __LINE__)
+
+// Throws cudl::DeviceError (out_of_memory: a bool).
+#define CUDL_THROW_DEVICE(out_of_memory, ...) \
+  throw ::cudl::DeviceError(::cudl::str(__VA_ARGS__), __FILE__, __LINE__, (out_of_memory))
 
 #define CUDL_CHECK(cond, ...)                                                         \
   do {                                                                                \

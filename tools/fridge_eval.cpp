@@ -5,8 +5,8 @@
 #include <filesystem>
 #include <iostream>
 
-#include "tensor/error.h"
 #include "train/evaluate.h"
+#include "train/failure.h"
 
 int main(int argc, char** argv) {
   cudl::train::EvalOptions o;
@@ -87,9 +87,7 @@ int main(int argc, char** argv) {
     }
   } catch (const std::exception& e) {
     std::fflush(stdout);
-    // cudl's own errors without their source location: the message names what is wrong.
-    const auto* ce = dynamic_cast<const cudl::Error*>(&e);
-    std::fprintf(stderr, "fridge_eval: error: %s\n", ce ? ce->message().c_str() : e.what());
+    std::fputs(cudl::train::failure_report("fridge_eval", e).c_str(), stderr);
     return 1;
   }
   return 0;

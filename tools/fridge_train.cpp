@@ -3,10 +3,11 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <sstream>
 
-#include "tensor/error.h"
+#include "train/failure.h"
 #include "train/learner.h"
 
 namespace {
@@ -35,6 +36,8 @@ struct DemoDefaults {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // A checkpoint written from now on is this run's (offered to --resume after a GPU failure).
+  const auto started = std::filesystem::file_time_type::clock::now();
   cudl::train::TrainOptions o;
   CLI::App app{
       "Fine-tunes an ImageNet ResNet to tag photos with several labels at once (multi-label), as "
@@ -164,9 +167,9 @@ int main(int argc, char** argv) {
     cudl::train::fit(o, std::cout);
   } catch (const std::exception& e) {
     std::fflush(stdout);
-    // cudl's own errors without their source location: the message names what is wrong.
-    const auto* ce = dynamic_cast<const cudl::Error*>(&e);
-    std::fprintf(stderr, "fridge_train: error: %s\n", ce ? ce->message().c_str() : e.what());
+    const std::string checkpoint = cudl::train::written_since(
+        (std::filesystem::path(o.out) / "checkpoint.h5").string(), started);
+    std::fputs(cudl::train::failure_report("fridge_train", e, checkpoint).c_str(), stderr);
     return 1;
   }
   return 0;

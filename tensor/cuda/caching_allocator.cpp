@@ -173,13 +173,14 @@ struct DevicePool {
       size_t free_b = 0, total_b = 0;
       cudaMemGetInfo(&free_b, &total_b);
       cudaGetLastError();
-      CUDL_THROW("CUDA out of memory on cuda:", device, during, ": tried to allocate ",
+      CUDL_THROW_DEVICE(true, "CUDA out of memory on cuda:", device, during, ": tried to allocate ",
                  mib(static_cast<int64_t>(size)), " MiB; cudl holds ", mib(stats.allocated_bytes),
                  " MiB in tensors (", mib(stats.reserved_bytes), " MiB reserved); the device has ",
                  mib(static_cast<int64_t>(free_b)), " MiB free of ",
                  mib(static_cast<int64_t>(total_b)), " MiB");
     }
-    CUDL_THROW("cudaMalloc(", size, ") on cuda:", device, during, " failed: ", cudaGetErrorString(err));
+    CUDL_THROW_DEVICE(false, "cudaMalloc(", size, ") on cuda:", device, during, " failed: ",
+                      cudaGetErrorString(err));
   }
 };
 

@@ -139,8 +139,8 @@ Choice<Algo> pick(const std::vector<Perf>& perf, int returned, const ConvPlan& p
       return c;
     }
   }
-  CUDL_THROW("cuDNN offers no usable ", direction, " algorithm for this conv2d (", returned,
-             " candidates, workspace limit ", limit, " bytes)");
+  CUDL_THROW_DEVICE(false, "cuDNN offers no usable ", direction, " algorithm for this conv2d (",
+                    returned, " candidates, workspace limit ", limit, " bytes)");
 }
 
 // The largest workspace among the heuristic candidates under the cap: what a benchmark needs

@@ -94,12 +94,13 @@ void CudaGraph::capture(const std::function<void()>& fn, const std::vector<Gener
     m.destroy();
     if (failure) std::rethrow_exception(failure);
     const cudaError_t e = begun != cudaSuccess ? begun : ended != cudaSuccess ? ended : made;
-    CUDL_THROW("capturing a CUDA graph on cuda:", m.device, " failed: ", cudaGetErrorName(e), ": ",
-               cudaGetErrorString(e),
-               (e == cudaErrorStreamCaptureInvalidated || e == cudaErrorStreamCaptureUnsupported
-                    ? " (the captured work waited for the device, e.g. item() or a copy to the "
-                      "host, or used another stream)"
-                    : ""));
+    CUDL_THROW_DEVICE(false, "capturing a CUDA graph on cuda:", m.device, " failed: ",
+                      cudaGetErrorName(e), ": ", cudaGetErrorString(e),
+                      (e == cudaErrorStreamCaptureInvalidated ||
+                               e == cudaErrorStreamCaptureUnsupported
+                           ? " (the captured work waited for the device, e.g. item() or a copy "
+                             "to the host, or used another stream)"
+                           : ""));
   }
   m.graph = graph;
 }

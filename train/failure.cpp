@@ -1,0 +1,36 @@
+#include "train/failure.h"
+
+#include <system_error>
+
+#include "tensor/error.h"
+
+namespace cudl::train {
+
+std::string failure_report(const std::string& program, const std::exception& e,
+                           const std::string& checkpoint) {
+  const auto* ce = dynamic_cast<const Error*>(&e);
+  std::string r = program + ": error: " + (ce ? ce->message() : std::string(e.what())) + "\n";
+  const auto* de = dynamic_cast<const DeviceError*>(&e);
+  if (!de) return r;
+  if (de->out_of_memory()) {
+    r += program +
+         ": hint: the GPU's memory ran out; a smaller --bs needs less of it, --mixed-precision "
+         "stores activations in bfloat16 (half the bytes), and --device cpu runs on the CPU\n";
+  } else {
+    r += program +
+         ": hint: this failed in the GPU backend (CUDA, cuBLAS or cuDNN); --device cpu runs the "
+         "same computation on the CPU\n";
+  }
+  if (!checkpoint.empty())
+    r += program + ": hint: --resume (with the same --out) continues from " + checkpoint +
+         ", which this run wrote after its last complete epoch\n";
+  return r;
+}
+
+std::string written_since(const std::string& path, std::filesystem::file_time_type since) {
+  std::error_code ec;
+  const auto t = std::filesystem::last_write_time(path, ec);
+  return !ec && t >= since ? path : std::string();
+}
+
+}  // namespace cudl::train

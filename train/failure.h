@@ -1,0 +1,22 @@
+// How fridge_train and fridge_eval report the error that ended them, on stderr:
+//   PROGRAM: error: MESSAGE
+// (cudl's errors without their source location: the message names what is wrong), and after a
+// failure of the GPU backend (cudl::DeviceError: CUDA, cuBLAS, cuDNN, device memory) what to
+// try instead, one "PROGRAM: hint: ..." line each.
+#pragma once
+
+#include <exception>
+#include <filesystem>
+#include <string>
+
+namespace cudl::train {
+
+// The lines to print for exception e. `checkpoint`: a checkpoint this run wrote, which
+// --resume continues from ("" when there is none).
+std::string failure_report(const std::string& program, const std::exception& e,
+                           const std::string& checkpoint = "");
+
+// `path` when that file exists and was last written at or after `since`, else "".
+std::string written_since(const std::string& path, std::filesystem::file_time_type since);
+
+}  // namespace cudl::train
