@@ -146,11 +146,14 @@ class Module : public std::enable_shared_from_this<Module> {
   // The device and dtype part of check_input (for layers with their own shape rule).
   void check_placement(const Tensor& x, const std::string& expected) const;
   // Runs an op; a cudl::Error it throws is rethrown with where() in front, so errors found
-  // deeper (e.g. a too small image for the kernel) still name the layer.
+  // deeper (e.g. a too small image for the kernel) still name the layer. A DeviceError stays
+  // one (with its out_of_memory()), so the programs still advise on GPU failures.
   template <class F>
   Tensor run_op(F&& f) const {
     try {
       return f();
+    } catch (const DeviceError& e) {
+      throw DeviceError(str(where(), ": ", e.message()), __FILE__, __LINE__, e.out_of_memory());
     } catch (const Error& e) {
       throw Error(str(where(), ": ", e.message()), __FILE__, __LINE__);
     }

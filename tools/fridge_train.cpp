@@ -37,6 +37,8 @@ struct DemoDefaults {
 
 int main(int argc, char** argv) {
   // A checkpoint written from now on is this run's (offered to --resume after a GPU failure).
+  // Its modification time decides: the writer's thread has finished (fit() waits for it) when
+  // an error reaches main.
   const auto started = std::filesystem::file_time_type::clock::now();
   cudl::train::TrainOptions o;
   CLI::App app{
@@ -167,8 +169,12 @@ int main(int argc, char** argv) {
     cudl::train::fit(o, std::cout);
   } catch (const std::exception& e) {
     std::fflush(stdout);
-    const std::string checkpoint = cudl::train::written_since(
-        (std::filesystem::path(o.out) / "checkpoint.h5").string(), started);
+    // This run's checkpoint: written during the run, or the one it resumed from.
+    const std::string path = (std::filesystem::path(o.out) / "checkpoint.h5").string();
+    std::error_code ec;
+    const std::string checkpoint = o.resume && std::filesystem::exists(path, ec)
+                                       ? path
+                                       : cudl::train::written_since(path, started);
     std::fputs(cudl::train::failure_report("fridge_train", e, checkpoint).c_str(), stderr);
     return 1;
   }

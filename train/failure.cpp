@@ -23,7 +23,7 @@ std::string failure_report(const std::string& program, const std::exception& e,
   }
   if (!checkpoint.empty())
     r += program + ": hint: --resume (with the same --out) continues from " + checkpoint +
-         ", which this run wrote after its last complete epoch\n";
+         ", the last checkpoint of this run\n";
   return r;
 }
 

@@ -11,8 +11,8 @@
 
 namespace cudl::train {
 
-// The lines to print for exception e. `checkpoint`: a checkpoint this run wrote, which
-// --resume continues from ("" when there is none).
+// The lines to print for exception e. `checkpoint`: the checkpoint this run wrote or resumed
+// from, which --resume continues from ("" when there is none).
 std::string failure_report(const std::string& program, const std::exception& e,
                            const std::string& checkpoint = "");
 

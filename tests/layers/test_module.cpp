@@ -250,6 +250,49 @@ TEST(Module, FreezeAndUnfreezeByPrefix) {
   EXPECT_EQ(net->unfreeze("layer1"), 15);
 }
 
+// A layer whose op fails: run_op puts the layer's name in front of the message and keeps the
+// kind of error, so a GPU failure (DeviceError, with out_of_memory()) stays one and the
+// programs can still advise on it (train/failure.h).
+struct FailingLayer : Module {
+  bool device_failure, out_of_memory;
+  FailingLayer(bool device, bool oom)
+      : Module("Failing"), device_failure(device), out_of_memory(oom) {}
+  Tensor forward(const Tensor&) override {
+    return run_op([&]() -> Tensor {
+      if (device_failure) CUDL_THROW_DEVICE(out_of_memory, "cudaMalloc failed");
+      CUDL_THROW("input too small");
+    });
+  }
+};
+
+TEST(Module, RunOpNamesTheLayerAndKeepsTheKindOfError) {
+  auto net = sequential({std::make_shared<ReLU>(), std::make_shared<FailingLayer>(true, true)});
+  const Tensor x = ones({2, 3});
+  try {
+    (*net)(x);
+    FAIL() << "no error";
+  } catch (const DeviceError& e) {
+    EXPECT_EQ(e.message(), "1 (Failing()): cudaMalloc failed");
+    EXPECT_TRUE(e.out_of_memory());
+  }
+  FailingLayer not_oom(true, false);
+  try {
+    not_oom(x);
+    FAIL() << "no error";
+  } catch (const DeviceError& e) {
+    EXPECT_FALSE(e.out_of_memory());
+  }
+  FailingLayer plain(false, false);
+  try {
+    plain(x);
+    FAIL() << "no error";
+  } catch (const DeviceError&) {
+    FAIL() << "a plain error became a DeviceError";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.message(), "Failing(): input too small");
+  }
+}
+
 TEST(Module, ReprMatchesPyTorch) {
   EXPECT_EQ(Conv2d(64, 64, 3, Conv2dOptions().stride(1).padding(1).bias(false)).repr(),
             "Conv2d(64, 64, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1), bias=False)");

@@ -71,7 +71,7 @@ TEST(FailureReport, OtherGpuFailuresPointToTheCpuAndTheCheckpoint) {
   EXPECT_EQ(report(p), first);
   EXPECT_EQ(report(p, "run1/checkpoint.h5"),
             first + "prog: hint: --resume (with the same --out) continues from "
-                    "run1/checkpoint.h5, which this run wrote after its last complete epoch\n");
+                    "run1/checkpoint.h5, the last checkpoint of this run\n");
 }
 
 TEST(FailureReport, OnlyACheckpointWrittenDuringTheRunIsOffered) {
