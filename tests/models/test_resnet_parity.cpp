@@ -75,6 +75,8 @@ struct GradBounds {
   int64_t sign_disagreements_per_10000 = 0;  // see the AdamW step below
 };
 
+int sign(double v) { return (v > 0) - (v < 0); }
+
 double relative_l2(const std::vector<float>& got, const std::vector<float>& ref) {
   double num = 0, den = 0;
   for (size_t k = 0; k < got.size(); ++k) {
@@ -145,19 +147,23 @@ void check_notebook_step(const GradBounds& gb = {}) {
       outside += std::fabs(double(got[k]) - ref[k]) > gb.elementwise * scale;
     elements += static_cast<int64_t>(got.size());
   }
-  std::printf("[parity] gradients of %zu parameters: worst scaled error %.3g (bound %.3g), worst "
-              "relative L2 error %.3g (bound %.3g); %lld of %lld elements beyond %.0e of their "
+  const std::string scaled_bound =
+      gb.relative_l2 > 0 ? "not checked" : str("bound ", gb.elementwise);
+  const std::string l2_bound = gb.relative_l2 > 0 ? str("bound ", gb.relative_l2) : "not checked";
+  std::printf("[parity] gradients of %zu parameters: worst scaled error %.3g (%s), worst "
+              "relative L2 error %.3g (%s); %lld of %lld elements beyond %.0e of their "
               "tensor's scale\n",
-              params.size(), worst_scaled, gb.relative_l2 > 0 ? 0.0 : gb.elementwise, worst_l2,
-              gb.relative_l2, static_cast<long long>(outside), static_cast<long long>(elements),
-              gb.elementwise);
+              params.size(), worst_scaled, scaled_bound.c_str(), worst_l2, l2_bound.c_str(),
+              static_cast<long long>(outside), static_cast<long long>(elements), gb.elementwise);
   for (const auto& [name, b] : model->named_buffers()) {
     if (b.dtype() != kFloat32) continue;
     EXPECT_LE(scaled_error(b, expected("buffer." + name)), 1e-4) << name;
   }
 
   // One AdamW step. At step 1 the update is lr * g / (|g| + eps) (bias corrections cancel), so
-  // each element must land on PyTorch's within float rounding plus what the two gradients'
+  // each element must land on PyTorch's within float rounding (2e-8 + 2.5e-7 |w|: measured at
+  // most 5.6e-8 and 1.3e-7 |w|, about one float32 rounding of w; the decoupled weight decay
+  // moves w by lr * wd * |w| = 1e-6 |w|, so leaving it out fails) plus what the two gradients'
   // difference explains: lr * |g/(|g| + eps) - g_ref/(|g_ref| + eps)|. That is ~0 where both
   // are well above eps with one sign, and up to 2 lr where they have opposite signs: a gradient
   // at the rounding level of its tensor (|g| < 1e-4 max|g|), or one that a flip above moved
@@ -176,12 +182,12 @@ void check_notebook_step(const GradBounds& gb = {}) {
       const double ours = grads[i][k], theirs = g[k];
       const double explained = o.lr * std::fabs(ours / (std::fabs(ours) + o.eps) -
                                                 theirs / (std::fabs(theirs) + o.eps));
-      const double rounding = 1e-6 + 1e-6 * std::fabs(want[k]);
+      const double rounding = 2e-8 + 2.5e-7 * std::fabs(want[k]);
       ++total;
       ASSERT_LE(diff, rounding + explained) << names[i] << "[" << k << "]: gradient " << ours
                                             << ", PyTorch's " << theirs;
       moved += diff > rounding;
-      disagree += std::fabs(theirs) > 1e-4 * gmax && (ours > 0) != (theirs > 0);
+      disagree += std::fabs(theirs) > 1e-4 * gmax && sign(ours) != sign(theirs);
     }
   }
   std::printf("[parity] AdamW step: %lld of %lld elements moved differently from PyTorch's by "
@@ -190,7 +196,6 @@ void check_notebook_step(const GradBounds& gb = {}) {
               static_cast<long long>(moved), static_cast<long long>(total),
               static_cast<long long>(disagree));
   EXPECT_LE(disagree, total * gb.sign_disagreements_per_10000 / 10000);
-  EXPECT_LT(moved, total / 1000 + total * gb.sign_disagreements_per_10000 / 10000);
 }
 
 TEST(ResNetParity, NotebookModelGradientsAndOneAdamWStep) {

@@ -83,11 +83,12 @@ def float32_and_float64(module, exact, x, g):
 
 def run(case, module, x, train=True, exact_reference=True, spread=0):
     """exact_reference=False where the float64 rerun cannot be the same computation (a
-    dropout mask drawn again). spread > 0: PyTorch's float32 error is the worst of this step's
-    and of `spread` more, from the same state on inputs that differ from x by about one
+    dropout mask drawn again). spread > 0: PyTorch's float32 error is the median of this
+    step's and of `spread` more, from the same state on inputs that differ from x by about one
     float32 rounding (x * (1 + 2^-23 r), r standard normal): where layers amplify roundings
-    (a training-mode BatchNorm on a small batch), one input's error is a draw that varies
-    up to 3x between such inputs, and the bound should not rest on a lucky draw."""
+    (a training-mode BatchNorm on a small batch), one input's error is a draw that varies by
+    more than 10x between such inputs, and the bound should rest on a typical draw rather than
+    on a lucky one."""
     save = saver(case)
     module.train(train)
     before = copy.deepcopy(module)
@@ -99,17 +100,21 @@ def run(case, module, x, train=True, exact_reference=True, spread=0):
         x, out, g = step(module, x, None)
     else:
         (x, out, g), pairs = float32_and_float64(module, exact, x, None)
-        errors = {name: worst_rel(fp32, fp64) for name, (fp32, fp64) in pairs.items()}
+        errors = {name: [worst_rel(fp32, fp64)] for name, (fp32, fp64) in pairs.items()}
         noise = torch.Generator().manual_seed(1)
         for _ in range(spread):
             near = x.detach() * (1 + 2.0 ** -23 * torch.randn(x.shape, generator=noise))
             _, more = float32_and_float64(copy.deepcopy(before), copy.deepcopy(before).double(),
                                           near, g)
             for name, (fp32, fp64) in more.items():
-                errors[name] = max(errors[name], worst_rel(fp32, fp64))
+                errors[name].append(worst_rel(fp32, fp64))
         for name, (_, fp64) in pairs.items():
             save("exact_" + name, fp64)
-            save("err64_" + name, errors[name])
+            save("err64_" + name, float(np.median(errors[name])))
+            if spread:
+                print(f"{case} {name}: PyTorch's float32 error on x {errors[name][0]:.3g}, "
+                      f"median {np.median(errors[name]):.3g}, range {min(errors[name]):.3g} "
+                      f"to {max(errors[name]):.3g} over {len(errors[name])} inputs")
     save("x", x)
     save("out", out)
     save("gout", g)
