@@ -58,21 +58,23 @@ TEST(ResNetParity, TorchvisionLogitsInEvalAndTrainMode) {
   }
 }
 
-// How far the gradients may be from PyTorch's. With the direct kernels every element of every
-// gradient is within `elementwise` of its tensor's scale (max |g|). Where the convolutions round
-// 10-100x more (Winograd), a discrete decision can flip: a ReLU (or max-pool) input within
-// rounding of 0 takes the other side, and everything that the flipped element feeds back moves.
-// Seen in this test with -DCUDL_ONEDNN=OFF: the head's Linear(1024, 512) output for one sample
-// and unit was 1.6e-5 against a scale of 6.1 (PyTorch float32); at 2 threads cudl's was on the
-// other side of 0, that unit's bias gradient moved by 4.2% of the tensor's scale and every
-// gradient of the body by 0.5-7.5% in its largest element (1.7M of 11.7M elements beyond 5e-4);
-// at 1 thread a ReLU of layer3.0 flipped instead. A flip moves one sample's path, a small part
-// of each gradient's norm, so `relative_l2` > 0 bounds each tensor's ||g - g_ref|| / ||g_ref||
-// instead of its elements.
+// How far float32 gradients may be from PyTorch's float32 ones. In this model a discrete
+// decision can tip by rounding: a ReLU (or max-pool) input within rounding of 0 takes the other
+// side, and everything that the flipped element feeds back moves. The head's Linear(1024, 512)
+// output for sample 0, unit 347 is 1.6e-5 against a scale of 6.1, and with a batch of 8 at
+// 64x64 (maps of 4x4 and 2x2 in the last stages, BatchNorm1d over 8 samples) one flip moves
+// every gradient. Measured over 8 reference inputs one float32 rounding apart (x (1 + 2^-23 r)),
+// oneDNN and OpenBLAS builds, 1 and 2 threads: the direct kernels flipped on 2 of the 8 inputs
+// and Winograd's on 12 of 24 runs; a flip gave each gradient a relative L2 error of 8.6e-3 to
+// 2.8e-2 and up to 24057 clear gradients (|g| > 1e-4 max|g|) of 11.7M with another sign than
+// PyTorch's (21 in 10000), against 1.7e-5 to 4.2e-4 and none without one. One wrong coefficient
+// in one Winograd transform (G^T's last row divided by 5 instead of 6, which only the weight
+// gradients use) gave 0.57 and 163 in 10000. So float32 runs bound each gradient's relative L2
+// error by 0.1 and the sign disagreements by 60 in 10000; the tight elementwise check of every
+// gradient is NotebookModelGradientsInFloat64, where no decision tips.
 struct GradBounds {
-  double elementwise = 5e-4;
-  double relative_l2 = 0;  // > 0: bound the relative L2 error instead of the elements
-  int64_t sign_disagreements_per_10000 = 0;  // see the AdamW step below
+  double relative_l2 = 0.1;
+  int64_t sign_disagreements_per_10000 = 60;  // see the AdamW step below
 };
 
 int sign(double v) { return (v > 0) - (v < 0); }
@@ -96,10 +98,13 @@ void check_notebook_step(const GradBounds& gb = {}) {
   load_weights_into(*model, file);
   model->train();
 
+  // Logits within 2e-4 of their scale and the loss (about 1.0) within 5e-5: over the 64 runs of
+  // GradBounds' measurement (two kernels, two builds, 8 inputs, 1 and 2 threads) the worst were
+  // 6.7e-5 and 1.3e-5 (Winograd with OpenBLAS; the direct kernels 1.5e-5 and less).
   Tensor logits = (*model)(expected("xn"));
   Tensor loss = binary_cross_entropy_with_logits(logits, expected("y"));
-  EXPECT_SCALED_NEAR(logits, expected("nb_logits"), 1e-4, "notebook logits");
-  EXPECT_NEAR(loss.item(), expected("nb_loss").item(), 1e-5);
+  EXPECT_SCALED_NEAR(logits, expected("nb_logits"), 2e-4, "notebook logits");
+  EXPECT_NEAR(loss.item(), expected("nb_loss").item(), 5e-5);
 
   AdamWOptions o;
   o.lr = 1e-4;
@@ -124,7 +129,7 @@ void check_notebook_step(const GradBounds& gb = {}) {
     if (!l.empty()) torch_names.push_back(l);
   ASSERT_EQ(names, torch_names);
   double worst_scaled = 0, worst_l2 = 0;
-  int64_t outside = 0, elements = 0;  // elements beyond gb.elementwise of their tensor's scale
+  int64_t outside = 0, elements = 0;  // elements beyond 5e-4 of their tensor's scale
   std::vector<std::vector<float>> grads(params.size());  // cudl's, for the AdamW step
   for (size_t i = 0; i < params.size(); ++i) {
     ASSERT_TRUE(params[i].grad().defined()) << names[i];
@@ -136,25 +141,18 @@ void check_notebook_step(const GradBounds& gb = {}) {
     const double l2 = relative_l2(got, ref);
     worst_scaled = std::max(worst_scaled, err);
     worst_l2 = std::max(worst_l2, l2);
-    if (gb.relative_l2 > 0) {
-      EXPECT_LE(l2, gb.relative_l2) << "gradient of " << names[i] << " (relative L2 error)";
-    } else {
-      EXPECT_LE(err, gb.elementwise) << "gradient of " << names[i];
-    }
+    EXPECT_LE(l2, gb.relative_l2) << "gradient of " << names[i] << " (relative L2 error)";
     float scale = 0;
     for (float v : ref) scale = std::max(scale, std::fabs(v));
     for (size_t k = 0; k < got.size(); ++k)
-      outside += std::fabs(double(got[k]) - ref[k]) > gb.elementwise * scale;
+      outside += std::fabs(double(got[k]) - ref[k]) > 5e-4 * scale;
     elements += static_cast<int64_t>(got.size());
   }
-  const std::string scaled_bound =
-      gb.relative_l2 > 0 ? "not checked" : str("bound ", gb.elementwise);
-  const std::string l2_bound = gb.relative_l2 > 0 ? str("bound ", gb.relative_l2) : "not checked";
-  std::printf("[parity] gradients of %zu parameters: worst scaled error %.3g (%s), worst "
-              "relative L2 error %.3g (%s); %lld of %lld elements beyond %.0e of their "
-              "tensor's scale\n",
-              params.size(), worst_scaled, scaled_bound.c_str(), worst_l2, l2_bound.c_str(),
-              static_cast<long long>(outside), static_cast<long long>(elements), gb.elementwise);
+  std::printf("[parity] gradients of %zu parameters: worst relative L2 error %.3g (bound %.3g); "
+              "worst scaled error %.3g and %lld of %lld elements beyond 5e-4 of their tensor's "
+              "scale (not bounded: see GradBounds)\n",
+              params.size(), worst_l2, gb.relative_l2, worst_scaled,
+              static_cast<long long>(outside), static_cast<long long>(elements));
   for (const auto& [name, b] : model->named_buffers()) {
     if (b.dtype() != kFloat32) continue;
     EXPECT_LE(scaled_error(b, expected("buffer." + name)), 1e-4) << name;
@@ -168,7 +166,7 @@ void check_notebook_step(const GradBounds& gb = {}) {
   // are well above eps with one sign, and up to 2 lr where they have opposite signs: a gradient
   // at the rounding level of its tensor (|g| < 1e-4 max|g|), or one that a flip above moved
   // across 0. Those sign disagreements among the clearly non-zero gradients are counted and
-  // bounded (none with the direct kernels).
+  // bounded (GradBounds).
   opt.step();
   int64_t moved = 0, disagree = 0, total = 0;
   for (size_t i = 0; i < params.size(); ++i) {
@@ -198,31 +196,55 @@ void check_notebook_step(const GradBounds& gb = {}) {
   EXPECT_LE(disagree, total * gb.sign_disagreements_per_10000 / 10000);
 }
 
+// The float32 step with the direct kernels (the library's CPU default, CpuConvPath::kAuto).
 TEST(ResNetParity, NotebookModelGradientsAndOneAdamWStep) {
   check_notebook_step();
 }
 
 // The same with the CPU's 3x3 stride-1 convolutions on Winograd's F(4x4, 3x3) (fridge_train's
 // CPU default); each of its transforms is checked against the float64 definition, at this
-// model's shapes too, in CpuConvPaths.WinogradMatchesTheDefinition. Logits and buffers keep
-// their bounds (measured: logits 3.1e-5 of scale with oneDNN, 4.8e-5 with OpenBLAS, direct
-// 1.5e-5). The gradients may show a flip (see GradBounds), depending on the build and the
-// thread count. Measured worst relative L2 error and clear gradients of 11.7M with another
-// sign than PyTorch's: oneDNN at 2 threads (CI) no flip, 4.1e-4 and 0; oneDNN at 1 thread and
-// OpenBLAS at 2, the head's ReLU flipped, 1.1e-2 and 10714-11389 (10 in 10000); OpenBLAS at 1,
-// a ReLU of layer3.0 flipped, 8.6e-3 and 1231. One wrong coefficient in one transform (G^T's
-// last row divided by 5 instead of 6, which only the weight gradients use) gave 0.57 and 163
-// in 10000. Bounds: 3e-2 and 40 in 10000.
+// model's shapes too, in CpuConvPaths.WinogradMatchesTheDefinition. Its logits and loss round
+// more than the direct kernels' (see check_notebook_step) and its gradients flip more often
+// (see GradBounds).
 TEST(ResNetParity, NotebookModelGradientsAndOneAdamWStepWithWinograd) {
   struct Restore {
     CpuConvPath path = cpu_conv_path();
     ~Restore() { set_cpu_conv_path(path); }
   } restore;
   set_cpu_conv_path(CpuConvPath::kWinograd);
-  GradBounds gb;
-  gb.relative_l2 = 3e-2;
-  gb.sign_disagreements_per_10000 = 40;
-  check_notebook_step(gb);
+  check_notebook_step();
+}
+
+// The notebook model's forward and backward in float64 from the same float32 weights: every
+// element of the logits, the loss, every gradient and the running statistics against PyTorch's
+// float64 results. No decision tips at this precision, so this is where the model's wiring is
+// checked tightly; the bounds, 1e-9 of each tensor's scale (1e-12 for the loss), are far above
+// float64 rounding through the model and far below any float32 effect.
+TEST(ResNetParity, NotebookModelGradientsInFloat64) {
+  testing::ScratchDir dir;
+  std::string file = convert(dir, "notebook.pth", "");
+  auto model = notebook_model(Arch::kResNet18, 4, nullptr, HeadDropout{0.0, 0.0});
+  load_weights_into(*model, file);
+  model->to(kFloat64);
+  model->train();
+  Tensor logits = (*model)(expected("xn").to(kFloat64));
+  Tensor loss = binary_cross_entropy_with_logits(logits, expected("y").to(kFloat64));
+  ASSERT_EQ(logits.dtype(), kFloat64);
+  EXPECT_SCALED_NEAR(logits, expected("nb_logits64"), 1e-9, "notebook logits, float64");
+  EXPECT_NEAR(loss.item(), expected("nb_loss64").item(), 1e-12);
+  loss.backward();
+  double worst = 0;
+  for (const auto& [name, p] : model->named_parameters()) {
+    ASSERT_TRUE(p.grad().defined()) << name;
+    const double err = scaled_error(p.grad(), expected("grad64." + name));
+    worst = std::max(worst, err);
+    EXPECT_LE(err, 1e-9) << "gradient of " << name;
+  }
+  std::printf("[parity] float64 gradients: worst scaled error %.3g (bound 1e-9)\n", worst);
+  for (const auto& [name, b] : model->named_buffers()) {
+    if (b.dtype() != kFloat64) continue;
+    EXPECT_LE(scaled_error(b, expected("buffer64." + name)), 1e-9) << name;
+  }
 }
 
 }  // namespace

@@ -8,9 +8,13 @@ and PyTorch 1.13 in float32 on the CPU, with a fixed seed and no download:
   training step: train-mode forward, BCE-with-logits against fixed targets, backward (every
   parameter gradient saved), the BatchNorm running statistics after the forward, and the
   parameters after one decoupled AdamW step (RECIPE.md: lr 1e-4, betas (0.9, 0.99), eps 1e-8,
-  wd 1e-2; torch.optim.AdamW is exactly p *= 1 - lr*wd, then Adam).
+  wd 1e-2; torch.optim.AdamW is exactly p *= 1 - lr*wd, then Adam);
+- the same forward and backward in float64 from the same weights (logits, loss, gradients and
+  running statistics: *64 files), where no ReLU or max-pool decision can tip by rounding.
 The head's Dropout layers are built with p = 0 here and in the C++ test: their random masks
 cannot match PyTorch's generator (dropout itself is checked in the layer tests)."""
+
+import copy
 
 import torch
 import torchvision
@@ -59,6 +63,19 @@ y = (torch.rand(8, 4) > 0.5).float()
 save("xn", xn)
 save("y", y)
 net.train()
+# The float64 step first, from a copy: the float32 forward below updates the running statistics.
+net64 = copy.deepcopy(net).double()
+logits64 = net64(xn.double())
+loss64 = nn.functional.binary_cross_entropy_with_logits(logits64, y.double())
+loss64.backward()
+save("nb_logits64", logits64)
+save("nb_loss64", loss64)
+for name, p in net64.named_parameters():
+    save("grad64." + name, p.grad)
+for name, b in net64.named_buffers():
+    if b.dtype == torch.float64:
+        save("buffer64." + name, b)
+del net64, logits64, loss64
 opt = torch.optim.AdamW(net.parameters(), lr=1e-4, betas=(0.9, 0.99), eps=1e-8, weight_decay=1e-2)
 opt.zero_grad()
 logits = net(xn)
