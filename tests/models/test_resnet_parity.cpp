@@ -58,17 +58,17 @@ TEST(ResNetParity, TorchvisionLogitsInEvalAndTrainMode) {
   }
 }
 
-// How far float32 gradients may be from PyTorch's float32 ones. In this model a discrete
-// decision can tip by rounding: a ReLU (or max-pool) input within rounding of 0 takes the other
-// side, and everything that the flipped element feeds back moves. The head's Linear(1024, 512)
-// output for sample 0, unit 347 is 1.6e-5 against a scale of 6.1, and with a batch of 8 at
-// 64x64 (maps of 4x4 and 2x2 in the last stages, BatchNorm1d over 8 samples) one flip moves
-// every gradient. Measured over 8 reference inputs one float32 rounding apart (x (1 + 2^-23 r)),
-// oneDNN and OpenBLAS builds, 1 and 2 threads: the direct kernels flipped on 2 of the 8 inputs
-// and Winograd's on 12 of 24 runs; a flip gave each gradient a relative L2 error of 8.6e-3 to
+// How far float32 gradients may be from PyTorch's float32 ones. In this model a discrete decision
+// can tip by rounding: a ReLU (or max-pool) input within rounding of 0 takes the other side, and
+// everything that the flipped element feeds back moves. The head's Linear(1024, 512) output for
+// sample 0, unit 347 is 1.6e-5 against a scale of 6.1, and with a batch of 8 at 64x64 (maps of 4x4
+// and 2x2 in the last stages, BatchNorm1d over 8 samples) one flip moves every gradient. Measured
+// over 8 reference inputs one float32 rounding apart (x (1 + 2^-23 r)), in 24 runs (oneDNN build
+// at 1 thread, OpenBLAS build at 1 and 2): the direct kernels flipped on 2 of the 8 inputs and
+// Winograd's in 18 of the 24 runs; a flip gave each gradient a relative L2 error of 8.6e-3 to
 // 2.8e-2 and up to 24057 clear gradients (|g| > 1e-4 max|g|) of 11.7M with another sign than
-// PyTorch's (21 in 10000), against 1.7e-5 to 4.2e-4 and none without one. One wrong coefficient
-// in one Winograd transform (G^T's last row divided by 5 instead of 6, which only the weight
+// PyTorch's (21 in 10000), against 1.7e-5 to 4.2e-4 and none without one. One wrong coefficient in
+// one Winograd transform (G^T's last row divided by 5 instead of 6, which only the weight
 // gradients use) gave 0.57 and 163 in 10000. So float32 runs bound each gradient's relative L2
 // error by 0.1 and the sign disagreements by 60 in 10000; the tight elementwise check of every
 // gradient is NotebookModelGradientsInFloat64, where no decision tips.
