@@ -63,7 +63,8 @@ y = (torch.rand(8, 4) > 0.5).float()
 save("xn", xn)
 save("y", y)
 net.train()
-# The float64 step first, from a copy: the float32 forward below updates the running statistics.
+# The float64 forward and backward first, from a copy: the float32 forward below updates the
+# running statistics.
 net64 = copy.deepcopy(net).double()
 logits64 = net64(xn.double())
 loss64 = nn.functional.binary_cross_entropy_with_logits(logits64, y.double())
