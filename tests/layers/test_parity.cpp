@@ -29,6 +29,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <map>
 
 #include "layers/layers.h"
@@ -57,10 +58,7 @@ double worst_rel(const Tensor& actual, const Tensor& expected) {
 }
 
 bool reference_exists(const std::string& case_name, const std::string& file) {
-  const std::string path = testing::reference_dir(case_name) + "/" + file + ".npy";
-  FILE* f = std::fopen(path.c_str(), "rb");
-  if (f) std::fclose(f);
-  return f != nullptr;
+  return std::filesystem::exists(testing::reference_dir(case_name) + "/" + file + ".npy");
 }
 
 // PyTorch's own float32 error for this tensor (0 when the script could not measure it).

@@ -72,10 +72,8 @@ TEST(ResNetParity, TorchvisionLogitsInEvalAndTrainMode) {
 // gradients use) gave 0.57 and 163 in 10000. So float32 runs bound each gradient's relative L2
 // error by 0.1 and the sign disagreements by 60 in 10000; the tight elementwise check of every
 // gradient is NotebookModelGradientsInFloat64, where no decision tips.
-struct GradBounds {
-  double relative_l2 = 0.1;
-  int64_t sign_disagreements_per_10000 = 60;  // see the AdamW step below
-};
+constexpr double kGradRelativeL2 = 0.1;
+constexpr int64_t kSignDisagreementsPer10000 = 60;  // see the AdamW step below
 
 int sign(double v) { return (v > 0) - (v < 0); }
 
@@ -91,7 +89,7 @@ double relative_l2(const std::vector<float>& got, const std::vector<float>& ref)
 
 // The notebook model's loss, gradients, running statistics and one AdamW step against PyTorch's
 // (with the CPU convolutions cpu_conv_path() selects).
-void check_notebook_step(const GradBounds& gb = {}) {
+void check_notebook_step() {
   testing::ScratchDir dir;
   std::string file = convert(dir, "notebook.pth", "");
   auto model = notebook_model(Arch::kResNet18, 4, nullptr, HeadDropout{0.0, 0.0});
@@ -99,7 +97,7 @@ void check_notebook_step(const GradBounds& gb = {}) {
   model->train();
 
   // Logits within 2e-4 of their scale and the loss (about 1.0) within 5e-5: over the 64 runs of
-  // GradBounds' measurement (two kernels x 32 runs) the worst were
+  // the measurement described above kGradRelativeL2 (two kernels x 32 runs) the worst were
   // 6.7e-5 and 1.3e-5 (Winograd with OpenBLAS; the direct kernels: 3.2e-5 and below 1e-5).
   Tensor logits = (*model)(expected("xn"));
   Tensor loss = binary_cross_entropy_with_logits(logits, expected("y"));
@@ -141,7 +139,7 @@ void check_notebook_step(const GradBounds& gb = {}) {
     const double l2 = relative_l2(got, ref);
     worst_scaled = std::max(worst_scaled, err);
     worst_l2 = std::max(worst_l2, l2);
-    EXPECT_LE(l2, gb.relative_l2) << "gradient of " << names[i] << " (relative L2 error)";
+    EXPECT_LE(l2, kGradRelativeL2) << "gradient of " << names[i] << " (relative L2 error)";
     float scale = 0;
     for (float v : ref) scale = std::max(scale, std::fabs(v));
     for (size_t k = 0; k < got.size(); ++k)
@@ -150,8 +148,8 @@ void check_notebook_step(const GradBounds& gb = {}) {
   }
   std::printf("[parity] gradients of %zu parameters: worst relative L2 error %.3g (bound %.3g); "
               "worst scaled error %.3g and %lld of %lld elements beyond 5e-4 of their tensor's "
-              "scale (not bounded: see GradBounds)\n",
-              params.size(), worst_l2, gb.relative_l2, worst_scaled,
+              "scale (not bounded: see kGradRelativeL2)\n",
+              params.size(), worst_l2, kGradRelativeL2, worst_scaled,
               static_cast<long long>(outside), static_cast<long long>(elements));
   for (const auto& [name, b] : model->named_buffers()) {
     if (b.dtype() != kFloat32) continue;
@@ -166,7 +164,7 @@ void check_notebook_step(const GradBounds& gb = {}) {
   // are well above eps with one sign, and up to 2 lr where they have opposite signs: a gradient
   // at the rounding level of its tensor (|g| < 1e-4 max|g|), or one that a flip above moved
   // across 0. Those sign disagreements among the clearly non-zero gradients are counted and
-  // bounded (GradBounds).
+  // bounded (kSignDisagreementsPer10000).
   opt.step();
   int64_t moved = 0, disagree = 0, total = 0;
   for (size_t i = 0; i < params.size(); ++i) {
@@ -193,7 +191,7 @@ void check_notebook_step(const GradBounds& gb = {}) {
               "PyTorch's\n",
               static_cast<long long>(moved), static_cast<long long>(total),
               static_cast<long long>(disagree));
-  EXPECT_LE(disagree, total * gb.sign_disagreements_per_10000 / 10000);
+  EXPECT_LE(disagree, total * kSignDisagreementsPer10000 / 10000);
 }
 
 // The float32 step with the direct kernels (the library's CPU default, CpuConvPath::kAuto).
@@ -205,7 +203,7 @@ TEST(ResNetParity, NotebookModelGradientsAndOneAdamWStep) {
 // CPU default); each of its transforms is checked against the float64 definition, at this
 // model's shapes too, in CpuConvPaths.WinogradMatchesTheDefinition. Its logits and loss round
 // more than the direct kernels' (see check_notebook_step) and its gradients flip more often
-// (see GradBounds).
+// (see kGradRelativeL2).
 TEST(ResNetParity, NotebookModelGradientsAndOneAdamWStepWithWinograd) {
   struct Restore {
     CpuConvPath path = cpu_conv_path();
