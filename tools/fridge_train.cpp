@@ -3,7 +3,6 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cstdio>
-#include <filesystem>
 #include <iostream>
 #include <sstream>
 
@@ -36,10 +35,6 @@ struct DemoDefaults {
 }  // namespace
 
 int main(int argc, char** argv) {
-  // A checkpoint written from now on is this run's (offered to --resume after a GPU failure).
-  // Its modification time decides: the writer's thread has finished (fit() waits for it) when
-  // an error reaches main.
-  const auto started = std::filesystem::file_time_type::clock::now();
   cudl::train::TrainOptions o;
   CLI::App app{
       "Fine-tunes an ImageNet ResNet to tag photos with several labels at once (multi-label), as "
@@ -165,16 +160,11 @@ int main(int argc, char** argv) {
     if (demo_height->count() == 0) o.demo_height = std::max(demo.image_height, (4 * o.size + 2) / 3);
     if (augment->count() == 0) o.augment = demo.augment;
   }
+  std::string checkpoint;  // this run's, offered to --resume after a GPU failure
   try {
-    cudl::train::fit(o, std::cout);
+    cudl::train::fit(o, std::cout, &checkpoint);
   } catch (const std::exception& e) {
     std::fflush(stdout);
-    // This run's checkpoint: written during the run, or the one it resumed from.
-    const std::string path = (std::filesystem::path(o.out) / "checkpoint.h5").string();
-    std::error_code ec;
-    const std::string checkpoint = o.resume && std::filesystem::exists(path, ec)
-                                       ? path
-                                       : cudl::train::written_since(path, started);
     std::fputs(cudl::train::failure_report("fridge_train", e, checkpoint).c_str(), stderr);
     return 1;
   }

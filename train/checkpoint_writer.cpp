@@ -38,6 +38,7 @@ void CheckpointWriter::run() {
     }
     try {
       save_checkpoint(job->path, job->checkpoint);
+      if (on_written_) on_written_(job->path);
       std::lock_guard<std::mutex> lock(mutex_);
       ++written_;
     } catch (...) {

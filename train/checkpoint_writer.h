@@ -10,15 +10,18 @@
 // are always a complete, recent epoch, in order. Each write is atomic: a process killed during
 // one leaves the previous checkpoint intact. A failed write is reported by the next submit() or
 // by wait(), which blocks until the last submitted checkpoint is on disk; the destructor waits
-// too and only logs.
+// too and only logs. on_written, when given, is called on the writing thread with the path of
+// each checkpoint once it is on disk.
 #pragma once
 
 #include <condition_variable>
 #include <exception>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
+#include <utility>
 
 #include "models/weights_io.h"
 
@@ -26,7 +29,8 @@ namespace cudl::train {
 
 class CheckpointWriter {
  public:
-  CheckpointWriter() = default;
+  using OnWritten = std::function<void(const std::string& path)>;
+  explicit CheckpointWriter(OnWritten on_written = {}) : on_written_(std::move(on_written)) {}
   ~CheckpointWriter();
   CheckpointWriter(const CheckpointWriter&) = delete;
   CheckpointWriter& operator=(const CheckpointWriter&) = delete;
@@ -43,6 +47,7 @@ class CheckpointWriter {
   };
   void run();  // the writing thread: the pending jobs, one after another
 
+  OnWritten on_written_;
   mutable std::mutex mutex_;
   std::condition_variable idle_;
   std::unique_ptr<Job> pending_;

@@ -1,7 +1,5 @@
 #include "train/failure.h"
 
-#include <system_error>
-
 #include "tensor/error.h"
 
 namespace cudl::train {
@@ -25,12 +23,6 @@ std::string failure_report(const std::string& program, const std::exception& e,
     r += program + ": hint: --resume (with the same --out) continues from " + checkpoint +
          ", the last checkpoint of this run\n";
   return r;
-}
-
-std::string written_since(const std::string& path, std::filesystem::file_time_type since) {
-  std::error_code ec;
-  const auto t = std::filesystem::last_write_time(path, ec);
-  return !ec && t >= since ? path : std::string();
 }
 
 }  // namespace cudl::train

@@ -6,7 +6,6 @@
 #pragma once
 
 #include <exception>
-#include <filesystem>
 #include <string>
 
 namespace cudl::train {
@@ -15,8 +14,5 @@ namespace cudl::train {
 // from, which --resume continues from ("" when there is none).
 std::string failure_report(const std::string& program, const std::exception& e,
                            const std::string& checkpoint = "");
-
-// `path` when that file exists and was last written at or after `since`, else "".
-std::string written_since(const std::string& path, std::filesystem::file_time_type since);
 
 }  // namespace cudl::train

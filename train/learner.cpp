@@ -128,7 +128,16 @@ struct EpochPass {
 
 class Run {
  public:
-  Run(const TrainOptions& o, std::ostream& log) : o_(o), log_(log), gen_(o.init_seed), bar_(o.progress && stderr_is_terminal()) {}
+  // *checkpoint (when given): the checkpoint this run resumed from, then each one it wrote.
+  Run(const TrainOptions& o, std::ostream& log, std::string* checkpoint)
+      : o_(o),
+        log_(log),
+        gen_(o.init_seed),
+        bar_(o.progress && stderr_is_terminal()),
+        checkpoint_(checkpoint),
+        checkpoints_([checkpoint](const std::string& path) {
+          if (checkpoint) *checkpoint = path;  // on the writer's thread; read after it is joined
+        }) {}
 
   TrainResult go();
 
@@ -160,6 +169,7 @@ class Run {
   std::shared_ptr<Sequential> model_;
   std::unique_ptr<AdamW> opt_;
   std::unique_ptr<TrainStep> step_;
+  std::string* checkpoint_;       // fit()'s record of this run's checkpoint, or null
   CheckpointWriter checkpoints_;  // declared after what it snapshots; joined in go() and on exit
   bool step_mode_logged_ = false;
   std::unique_ptr<Schedule> schedule_;
@@ -449,6 +459,7 @@ void Run::resume_or_start() {
   iteration_ = start_epoch_ * train_dl_->num_batches();
   if (!history_.empty()) smooth_.restore(history_.back().train_loss, iteration_);
   log_ << "Resuming after epoch " << start_epoch_ << " of " << o_.epochs << " from " << path << "\n";
+  if (checkpoint_) *checkpoint_ = path;  // before the writer's thread first starts
 }
 
 EpochPass Run::train_epoch(int64_t epoch) {
@@ -708,11 +719,12 @@ TrainResult Run::go() {
 
 }  // namespace
 
-TrainResult fit(const TrainOptions& options, std::ostream& log) {
+TrainResult fit(const TrainOptions& options, std::ostream& log, std::string* checkpoint) {
   CUDL_CHECK(options.epochs >= 1, "epochs must be at least 1, got ", options.epochs);
   CUDL_CHECK(options.bs >= 2, "the batch size must be at least 2 (BatchNorm needs two samples in "
                               "training), got ", options.bs);
-  Run run(options, log);
+  if (checkpoint) checkpoint->clear();
+  Run run(options, log, checkpoint);
   return run.go();
 }
 

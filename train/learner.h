@@ -91,7 +91,10 @@ struct TrainResult {
   std::string out_dir;
 };
 
-TrainResult fit(const TrainOptions& options, std::ostream& log);
+// checkpoint, when given: set to this run's checkpoint, the last one it wrote or else the one it
+// resumed from ("" when neither), also when fit() throws (its checkpoint writer has finished by
+// then). fridge_train offers it to --resume after a GPU failure.
+TrainResult fit(const TrainOptions& options, std::ostream& log, std::string* checkpoint = nullptr);
 
 // The demo defaults, for the documentation and the tool: what fit() trains on without data.
 std::string demo_description();

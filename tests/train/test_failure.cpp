@@ -1,13 +1,19 @@
-// train/failure.h: what fridge_train and fridge_eval print for the error that ended them.
+// train/failure.h: what fridge_train and fridge_eval print for the error that ended them, and
+// fit()'s record of the checkpoint they offer to --resume.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <chrono>
-#include <fstream>
+#include <filesystem>
+#include <sstream>
 #include <stdexcept>
 
+#include "models/weights_io.h"
 #include "tensor/error.h"
 #include "tests/models/weights_test_util.h"
 #include "train/failure.h"
+#include "train/learner.h"
 
 namespace cudl::train {
 namespace {
@@ -74,16 +80,82 @@ TEST(FailureReport, OtherGpuFailuresPointToTheCpuAndTheCheckpoint) {
                     "run1/checkpoint.h5, the last checkpoint of this run\n");
 }
 
-TEST(FailureReport, OnlyACheckpointWrittenDuringTheRunIsOffered) {
+// fit()'s record of the run's checkpoint, which fridge_train offers to --resume after a GPU
+// failure: the one this run wrote last, else the one it resumed from; never an earlier run's.
+// The runs fail where they write history.csv (its temporary file's name is taken by a folder):
+// after an epoch, before that epoch's checkpoint.
+TrainOptions tiny_run(const std::string& out) {
+  TrainOptions o;
+  o.out = out;
+  o.demo_images = 20;
+  o.demo_height = 48;
+  o.size = 32;
+  o.bs = 8;
+  o.epochs = 1;
+  o.device = "cpu";
+  o.threads = 1;
+  o.workers = 0;
+  o.progress = false;
+  return o;
+}
+
+void block_history_writes(const std::string& out) {
+  std::filesystem::create_directories(out + "/history.csv.tmp." + std::to_string(::getpid()));
+}
+
+TEST(FitRecord, IsTheCheckpointTheRunWrote) {
   testing::ScratchDir dir;
-  const std::string path = dir / "checkpoint.h5";
-  const auto before = std::filesystem::file_time_type::clock::now() - std::chrono::seconds(1);
-  EXPECT_EQ(written_since(path, before), "");  // none yet
-  std::ofstream(path) << "x";
-  EXPECT_EQ(written_since(path, before), path);
-  // One left by an earlier run (written before this one started) is not this run's.
-  const auto later = std::filesystem::last_write_time(path) + std::chrono::seconds(1);
-  EXPECT_EQ(written_since(path, later), "");
+  const std::string out = dir / "run";
+  std::ostringstream log;
+  std::string checkpoint = "stale";
+  fit(tiny_run(out), log, &checkpoint);
+  EXPECT_EQ(checkpoint, out + "/checkpoint.h5");
+}
+
+TEST(FitRecord, IsNotAnEarlierRunsCheckpoint) {
+  testing::ScratchDir dir;
+  const std::string out = dir / "run";
+  std::ostringstream log;
+  fit(tiny_run(out), log);
+  // Even with a modification time after this run's start (a clock set back since, or another
+  // machine's clock on a network file system): not written by this run, so not offered.
+  const std::string path = out + "/checkpoint.h5";
+  std::filesystem::last_write_time(
+      path, std::filesystem::file_time_type::clock::now() + std::chrono::hours(1));
+  block_history_writes(out);
+  std::string checkpoint = "stale";
+  EXPECT_THROW(fit(tiny_run(out), log, &checkpoint), Error);
+  EXPECT_EQ(checkpoint, "");
+}
+
+TEST(FitRecord, IsTheCheckpointTheRunResumedFrom) {
+  testing::ScratchDir dir;
+  const std::string out = dir / "run";
+  std::ostringstream log;
+  fit(tiny_run(out), log);
+  block_history_writes(out);
+  TrainOptions o = tiny_run(out);
+  o.resume = true;
+  o.epochs = 2;
+  std::string checkpoint;
+  EXPECT_THROW(fit(o, log, &checkpoint), Error);  // after epoch 2, before its checkpoint
+  EXPECT_NE(log.str().find("Resuming after epoch 1 of 2"), std::string::npos) << log.str();
+  EXPECT_EQ(checkpoint, out + "/checkpoint.h5");
+}
+
+TEST(FitRecord, IsTheLastCheckpointWrittenBeforeAFailure) {
+  testing::ScratchDir dir;
+  const std::string out = dir / "run";
+  std::ostringstream log;
+  TrainOptions o = tiny_run(out);
+  o.epochs = 3;
+  // The report's temporary file is written last, after the final epoch's checkpoint was
+  // submitted: the failure comes while that write may still be running.
+  std::filesystem::create_directories(out + "/report.html.tmp." + std::to_string(::getpid()));
+  std::string checkpoint;
+  EXPECT_THROW(fit(o, log, &checkpoint), Error);
+  EXPECT_EQ(checkpoint, out + "/checkpoint.h5");
+  EXPECT_EQ(load_checkpoint(checkpoint).epoch, 3);
 }
 
 }  // namespace
