@@ -20,6 +20,8 @@
 // rtol 1e-12.
 #include <gtest/gtest.h>
 
+#include <cfloat>
+
 #include <filesystem>
 
 #include "optim/optim.h"
@@ -159,6 +161,12 @@ TEST(Parity, Sgd) {
   }
 }
 
+// Each value is end + (start - end) / 2 (cos(pi pct) + 1). The reference's cos is NumPy's, which
+// on CPUs with AVX-512 is its own vectorised one: it differs from the C library's by up to a few
+// units in the last place (measured 3 ulp near pct = 1 on an AVX-512 machine, 0 on AVX2 ones).
+// Where a phase ends, cos(pi pct) + 1 is small and those ulps are a large part of it: lr may
+// differ by 4 ulp of cos (4 DBL_EPSILON) times (start - end) / 2 <= lr_max / 2 besides a
+// relative 1e-12 (measured: 3.3e-19 at lr 7e-8, against an allowance of 1.3e-18 there).
 TEST(Parity, OneCycleMatchesFastaiStepping) {
   for (int n : {60, 3, 10, 1000}) {
     const std::string p = "onecycle_" + std::to_string(n);
@@ -169,7 +177,8 @@ TEST(Parity, OneCycleMatchesFastaiStepping) {
     const std::vector<double> lr = reference(p + "_lr").to_vector<double>(), mom = reference(p + "_mom").to_vector<double>();
     ASSERT_EQ(lr.size(), static_cast<size_t>(n));
     for (int i = 0; i < n; ++i) {
-      EXPECT_NEAR(s.lr(i), lr[i], 1e-12 * lr[i]) << p << " iteration " << i;
+      EXPECT_NEAR(s.lr(i), lr[i], 1e-12 * lr[i] + 2 * DBL_EPSILON * cfg[1])
+          << p << " iteration " << i;
       EXPECT_NEAR(*s.momentum(i), mom[i], 1e-12) << p << " iteration " << i;
     }
   }
