@@ -26,6 +26,11 @@
 #   BUDGET         seconds this script may take in all (default 540, to end with its summary
 #                  within a 600 s command): a step that would start with less than 20 s left is
 #                  skipped and said; every step's own limit is cut to what is left
+#   ARCHIVE        a .tar.gz file that holds RESULTS_DIR as it stands, written again after the
+#                  build and after every step: one small file to copy off the machine, even when
+#                  the script is stopped. Left out of it: the recipe's images, its model and
+#                  checkpoint files (*.h5, *.pth) and its HTML reports (about 200 MB a recipe);
+#                  the summaries, logs, tables, JSON, profiles and metrics of every step stay.
 # Each step runs under a time limit (a test 240 s unless it sets its own, all tests 420 s, a
 # train_step table 200 s a round, a recipe pair, a profile, the matmul table, the allocation
 # trace 120 s each): a hung run is stopped, said in summary.txt, and the next one starts.
@@ -39,6 +44,13 @@ out=${1:-bench/results/gpu-$(date -u +%Y%m%d-%H%M%S)}
 build=${BUILD_DIR:-build-gpu}
 mkdir -p "$out"
 log() { echo "gpu_check: $*" | tee -a "$out/summary.txt"; }
+pack() {  # RESULTS_DIR into ARCHIVE, replaced whole (a stopped tar leaves the last one)
+  [ -n "${ARCHIVE:-}" ] || return 0
+  tar -C "$(dirname "$out")" --exclude='*/data/images' --exclude='*.h5' --exclude='*.pth' \
+    --exclude='*.html' --exclude='alloc_trace_*.txt' -czf "$ARCHIVE.part" "$(basename "$out")" &&
+    mv -f "$ARCHIVE.part" "$ARCHIVE"
+}
+trap pack EXIT
 
 if ! command -v nvidia-smi >/dev/null || ! nvidia-smi -L >/dev/null 2>&1; then
   log "no GPU found (nvidia-smi -L failed): nothing to check"
@@ -133,6 +145,7 @@ if [ $status -ne 0 ]; then
   log "build failed (see $out/build.log)"
   exit 1
 fi
+pack
 
 stages=",${STAGES:-tests,bench},"
 rounds=${ROUNDS:-1}
@@ -160,13 +173,16 @@ limited() {
       log "$name FAILED (exit $rc)"
     fi
   fi
+  pack
   return 0
 }
 
 if [[ $stages == *,tests,* ]]; then
   s0=$status
   status=0
-  limited 420 tests "$out/ctest.log" env CUDL_REQUIRE_CUDA=1 \
+  # Two CPU threads per test, as on the 2-core machines the suite is made for: with one test per
+  # core, tests that each start a thread per core would share every core many times over.
+  limited 420 tests "$out/ctest.log" env CUDL_REQUIRE_CUDA=1 OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}" \
     ctest --test-dir "$build" -j "$(nproc)" --timeout 240 --output-on-failure
   tail -n 30 "$out/ctest.log"
   [ $status -ne 0 ] && log "failed tests (see $out/ctest.log):" &&
