@@ -216,6 +216,32 @@ struct Block {
     (out)[5 * (s)] = 4 * (d1) - 5 * (d3) + (d5);            \
   } while (0)
 
+// dst[(j % 4) * wq + j / 4] = row[x0 + j] for j in [lo, hi) and 0 elsewhere in [0, n_cols): one
+// input row split by column modulo 4 (input_tiles). Whole groups of 4 go four phases at a time
+// (strided loads the compiler vectorises); no pointer outside the row is formed.
+CUDL_WINOGRAD_CLONES
+void split_phases(const float* row, int64_t x0, int64_t lo, int64_t hi, int64_t n_cols,
+                  int64_t wq, float* dst) {
+  int64_t j = 0;
+  for (; j < lo; ++j) dst[(j & 3) * wq + (j >> 2)] = 0.0f;
+  for (; j < hi && (j & 3) != 0; ++j) dst[(j & 3) * wq + (j >> 2)] = row[x0 + j];
+  const int64_t q0 = j >> 2, groups = std::max<int64_t>(hi / 4 - q0, 0);
+  if (groups > 0) {
+    const float* r = row + x0 + 4 * q0;
+    float *d0 = dst + q0, *d1 = d0 + wq, *d2 = d1 + wq, *d3 = d2 + wq;
+#pragma omp simd
+    for (int64_t q = 0; q < groups; ++q) {
+      d0[q] = r[4 * q];
+      d1[q] = r[4 * q + 1];
+      d2[q] = r[4 * q + 2];
+      d3[q] = r[4 * q + 3];
+    }
+    j += 4 * groups;
+  }
+  for (; j < hi; ++j) dst[(j & 3) * wq + (j >> 2)] = row[x0 + j];
+  for (; j < n_cols; ++j) dst[(j & 3) * wq + (j >> 2)] = 0.0f;
+}
+
 // V[xi][c][col] = (B^T d B)[xi] of the block's tiles, for channels [c0, c1) of x. Per segment
 // and channel: the 6 input rows its windows read, zero-padded and split by column modulo 4
 // (phase), are combined by B^T across their whole width at once; then window q's 6 columns are
@@ -241,10 +267,12 @@ void input_tiles(const Problem& p, const float* x, const Block& b, int64_t c0, i
       for (int r = 0; r < 6; ++r) {
         const int64_t yy = 4 * s.ty - p.ph + r;
         float* dst = in + r * 4 * wq;
-        for (int64_t j = 0; j < n_cols; ++j) dst[(j & 3) * wq + (j >> 2)] = 0.0f;
-        if (yy < 0 || yy >= p.h) continue;
-        const float* row = src + yy * p.w;  // columns x0 + j for j in [lo, hi)
-        for (int64_t j = lo; j < hi; ++j) dst[(j & 3) * wq + (j >> 2)] = row[x0 + j];
+        if (yy < 0 || yy >= p.h) {
+          for (int phase = 0; phase < 4; ++phase)
+            std::fill(dst + phase * wq, dst + phase * wq + n_q, 0.0f);
+        } else {
+          split_phases(src + yy * p.w, x0, lo, hi, n_cols, wq, dst);
+        }
       }
       for (int phase = 0; phase < 4; ++phase) {
         const float* d = in + phase * wq;
@@ -339,8 +367,13 @@ void output_tiles(const Problem& p, const float* m, const Block& b, const float*
         for (int i = 0; i < 4; ++i) {
           const int64_t oy = 4 * s.ty + i;
           if (oy >= p.oh) break;
-          for (int l = 0; l < kLanes; ++l)
-            for (int j = 0; j < 4; ++j) row[4 * l + j] = out[i * 4 + j][l];
+#pragma omp simd
+          for (int l = 0; l < kLanes; ++l) {  // the 4 columns of each tile side by side
+            row[4 * l] = out[i * 4][l];
+            row[4 * l + 1] = out[i * 4 + 1][l];
+            row[4 * l + 2] = out[i * 4 + 2][l];
+            row[4 * l + 3] = out[i * 4 + 3][l];
+          }
           std::copy(row, row + n_out, plane + oy * p.ow + ox);
         }
       }
@@ -369,8 +402,13 @@ void output_grad_tiles(const Problem& p, const float* dy, const Block& b, int64_
           const int64_t n = oy < p.oh ? n_in : 0;
           if (n > 0) std::copy(plane + oy * p.ow + ox, plane + oy * p.ow + ox + n, row);
           std::fill(row + n, row + 4 * kLanes, 0.0f);
-          for (int l = 0; l < kLanes; ++l)
-            for (int j = 0; j < 4; ++j) d[i * 4 + j][l] = row[4 * l + j];
+#pragma omp simd
+          for (int l = 0; l < kLanes; ++l) {  // column j of each tile into d[i * 4 + j]
+            d[i * 4][l] = row[4 * l];
+            d[i * 4 + 1][l] = row[4 * l + 1];
+            d[i * 4 + 2][l] = row[4 * l + 2];
+            d[i * 4 + 3][l] = row[4 * l + 3];
+          }
         }
         for (int k = 0; k < 4; ++k) {  // A d, column k
 #pragma omp simd
@@ -384,8 +422,11 @@ void output_grad_tiles(const Problem& p, const float* dy, const Block& b, int64_
                             &out[r * 6][l], kLanes);
         }
         float* dst = m + o * b.cols + s.col + g;
-        for (int xi = 0; xi < 36; ++xi)
-          for (int64_t l = 0; l < lanes; ++l) dst[xi * ldm + l] = out[xi][l];
+        if (lanes == kLanes) {
+          for (int xi = 0; xi < 36; ++xi) std::copy(out[xi], out[xi] + kLanes, dst + xi * ldm);
+        } else {
+          for (int xi = 0; xi < 36; ++xi) std::copy(out[xi], out[xi] + lanes, dst + xi * ldm);
+        }
       }
     }
     for (int xi = 0; xi < 36; ++xi)  // the columns past the tiles
