@@ -315,8 +315,8 @@ TEST(CpuConvPaths, WinogradIsAnOption) {
   EXPECT_FALSE(all_close(a.dw, dw, 0.0, 0.0));
   if (!onednn_version().empty()) {
     // kAuto runs oneDNN's kernels where oneDNN has a JIT-compiled one for the shape on this CPU
-    // (every direction here on AVX2 and AVX-512 machines; on one without AVX2 the weight
-    // gradient's is not, and kAuto's im2col computes it): those directions equal kOneDnn's.
+    // (every direction here on AVX2 and AVX-512 machines; without AVX2 the gradients' are not,
+    // and kAuto's im2col computes them): those directions equal kOneDnn's.
     Tensor y1 = zeros(y.shape()), dx1 = zeros(dx.shape()), dw1 = zeros(dw.shape());
     const bool y_jit = cpu::onednn::conv2d_forward(g, x32.data<float>(), w32.data<float>(),
                                                    nullptr, y1.data<float>(), true);
@@ -324,9 +324,14 @@ TEST(CpuConvPaths, WinogradIsAnOption) {
         g, x32.data<float>(), w32.data<float>(), dy32.data<float>(), dx1.data<float>(),
         dw1.data<float>(), true);
     const ConvResult direct = run(CpuConvPath::kOneDnn);
-    EXPECT_EQ(all_close(a.y, direct.y, 0.0, 0.0), y_jit);
-    EXPECT_EQ(all_close(a.dx, direct.dx, 0.0, 0.0), jit.dx);
-    EXPECT_EQ(all_close(a.dw, direct.dw, 0.0, 0.0), jit.dw);
+    EXPECT_TRUE(y_jit);  // oneDNN's forward kernels are JIT-compiled from SSE4.1 on
+    EXPECT_TRUE(all_close(a.y, direct.y, 0.0, 0.0));
+    if (jit.dx) {
+      EXPECT_TRUE(all_close(a.dx, direct.dx, 0.0, 0.0));
+    }
+    if (jit.dw) {
+      EXPECT_TRUE(all_close(a.dw, direct.dw, 0.0, 0.0));
+    }
   }
 }
 
