@@ -15,7 +15,9 @@
 #   STAGES         what to run after the build, comma-separated (default tests,bench):
 #                  (results go to RESULTS_DIR as they finish: give a folder that survives a
 #                  time limit, e.g. the one a remote run sends back)
-#                  tests  every test with CUDL_REQUIRE_CUDA=1
+#                  tests  every test with CUDL_REQUIRE_CUDA=1; when CUDA tests fail, up to three
+#                         of them again under compute-sanitizer's memcheck, where the machine
+#                         has it (scripts/ctest_run.py), after the benchmarks
 #                  bench  matmul, train_step at 16x300 and 256x224 in float32 and in bf16
 #                         mixed precision, and in bf16 channels-last (cudl with a CUDA graph
 #                         and eager, PyTorch eager and with a CUDA graph), per-op GPU profiles of both (bench/profile.sh) and
@@ -33,7 +35,8 @@
 #                  the summaries, logs, tables, JSON, profiles and metrics of every step stay.
 # Each step runs under a time limit (a test 240 s unless it sets its own, all tests 420 s, a
 # train_step table 200 s a round, a recipe pair, a profile, the matmul table, the allocation
-# trace 120 s each): a hung run is stopped, said in summary.txt, and the next one starts.
+# trace, a memcheck run 120 s each): a hung run is stopped, said in summary.txt, and the next one
+# starts.
 # Exit status: 0 only when a GPU was found, every test passed and none was skipped.
 set -uo pipefail
 start=$SECONDS
@@ -249,6 +252,25 @@ if [[ $stages == *,bench,* ]]; then
   fi
   [ -f "$out/alloc_replay.txt" ] && tee -a "$out/summary.txt" < "$out/alloc_replay.txt"
   xz -f "$out/alloc_trace_256x224.txt" 2>/dev/null || true
+fi
+# Up to three failed CUDA tests again under compute-sanitizer's memcheck, where the machine has
+# it: for a kernel that reads or writes out of bounds, which kernel and which launch. Last, so
+# that a failing test costs the benchmarks none of their time.
+if [[ $stages == *,tests,* ]] && [ -f "$out/ctest.log" ]; then
+  mapfile -t failed < <(sed -n '/The following tests FAILED:/,$p' "$out/ctest.log" |
+    sed -nE 's/^\s*[0-9]+ - (\S*[Cc]uda\S*) \(.*/\1/p' | head -n 3)
+  if [ ${#failed[@]} -gt 0 ]; then
+    sanitizer=$(command -v compute-sanitizer || ls "$cuda_home/bin/compute-sanitizer" 2>/dev/null || true)
+    if [ -z "$sanitizer" ]; then
+      log "memcheck: no compute-sanitizer on this machine"
+    else
+      for name in "${failed[@]}"; do
+        limited 120 "memcheck $name" "$out/memcheck_$name.log" env CUDL_REQUIRE_CUDA=1 \
+          "$py" scripts/ctest_run.py "$build" "$name" "$sanitizer" --tool memcheck
+        log "memcheck $name: $(grep -m 1 'ERROR SUMMARY' "$out/memcheck_$name.log" 2>/dev/null)"
+      done
+    fi
+  fi
 fi
 [ $status -eq 0 ] && log "OK" || log "FAILED"
 exit $status
