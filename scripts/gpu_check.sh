@@ -41,6 +41,7 @@
 set -uo pipefail
 start=$SECONDS
 budget=${BUDGET:-540}
+[ -n "${ARCHIVE:-}" ] && ARCHIVE=$(realpath -m "$ARCHIVE")  # before the cd: the caller's folder
 cd "$(dirname "$0")/.."
 root=$(pwd)
 out=${1:-bench/results/gpu-$(date -u +%Y%m%d-%H%M%S)}
