@@ -437,6 +437,7 @@ void Run::resume_or_start() {
     return;
   }
   Checkpoint c = load_checkpoint(path);
+  if (checkpoint_) *checkpoint_ = path;  // before the writer's thread first starts
   CUDL_CHECK(c.meta.architecture && *c.meta.architecture == "fastai_" + o_.arch, path,
              ": the checkpoint is for ", c.meta.architecture.value_or("an unknown architecture"),
              ", not fastai_", o_.arch);
@@ -459,7 +460,6 @@ void Run::resume_or_start() {
   iteration_ = start_epoch_ * train_dl_->num_batches();
   if (!history_.empty()) smooth_.restore(history_.back().train_loss, iteration_);
   log_ << "Resuming after epoch " << start_epoch_ << " of " << o_.epochs << " from " << path << "\n";
-  if (checkpoint_) *checkpoint_ = path;  // before the writer's thread first starts
 }
 
 EpochPass Run::train_epoch(int64_t epoch) {
@@ -720,10 +720,10 @@ TrainResult Run::go() {
 }  // namespace
 
 TrainResult fit(const TrainOptions& options, std::ostream& log, std::string* checkpoint) {
+  if (checkpoint) checkpoint->clear();
   CUDL_CHECK(options.epochs >= 1, "epochs must be at least 1, got ", options.epochs);
   CUDL_CHECK(options.bs >= 2, "the batch size must be at least 2 (BatchNorm needs two samples in "
                               "training), got ", options.bs);
-  if (checkpoint) checkpoint->clear();
   Run run(options, log, checkpoint);
   return run.go();
 }

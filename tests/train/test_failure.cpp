@@ -143,6 +143,18 @@ TEST(FitRecord, IsTheCheckpointTheRunResumedFrom) {
   EXPECT_EQ(checkpoint, out + "/checkpoint.h5");
 }
 
+TEST(FitRecord, IsNotACheckpointThatFailedToBeWritten) {
+  testing::ScratchDir dir;
+  const std::string out = dir / "run";
+  std::ostringstream log;
+  // A folder where the checkpoint goes: its write (by the writer's thread) fails, and fit()
+  // reports that failure; only a checkpoint on disk is recorded.
+  std::filesystem::create_directories(out + "/checkpoint.h5/taken");
+  std::string checkpoint = "stale";
+  EXPECT_THROW(fit(tiny_run(out), log, &checkpoint), Error);
+  EXPECT_EQ(checkpoint, "");
+}
+
 TEST(FitRecord, IsTheLastCheckpointWrittenBeforeAFailure) {
   testing::ScratchDir dir;
   const std::string out = dir / "run";
