@@ -227,7 +227,7 @@ void split_phases(const float* row, int64_t x0, int64_t lo, int64_t hi, int64_t 
   for (; j < hi && (j & 3) != 0; ++j) dst[(j & 3) * wq + (j >> 2)] = row[x0 + j];
   const int64_t q0 = j >> 2, groups = std::max<int64_t>(hi / 4 - q0, 0);
   if (groups > 0) {
-    const float* r = row + x0 + 4 * q0;
+    const float* r = row + (x0 + 4 * q0);
     float *d0 = dst + q0, *d1 = d0 + wq, *d2 = d1 + wq, *d3 = d2 + wq;
 #pragma omp simd
     for (int64_t q = 0; q < groups; ++q) {
