@@ -3,8 +3,10 @@
 # would skip fails instead), runs the GPU benchmarks, and writes everything to a results folder.
 #
 # Usage: scripts/gpu_check.sh [RESULTS_DIR]
-#   RESULTS_DIR defaults to bench/results/gpu-<date>. Environment:
-#   BUILD_DIR      build folder (default build-gpu); reused when it already holds a CUDA build
+#   RESULTS_DIR (relative to the folder the script is called from) defaults to
+#   bench/results/gpu-<date> in the repository. Environment:
+#   BUILD_DIR      build folder in the repository (default build-gpu); reused when it already
+#                  holds a CUDA build
 #   CUDL_PYTHON    Python with torch for the reference data (default: /usr/bin/python3 when it
 #                  imports torch, else python3)
 #   CMAKE_ARGS     extra configure arguments (default CUDA architecture: the GPU's own)
@@ -41,18 +43,24 @@
 set -uo pipefail
 start=$SECONDS
 budget=${BUDGET:-540}
-[ -n "${ARCHIVE:-}" ] && ARCHIVE=$(realpath -m "$ARCHIVE")  # before the cd: the caller's folder
+# RESULTS_DIR and ARCHIVE relative to the caller's folder; the default results folder is in the
+# repository.
+[ -n "${ARCHIVE:-}" ] && ARCHIVE=$(realpath -m "$ARCHIVE")
+[ -n "${1:-}" ] && out=$(realpath -m "$1")
 cd "$(dirname "$0")/.."
 root=$(pwd)
-out=${1:-bench/results/gpu-$(date -u +%Y%m%d-%H%M%S)}
+out=${out:-$root/bench/results/gpu-$(date -u +%Y%m%d-%H%M%S)}
 build=${BUILD_DIR:-build-gpu}
 mkdir -p "$out"
 log() { echo "gpu_check: $*" | tee -a "$out/summary.txt"; }
 pack() {  # RESULTS_DIR into ARCHIVE, replaced whole (a stopped tar leaves the last one)
   [ -n "${ARCHIVE:-}" ] || return 0
-  tar -C "$(dirname "$out")" --exclude='*/data/images' --exclude='*.h5' --exclude='*.pth' \
-    --exclude='*.html' --exclude='alloc_trace_*.txt' -czf "$ARCHIVE.part" "$(basename "$out")" &&
-    mv -f "$ARCHIVE.part" "$ARCHIVE"
+  # Exit status 1: a file changed while it was read (a step still writing when the script is
+  # stopped); what was read is kept.
+  tar -C "$(dirname "$out")" --exclude='*/images' --exclude='*.h5' --exclude='*.pth' \
+    --exclude='*.html' --exclude='alloc_trace_*.txt' --warning=no-file-changed \
+    -czf "$ARCHIVE.part" "$(basename "$out")"
+  [ $? -le 1 ] && mv -f "$ARCHIVE.part" "$ARCHIVE"
 }
 trap pack EXIT
 
@@ -258,17 +266,20 @@ fi
 # it: for a kernel that reads or writes out of bounds, which kernel and which launch. Last, so
 # that a failing test costs the benchmarks none of their time.
 if [[ $stages == *,tests,* ]] && [ -f "$out/ctest.log" ]; then
+  # Failed or crashed, not timed out (it would not finish under memcheck either) or not run.
   mapfile -t failed < <(sed -n '/The following tests FAILED:/,$p' "$out/ctest.log" |
-    sed -nE 's/^\s*[0-9]+ - (\S*[Cc]uda\S*) \(.*/\1/p' | head -n 3)
+    sed -nE 's/^\s*[0-9]+ - (\S*[Cc]uda\S*) \((Failed|SEGFAULT|Subprocess aborted|Exception|ILLEGAL|BUS|OTHER_FAULT|Child aborted)\).*/\1/p' |
+    head -n 3)
   if [ ${#failed[@]} -gt 0 ]; then
     sanitizer=$(command -v compute-sanitizer || ls "$cuda_home/bin/compute-sanitizer" 2>/dev/null || true)
     if [ -z "$sanitizer" ]; then
       log "memcheck: no compute-sanitizer on this machine"
     else
       for name in "${failed[@]}"; do
-        limited 120 "memcheck $name" "$out/memcheck_$name.log" env CUDL_REQUIRE_CUDA=1 \
+        log_file="$out/memcheck_${name//\//_}.log"
+        limited 120 "memcheck $name" "$log_file" env CUDL_REQUIRE_CUDA=1 \
           "$py" scripts/ctest_run.py "$build" "$name" "$sanitizer" --tool memcheck
-        log "memcheck $name: $(grep -m 1 'ERROR SUMMARY' "$out/memcheck_$name.log" 2>/dev/null)"
+        [ -f "$log_file" ] && log "memcheck $name: $(grep -m 1 'ERROR SUMMARY' "$log_file")"
       done
     fi
   fi
