@@ -183,6 +183,14 @@ void cpu_cached_free(void* ptr, size_t nbytes) {
 }
 #endif
 
+// `return call;` for a CUDA device, or the error of a build without CUDA (the call, which names
+// the CUDA caching allocator's functions, is then left out).
+#ifdef CUDL_WITH_CUDA
+#define CUDL_CUDA_CACHE_CALL(what, call) return call
+#else
+#define CUDL_CUDA_CACHE_CALL(what, call) no_cuda(what)
+#endif
+
 // The allocation trace (set_alloc_trace). `on` is read without the lock on every allocation.
 struct Trace {
   std::mutex mutex;
@@ -286,27 +294,15 @@ void deallocate(void* ptr, size_t nbytes, Device device, bool pinned) noexcept {
 void set_alloc_trace(const std::string& path) { alloc_trace().open(path); }
 
 MemoryStats memory_stats(Device device) {
-  if (device.is_cuda()) {
-#ifdef CUDL_WITH_CUDA
-    return cuda::caching_stats(device.index);
-#else
-    no_cuda("memory_stats");
-#endif
-  }
+  if (device.is_cuda()) CUDL_CUDA_CACHE_CALL("memory_stats", cuda::caching_stats(device.index));
   CpuState& st = cpu_state();
   std::lock_guard<std::mutex> lock(st.mutex);
   return st.s;
 }
 
 void reset_peak_memory_stats(Device device) {
-  if (device.is_cuda()) {
-#ifdef CUDL_WITH_CUDA
-    cuda::caching_reset_peak(device.index);
-    return;
-#else
-    no_cuda("reset_peak_memory_stats");
-#endif
-  }
+  if (device.is_cuda())
+    CUDL_CUDA_CACHE_CALL("reset_peak_memory_stats", cuda::caching_reset_peak(device.index));
   CpuState& st = cpu_state();
   std::lock_guard<std::mutex> lock(st.mutex);
   st.s.peak_allocated_bytes = st.s.allocated_bytes;
@@ -314,27 +310,16 @@ void reset_peak_memory_stats(Device device) {
 }
 
 void watch_peak_allocated(Device device) {
-  if (device.is_cuda()) {
-#ifdef CUDL_WITH_CUDA
-    cuda::caching_watch_peak(device.index);
-    return;
-#else
-    no_cuda("watch_peak_allocated");
-#endif
-  }
+  if (device.is_cuda())
+    CUDL_CUDA_CACHE_CALL("watch_peak_allocated", cuda::caching_watch_peak(device.index));
   CpuState& st = cpu_state();
   std::lock_guard<std::mutex> lock(st.mutex);
   st.watched_peak = st.s.allocated_bytes;
 }
 
 int64_t watched_peak_allocated(Device device) {
-  if (device.is_cuda()) {
-#ifdef CUDL_WITH_CUDA
-    return cuda::caching_watched_peak(device.index);
-#else
-    no_cuda("watched_peak_allocated");
-#endif
-  }
+  if (device.is_cuda())
+    CUDL_CUDA_CACHE_CALL("watched_peak_allocated", cuda::caching_watched_peak(device.index));
   CpuState& st = cpu_state();
   std::lock_guard<std::mutex> lock(st.mutex);
   return st.watched_peak;
