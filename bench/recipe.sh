@@ -9,7 +9,8 @@
 #   in the environment adds options to fridge_train (e.g. --deterministic: cuDNN algorithms by
 #   heuristics instead of timing them, as PyTorch's default); with --mixed-precision among
 #   them the PyTorch script runs under torch.autocast(dtype=torch.bfloat16) too, with
-#   --channels-last its model and batches are channels-last too.
+#   --channels-last its model and batches are channels-last too. CUDL_TORCH_ALSO adds a second
+#   PyTorch run with these options (e.g. --cudnn-benchmark), timed and reported beside the first.
 set -euo pipefail
 build=${1:?usage: bench/recipe.sh BUILD_DIR RESULTS_DIR [DATA_DIR] [DEVICE] [THREADS]}
 results=${2:?usage: bench/recipe.sh BUILD_DIR RESULTS_DIR [DATA_DIR] [DEVICE] [THREADS]}
@@ -45,10 +46,19 @@ case " ${CUDL_TRAIN_FLAGS:-} " in *" --channels-last "*) torch_layout=(--channel
   ${torch_layout[@]+"${torch_layout[@]}"}) \
   | tee "$results/recipe_torch.log"
 t2=$(now)
-"$py" - "$results" "$t0" "$t1" "$t2" "$device" "$threads" <<'PY'
+t3=$t2
+if [ -n "${CUDL_TORCH_ALSO:-}" ]; then
+  # shellcheck disable=SC2086
+  (cd "$here" && "$py" recipe_torch.py --data "$data" --out "$results/torch_also_run" \
+    --device "$device" --threads "$threads" --workers "$threads" --precision "$torch_precision" \
+    ${torch_layout[@]+"${torch_layout[@]}"} $CUDL_TORCH_ALSO) | tee "$results/recipe_torch_also.log"
+  t3=$(now)
+fi
+"$py" - "$results" "$t0" "$t1" "$t2" "$t3" "$device" "$threads" <<'PY'
 import json, os, sys, platform, subprocess
-results, t0, t1, t2, device, threads = sys.argv[1], *map(float, sys.argv[2:5]), sys.argv[5], sys.argv[6]
+results, (t0, t1, t2, t3), device, threads = sys.argv[1], map(float, sys.argv[2:6]), *sys.argv[6:8]
 c, t = t1 - t0, t2 - t1
+also = os.environ.get("CUDL_TORCH_ALSO", "")
 try:  # a machine without git still gets its recipe.json
     commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
 except OSError:
@@ -56,6 +66,10 @@ except OSError:
 row = {"benchmark": "recipe", "device": device, "threads": int(threads),
        "cudl_flags": os.environ.get("CUDL_TRAIN_FLAGS", ""), "cudl_wall_s": c,
        "pytorch_wall_s": t, "speedup": t / c, "commit": commit, "machine": platform.processor() or platform.machine()}
+line = f"recipe ({device}, {threads} threads): cudl {c:.1f} s, PyTorch {t:.1f} s, cudl is {t / c:.2f}x faster"
+if also:
+    row.update({"pytorch_also_flags": also, "pytorch_also_wall_s": t3 - t2, "speedup_also": (t3 - t2) / c})
+    line += f"; PyTorch {also} {t3 - t2:.1f} s, cudl is {(t3 - t2) / c:.2f}x faster"
 json.dump(row, open(f"{results}/recipe.json", "w"), indent=2)
-print(f"recipe ({device}, {threads} threads): cudl {c:.1f} s, PyTorch {t:.1f} s, cudl is {t / c:.2f}x faster")
+print(line)
 PY

@@ -31,10 +31,14 @@ p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
                help="bf16: forward and loss under torch.autocast(dtype=torch.bfloat16)")
 p.add_argument("--channels-last", action="store_true",
                help="model.to(memory_format=torch.channels_last), channels-last batches")
+p.add_argument("--cudnn-benchmark", action="store_true",
+               help="torch.backends.cudnn.benchmark = True (as fastai sets it): cuDNN's "
+                    "algorithms timed once per shape instead of picked by heuristics")
 a = p.parse_args()
 torch.set_num_threads(a.threads)
 torch.manual_seed(0)
 dev = torch.device(a.device)
+torch.backends.cudnn.benchmark = a.cudnn_benchmark
 
 rows = list(csv.DictReader(open(os.path.join(a.data, "labels.csv"), newline="", encoding="utf-8-sig")))
 files = [r["filename"] for r in rows]

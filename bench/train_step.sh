@@ -27,6 +27,9 @@
 #   --also-direct    also run cudl with direct 3x3 convolutions each round (--winograd 0, as
 #                    fridge_train --no-winograd; CPU: the default is Winograd's, as fridge_train's;
 #                    --also builds older than cb10eec ran direct convolutions by default)
+#   --torch-cudnn-benchmark  CUDA: also run PyTorch with torch.backends.cudnn.benchmark = True
+#                    (eager and graphs) each round: cuDNN's algorithms timed once per shape, as
+#                    fastai sets it and as cudl does, beside PyTorch's default (heuristics)
 # On CUDA the rounds also run cudl with eager steps (--cuda-graph 0; the default replays a CUDA
 # graph) and PyTorch with the step captured in a CUDA graph; cuDNN may use TF32 in both
 # (PyTorch's default). The ratios compare cudl's first run (its default) with every other, and
@@ -35,10 +38,10 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 build="$root/build" device=cpu threads=2 rounds=5 warmup=1 steps=3 shape=16x300 allow_large=0
-precision=fp32 channels_last=0 also_cl=0 also_direct=0
+precision=fp32 channels_last=0 also_cl=0 also_direct=0 torch_benchmark=0
 out=""
 also=()
-usage() { sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,36p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --build) build=$(cd "$2" && pwd); shift 2 ;;
@@ -53,6 +56,7 @@ while [ $# -gt 0 ]; do
     --channels-last) channels_last=1; shift ;;
     --also-channels-last) also_cl=1; shift ;;
     --also-direct) also_direct=1; shift ;;
+    --torch-cudnn-benchmark) torch_benchmark=1; shift ;;
     --also) also+=("$2"); shift 2 ;;
     -h|--help) usage; exit 0 ;;
     -*) echo "train_step.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
@@ -118,6 +122,10 @@ for r in $(seq "$rounds"); do
   done
   record torch_run
   if [ "$device" = cuda ]; then record torch_run --graphs; fi
+  if [ "$device" = cuda ] && [ "$torch_benchmark" = 1 ]; then
+    record torch_run --cudnn-benchmark
+    record torch_run --graphs --cudnn-benchmark
+  fi
 done
 [ -s "$raw" ] || { echo "train_step.sh: no run finished" >&2; exit 1; }
 commit=$(git -C "$root" rev-parse HEAD 2>/dev/null || echo unknown)
@@ -199,6 +207,7 @@ config = {"batch": cfg["batch"], "size": cfg["size"], "device": cfg["device"],
           "threads": cfg["threads"], "precision": cfg["precision"],
           "memory_format": cfg.get("memory_format", "contiguous"), "rounds": int(rounds),
           "warmup_steps": int(warmup), "timed_steps": int(steps)}
+w = max([28] + [len(i) for i in impls])  # the implementations' column
 lines = [f"train_step: notebook ResNet-18, batch {cfg['batch']} x {cfg['size']}x{cfg['size']}, "
          f"{cfg['device']}, {cfg['threads']} threads, "
          f"{'bf16 mixed precision' if cfg['precision'] == 'bf16' else 'fp32'}"
@@ -211,16 +220,16 @@ lines = [f"train_step: notebook ResNet-18, batch {cfg['batch']} x {cfg['size']}x
          f"commit {commit[:12]}{' (dirty)' if dirty == 'true' else ''}, "
          f"{datetime.datetime.now().isoformat(timespec='seconds')}",
          "",
-         f"{'implementation':28s} {'images/s':>9s} {'step s':>8s} {'best s':>8s} {'CPU s/step':>11s} "
+         f"{'implementation':{w}s} {'images/s':>9s} {'step s':>8s} {'best s':>8s} {'CPU s/step':>11s} "
          f"{'peak MiB':>9s}  peak kind; step"]
 for impl in impls:
     s = summary[impl]
-    lines.append(f"{impl:28s} {s['median_images_per_s']:9.3f} {s['median_step_s']:8.3f} "
+    lines.append(f"{impl:{w}s} {s['median_images_per_s']:9.3f} {s['median_step_s']:8.3f} "
                  f"{s['min_step_s']:8.3f} {s['median_cpu_s_per_step']:11.2f} "
                  f"{s['median_peak_bytes'] / 2**20:9.0f}  {s['peak_kind']}; {s['train_step']}")
 for impl in impls:
     if "median_peak_allocated_bytes" in summary[impl]:
-        lines.append(f"{'':28s} {impl}: peak of live tensor bytes "
+        lines.append(f"{'':{w}s} {impl}: peak of live tensor bytes "
                      f"{summary[impl]['median_peak_allocated_bytes'] / 2**20:.0f} MiB")
 lines.append("")
 for name, r in [(f"{ref} / {impl}", r) for impl, r in ratios.items()] + list(other_ratios.items()):

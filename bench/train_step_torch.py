@@ -20,6 +20,9 @@ p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
 p.add_argument("--graphs", action="store_true", help="capture the step in a CUDA graph")
 p.add_argument("--channels-last", action="store_true",
                help="model.to(memory_format=torch.channels_last) and channels-last input")
+p.add_argument("--cudnn-benchmark", action="store_true",
+               help="torch.backends.cudnn.benchmark = True: cuDNN's algorithms timed once per "
+                    "shape, as fastai sets it (PyTorch's default picks them by heuristics)")
 p.add_argument("--warmup", type=int, default=2)
 p.add_argument("--steps", type=int, default=5)
 p.add_argument("--profile", type=int, default=0,
@@ -28,6 +31,7 @@ a = p.parse_args()
 torch.set_num_threads(a.threads)
 torch.manual_seed(0)
 dev = torch.device(a.device)
+torch.backends.cudnn.benchmark = a.cudnn_benchmark
 model = notebook_model().to(dev).train()
 # A step captured in a CUDA graph needs AdamW's capturable form (its step counts on the device;
 # PyTorch refuses to capture the other), built before the warm-up steps create its state.
@@ -116,10 +120,12 @@ peak = (torch.cuda.max_memory_reserved() if dev.type == "cuda"
 extra = {"peak_allocated_bytes": torch.cuda.max_memory_allocated()} if dev.type == "cuda" else {}
 print(json.dumps({"impl": "pytorch " + torch.__version__ + (" graphs" if a.graphs else " eager")
                   + (" bf16" if a.precision == "bf16" else "")
-                  + (" channels_last" if a.channels_last else ""),
+                  + (" channels_last" if a.channels_last else "")
+                  + (" cudnn.benchmark" if a.cudnn_benchmark else ""),
                   "device": torch.cuda.get_device_name() if dev.type == "cuda" else "cpu",
                   "batch": a.batch, "size": a.size, "precision": a.precision,
                   "memory_format": "channels_last" if a.channels_last else "contiguous",
+                  "cudnn_benchmark": a.cudnn_benchmark,
                   "threads": a.threads, "steps": a.steps, "median_step_s": med,
                   "step_s": times, "cpu_s_per_step": cpu_per_step,
                   "images_per_s": a.batch / med, "peak_bytes": peak,

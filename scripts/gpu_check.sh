@@ -212,22 +212,24 @@ fi
 if [[ $stages == *,bench,* ]]; then
   # Benchmarks: cudl beside the PyTorch of this machine, the goals' measurements first (a run
   # cut short by a time limit keeps what finished: each writes its table as it goes).
+  # In fp32, PyTorch also runs with cudnn.benchmark (as fastai sets it) beside its default.
   train_step() {  # shape [precision [channels-last]]
     local p=${2:-fp32} cl=${3:-} name=train_step_$1${2:+_$2}${3:+_cl}
     limited $((200 * rounds)) "$name" "$out/$name.log" env CUDL_PYTHON="$py" \
       bash bench/train_step.sh --build "$build" --device cuda --shape "$1" --precision "$p" \
-      ${cl:+--channels-last} --rounds "$rounds" --warmup 3 --steps 10 "$out/$name"
+      ${cl:+--channels-last} $([ "$p" = fp32 ] && echo --torch-cudnn-benchmark) \
+      --rounds "$rounds" --warmup 3 --steps 10 "$out/$name"
     grep "^cudl.* / " "$out/$name.log" | sed "s/^/$1 $p${cl:+ channels-last}: /" |
       tee -a "$out/summary.txt"
   }
-  recipe() {  # results folder, extra fridge_train flags
-    limited 120 "$1" "$out/$1.log" env CUDL_TRAIN_FLAGS="$2" CUDL_PYTHON="$py" \
+  recipe() {  # results folder, extra fridge_train flags[, flags of a second PyTorch run]
+    limited 120 "$1" "$out/$1.log" env CUDL_TRAIN_FLAGS="$2" CUDL_TORCH_ALSO="${3:-}" CUDL_PYTHON="$py" \
       bash bench/recipe.sh "$build" "$out/$1" \
       "$([ -f "$out/recipe/data/labels.csv" ] && echo "$out/recipe/data")" cuda 8
     tail -n 1 "$out/$1.log" | sed "s/^/$1: /" | tee -a "$out/summary.txt"
   }
   train_step 16x300
-  recipe recipe ""
+  recipe recipe "" --cudnn-benchmark
   train_step 256x224
   train_step 16x300 bf16
   train_step 256x224 bf16
