@@ -184,8 +184,10 @@ class Run {
 void Run::set_up_device() {
   if (o_.threads > 0) set_num_threads(o_.threads);
   device_ = Device::parse(o_.device);
-  // cuDNN: measure the algorithms once per shape, unless results must be reproducible.
+  // cuDNN: measure the algorithms once per shape, unless results must be reproducible: then
+  // cuDNN's heuristics pick among the algorithms that give the same bits every run.
   set_conv_benchmark(!o_.deterministic);
+  set_conv_deterministic(o_.deterministic);
   // PyTorch's defaults: TF32 allowed in cuDNN convolutions, not in matrix products.
   set_conv_allow_tf32(o_.tf32);
   set_cpu_conv_path(o_.winograd ? CpuConvPath::kWinograd : CpuConvPath::kAuto);

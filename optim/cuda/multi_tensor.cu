@@ -23,6 +23,8 @@ class TableStage {
     CUDL_CUDA_CHECK(cudaEventCreateWithFlags(&uploaded_, cudaEventDisableTiming));
   }
   ~TableStage() {
+    // The pinned buffer (freed after this body) must not go while a copy still reads it.
+    if (recorded_) CUDL_CUDA_WARN(cudaEventSynchronize(uploaded_));
     if (uploaded_) CUDL_CUDA_WARN(cudaEventDestroy(uploaded_));
   }
   TableStage(const TableStage&) = delete;

@@ -482,14 +482,14 @@ T* ptr(const Tensor& t) {
 }  // namespace
 
 void conv2d_forward(DType dtype, const ConvGeometry& g, const void* x, const void* w,
-                    const void* bias, void* y, bool benchmark, bool allow_tf32) {
+                    const void* bias, void* y, const ConvAlgoOptions& algo) {
   if (dtype == kBFloat16) {  // through the float path (widen.h)
     const Tensor xf = widen(x, g.n * g.c * g.h * g.w);
     const Tensor wf = widen(w, g.o * (g.c / g.groups) * g.kh * g.kw);
     const Tensor bf = widen(bias, g.o);
     const Tensor yf = float_buffer(y, g.n * g.o * g.oh * g.ow);
     conv2d_forward(kFloat32, g, data_or_null(xf), data_or_null(wf), data_or_null(bf),
-                   data_or_null(yf), benchmark, allow_tf32);
+                   data_or_null(yf), algo);
     narrow(yf, y);
     return;
   }
@@ -501,7 +501,7 @@ void conv2d_forward(DType dtype, const ConvGeometry& g, const void* x, const voi
       using T = scalar_t;
       const Tensor xr = row_major<T>(x, g.n, g.c, g.h * g.w, true);
       const Tensor yr = row_major<T>(nullptr, g.n, g.o, g.oh * g.ow, true);
-      conv2d_forward(dtype, r, ptr<T>(xr), w, bias, ptr<T>(yr), benchmark, allow_tf32);
+      conv2d_forward(dtype, r, ptr<T>(xr), w, bias, ptr<T>(yr), algo);
       transpose_channels(ptr<T>(yr), static_cast<T*>(y), g.n, g.o, g.oh * g.ow, true);
     });
     return;
@@ -524,8 +524,8 @@ void conv2d_forward(DType dtype, const ConvGeometry& g, const void* x, const voi
 }
 
 void conv2d_backward(DType dtype, const ConvGeometry& g, const void* x, const void* w,
-                     const void* dy, void* dx, void* dw, void* db, bool benchmark,
-                     bool allow_tf32) {
+                     const void* dy, void* dx, void* dw, void* db,
+                     const ConvAlgoOptions& algo) {
   if (dtype == kBFloat16) {  // through the float path (widen.h)
     const int64_t nx = g.n * g.c * g.h * g.w, nw = g.o * (g.c / g.groups) * g.kh * g.kw;
     const Tensor xf = dw ? widen(x, nx) : Tensor();
@@ -534,8 +534,7 @@ void conv2d_backward(DType dtype, const ConvGeometry& g, const void* x, const vo
     const Tensor dxf = float_buffer(dx, nx), dwf = float_buffer(dw, nw),
                  dbf = float_buffer(db, g.o);
     conv2d_backward(kFloat32, g, data_or_null(xf), data_or_null(wf), data_or_null(dyf),
-                    data_or_null(dxf), data_or_null(dwf), data_or_null(dbf), benchmark,
-                    allow_tf32);
+                    data_or_null(dxf), data_or_null(dwf), data_or_null(dbf), algo);
     narrow(dxf, dx);
     narrow(dwf, dw);
     narrow(dbf, db);
@@ -550,8 +549,7 @@ void conv2d_backward(DType dtype, const ConvGeometry& g, const void* x, const vo
       const Tensor xr = row_major<T>(x, g.n, g.c, g.h * g.w, dw != nullptr);
       const Tensor dyr = row_major<T>(dy, g.n, g.o, g.oh * g.ow, true);
       Tensor dxr = row_major<T>(nullptr, g.n, g.c, g.h * g.w, dx != nullptr);
-      conv2d_backward(dtype, r, ptr<T>(xr), w, ptr<T>(dyr), ptr<T>(dxr), dw, db, benchmark,
-                      allow_tf32);
+      conv2d_backward(dtype, r, ptr<T>(xr), w, ptr<T>(dyr), ptr<T>(dxr), dw, db, algo);
       if (dx) transpose_channels(ptr<T>(dxr), static_cast<T*>(dx), g.n, g.c, g.h * g.w, true);
     });
     return;

@@ -388,8 +388,8 @@ void batch_norm_forward_eval(cudaStream_t stream, DType dtype, int64_t n, int64_
                              const void* x, const void* weight, const void* bias,
                              const void* running_mean, const void* running_var, double eps, void* y,
                              const void* residual, bool relu, bool channels_last) {
+  if (c == 0 || n * s == 0) return;  // no elements (cuDNN refuses a descriptor with a 0 size)
   if (dtype == kBFloat16) {
-    if (c == 0 || n * s == 0) return;  // no elements
     Tensor coef = device_scratch(3 * c, kFloat32);
     bf16_finish_eval_kernel<<<grid_for(c), kBlock, 0, stream>>>(
         c, static_cast<const float*>(weight), static_cast<const float*>(bias),

@@ -255,7 +255,12 @@ void caching_free(void* ptr, int device) noexcept {
   if (g == p.graphs.end()) return;  // cannot happen: a pool lives while it has blocks
   g->second->cache.live--;
   g->second->cache.give_back(ptr, live.size);
-  p.drop_if_done(live.pool, device);
+  try {
+    p.drop_if_done(live.pool, device);  // may throw (DeviceGuard): this function may not
+  } catch (const std::exception& e) {
+    log_warning(std::string("caching allocator: releasing a CUDA graph's pool failed: ") +
+                e.what());
+  }
   p.sync_stats();
 }
 

@@ -26,6 +26,11 @@ const char* cublas_status_string(cublasStatus_t s) {
 
 namespace {
 
+// A device's streams, library handles and cuBLAS workspace live as long as the process: they
+// are never destroyed (the driver frees them at exit). Destroying them from a static
+// destructor could run after cuDNN's and cuBLAS's own libraries were torn down, or while
+// static tensors freed later still queue work on the stream (PyTorch keeps its handles for the
+// same reason).
 struct DeviceContext {
   int device = 0;
   cudaStream_t stream = nullptr;
@@ -34,15 +39,6 @@ struct DeviceContext {
   cudnnHandle_t cudnn = nullptr;
   void* cublas_workspace = nullptr;
   size_t cublas_workspace_bytes = 0;
-
-  ~DeviceContext() {
-    // Never throw from here: the process may be exiting with the driver already gone.
-    if (cudnn) cudnnDestroy(cudnn);
-    if (cublas) cublasDestroy(cublas);
-    if (cublas_workspace) cudaFree(cublas_workspace);
-    if (copy_stream) cudaStreamDestroy(copy_stream);
-    if (stream) cudaStreamDestroy(stream);
-  }
 };
 
 std::mutex& mutex() {
@@ -51,7 +47,7 @@ std::mutex& mutex() {
 }
 
 DeviceContext& context(int device) {
-  static std::vector<std::unique_ptr<DeviceContext>> contexts;
+  static auto& contexts = *new std::vector<std::unique_ptr<DeviceContext>>();  // never destroyed
   std::lock_guard<std::mutex> lock(mutex());
   if (device < 0) CUDL_THROW("invalid CUDA device index ", device);
   if (static_cast<size_t>(device) >= contexts.size()) contexts.resize(device + 1);

@@ -1,10 +1,13 @@
 // CUDA conv2d through cuDNN (legacy convolution API, still offered by cuDNN 9).
 //
-// One plan per (device, dtype, geometry, math mode, benchmark flag): the tensor, filter and
-// convolution descriptors, and for each direction (forward, backward-data, backward-filter)
-// the algorithm and its workspace size, chosen the first time that direction runs for the
-// shape. Heuristics (cudnnGet*_v7) by default; with benchmark on, cudnnFind*Ex times the
-// candidates on the real buffers. Workspaces are kUInt8 tensors from the caching allocator,
+// One plan per (device, dtype, geometry, math mode, benchmark and determinism flags): the
+// tensor, filter and convolution descriptors, and for each direction (forward, backward-data,
+// backward-filter) the algorithm and its workspace size, chosen the first time that direction
+// runs for the shape. Heuristics (cudnnGet*_v7) by default; with benchmark on, cudnnFind*Ex
+// times the candidates on the real buffers. The first candidate in cuDNN's order (fastest
+// first) that succeeded, fits the workspace cap, keeps the math mode and, when asked, is
+// deterministic is taken, provided cuDNN confirms its workspace under the math it will run
+// with; otherwise the next one is tried. Workspaces are kUInt8 tensors from the caching allocator,
 // released when the call returns (safe: all work is ordered on cudl's one stream per device).
 //
 // bfloat16: x, w, y (and their gradients) are CUDNN_DATA_BFLOAT16 with float accumulation (the
@@ -59,12 +62,12 @@ struct ConvPlan {
   Choice<cudnnConvolutionBwdFilterAlgo_t> bwd_filter;
 };
 
-using PlanKey = std::tuple<int, int, bool, bool, std::vector<int64_t>>;
+using PlanKey = std::tuple<int, int, bool, bool, bool, std::vector<int64_t>>;
 
-PlanKey make_key(int device, DType dtype, const ConvGeometry& g, bool tf32, bool benchmark) {
+PlanKey make_key(int device, DType dtype, const ConvGeometry& g, const ConvAlgoOptions& o) {
   // The TF32 switch only matters to float32 plans.
-  return PlanKey{device, static_cast<int>(dtype), tf32 && dtype == kFloat32, benchmark,
-                 std::vector<int64_t>{g.n, g.c, g.h, g.w, g.o, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw,
+  return PlanKey{device, static_cast<int>(dtype), o.allow_tf32 && dtype == kFloat32, o.benchmark,
+                 o.deterministic, std::vector<int64_t>{g.n, g.c, g.h, g.w, g.o, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw,
                                       g.dh, g.dw, g.groups, g.channels_last ? 1 : 0}};
 }
 
@@ -74,9 +77,10 @@ std::map<PlanKey, std::unique_ptr<ConvPlan>>& plans() {
   return *p;
 }
 
-ConvPlan& get_plan(int device, DType dtype, const ConvGeometry& g, bool tf32, bool benchmark) {
+ConvPlan& get_plan(int device, DType dtype, const ConvGeometry& g, const ConvAlgoOptions& o) {
   auto& cache = plans();
-  PlanKey key = make_key(device, dtype, g, tf32, benchmark);
+  PlanKey key = make_key(device, dtype, g, o);
+  const bool tf32 = o.allow_tf32;
   auto it = cache.find(key);
   if (it != cache.end()) return *it->second;
   auto p = std::make_unique<ConvPlan>();
@@ -126,18 +130,32 @@ bool acceptable(const Perf& p, const ConvPlan& plan, size_t limit) {
   return true;
 }
 
-template <class Algo, class Perf>
+// The first usable candidate (see the top of this file). `workspace_of(algo, math, &bytes)` asks
+// cuDNN for the workspace under the math the algorithm will run with: the candidates of a
+// float32 plan without TF32 include DEFAULT_MATH ones, which run with FMA math, and one that has
+// no such kernel fails there instead of in the convolution. With `deterministic` and no
+// deterministic candidate, the first usable one runs, with a warning.
+template <class Algo, class Perf, class WorkspaceOf>
 Choice<Algo> pick(const std::vector<Perf>& perf, int returned, const ConvPlan& plan, size_t limit,
-                  const char* direction) {
-  for (int i = 0; i < returned; ++i) {
-    if (acceptable(perf[i], plan, limit)) {
+                  bool deterministic, const char* direction, WorkspaceOf workspace_of) {
+  for (const bool only_deterministic : {deterministic, false}) {
+    for (int i = 0; i < returned; ++i) {
+      if (!acceptable(perf[i], plan, limit)) continue;
+      if (only_deterministic && perf[i].determinism != CUDNN_DETERMINISTIC) continue;
       Choice<Algo> c;
-      c.chosen = true;
       c.algo = perf[i].algo;
-      c.workspace = perf[i].memory;
       c.math = plan.math == CUDNN_FMA_MATH ? CUDNN_FMA_MATH : perf[i].mathType;
+      size_t ws = 0;
+      if (workspace_of(c.algo, c.math, &ws) != CUDNN_STATUS_SUCCESS || ws > kMaxWorkspace) continue;
+      c.chosen = true;
+      c.workspace = std::max(perf[i].memory, ws);
+      if (deterministic && !only_deterministic) {
+        log_warning(std::string("conv2d: cuDNN offers no deterministic ") + direction +
+                    " algorithm for this shape; running a non-deterministic one");
+      }
       return c;
     }
+    if (!deterministic) break;
   }
   CUDL_THROW_DEVICE(false, "cuDNN offers no usable ", direction, " algorithm for this conv2d (",
                     returned, " candidates, workspace limit ", limit, " bytes)");
@@ -167,8 +185,12 @@ int current_device() {
   return d;
 }
 
-void choose_forward(cudnnHandle_t h, ConvPlan& p, bool benchmark, const void* x,
+void choose_forward(cudnnHandle_t h, ConvPlan& p, const ConvAlgoOptions& o, const void* x,
                     const void* w, void* y) {
+  auto workspace_of = [&](cudnnConvolutionFwdAlgo_t algo, cudnnMathType_t math, size_t* bytes) {
+    CUDL_CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, math));
+    return cudnnGetConvolutionForwardWorkspaceSize(h, p.x, p.w, p.conv, p.y, algo, bytes);
+  };
   // The candidates under the plan's own math type (not whatever an earlier direction's choice
   // left on the descriptor): it allows every algorithm that precision may use.
   CUDL_CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, p.math));
@@ -178,24 +200,24 @@ void choose_forward(cudnnHandle_t h, ConvPlan& p, bool benchmark, const void* x,
   int returned = 0;
   CUDL_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(h, p.x, p.w, p.conv, p.y, max_count,
                                                           &returned, perf.data()));
-  if (benchmark) {
-    const size_t limit = benchmark_workspace(perf, returned);
+  size_t limit = kMaxWorkspace;
+  if (o.benchmark) {
+    limit = benchmark_workspace(perf, returned);
     Tensor ws = workspace(limit);
     CUDL_CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithmEx(h, p.x, x, p.w, w, p.conv, p.y, y,
                                                             max_count, &returned, perf.data(),
                                                             ws_ptr(ws, limit), limit));
-    p.fwd = pick<cudnnConvolutionFwdAlgo_t>(perf, returned, p, limit, "forward");
-  } else {
-    p.fwd = pick<cudnnConvolutionFwdAlgo_t>(perf, returned, p, kMaxWorkspace, "forward");
   }
-  size_t ws = 0;
-  CUDL_CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, p.fwd.math));
-  CUDL_CUDNN_CHECK(cudnnGetConvolutionForwardWorkspaceSize(h, p.x, p.w, p.conv, p.y, p.fwd.algo, &ws));
-  p.fwd.workspace = std::max(p.fwd.workspace, ws);
+  p.fwd = pick<cudnnConvolutionFwdAlgo_t>(perf, returned, p, limit, o.deterministic, "forward",
+                                          workspace_of);
 }
 
-void choose_backward_data(cudnnHandle_t h, ConvPlan& p, bool benchmark, const void* w,
+void choose_backward_data(cudnnHandle_t h, ConvPlan& p, const ConvAlgoOptions& o, const void* w,
                           const void* dy, void* dx) {
+  auto workspace_of = [&](cudnnConvolutionBwdDataAlgo_t algo, cudnnMathType_t math, size_t* bytes) {
+    CUDL_CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, math));
+    return cudnnGetConvolutionBackwardDataWorkspaceSize(h, p.w, p.y, p.conv, p.x, algo, bytes);
+  };
   // The candidates under the plan's own math type (not whatever an earlier direction's choice
   // left on the descriptor): it allows every algorithm that precision may use.
   CUDL_CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, p.math));
@@ -205,26 +227,25 @@ void choose_backward_data(cudnnHandle_t h, ConvPlan& p, bool benchmark, const vo
   int returned = 0;
   CUDL_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, p.w, p.y, p.conv, p.x, max_count,
                                                                &returned, perf.data()));
-  if (benchmark) {
-    const size_t limit = benchmark_workspace(perf, returned);
+  size_t limit = kMaxWorkspace;
+  if (o.benchmark) {
+    limit = benchmark_workspace(perf, returned);
     Tensor ws = workspace(limit);
     CUDL_CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithmEx(
         h, p.w, w, p.y, dy, p.conv, p.x, dx, max_count, &returned, perf.data(), ws_ptr(ws, limit),
         limit));
-    p.bwd_data = pick<cudnnConvolutionBwdDataAlgo_t>(perf, returned, p, limit, "backward-data");
-  } else {
-    p.bwd_data =
-        pick<cudnnConvolutionBwdDataAlgo_t>(perf, returned, p, kMaxWorkspace, "backward-data");
   }
-  size_t ws = 0;
-  CUDL_CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, p.bwd_data.math));
-  CUDL_CUDNN_CHECK(cudnnGetConvolutionBackwardDataWorkspaceSize(h, p.w, p.y, p.conv, p.x,
-                                                                p.bwd_data.algo, &ws));
-  p.bwd_data.workspace = std::max(p.bwd_data.workspace, ws);
+  p.bwd_data = pick<cudnnConvolutionBwdDataAlgo_t>(perf, returned, p, limit, o.deterministic,
+                                                   "backward-data", workspace_of);
 }
 
-void choose_backward_filter(cudnnHandle_t h, ConvPlan& p, bool benchmark, const void* x,
-                            const void* dy, void* dw) {
+void choose_backward_filter(cudnnHandle_t h, ConvPlan& p, const ConvAlgoOptions& o,
+                            const void* x, const void* dy, void* dw) {
+  auto workspace_of = [&](cudnnConvolutionBwdFilterAlgo_t algo, cudnnMathType_t math,
+                          size_t* bytes) {
+    CUDL_CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, math));
+    return cudnnGetConvolutionBackwardFilterWorkspaceSize(h, p.x, p.y, p.conv, p.w, algo, bytes);
+  };
   // The candidates under the plan's own math type (not whatever an earlier direction's choice
   // left on the descriptor): it allows every algorithm that precision may use.
   CUDL_CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, p.math));
@@ -234,23 +255,16 @@ void choose_backward_filter(cudnnHandle_t h, ConvPlan& p, bool benchmark, const 
   int returned = 0;
   CUDL_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(
       h, p.x, p.y, p.conv, p.w, max_count, &returned, perf.data()));
-  if (benchmark) {
-    const size_t limit = benchmark_workspace(perf, returned);
+  size_t limit = kMaxWorkspace;
+  if (o.benchmark) {
+    limit = benchmark_workspace(perf, returned);
     Tensor ws = workspace(limit);
     CUDL_CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithmEx(
         h, p.x, x, p.y, dy, p.conv, p.w, dw, max_count, &returned, perf.data(), ws_ptr(ws, limit),
         limit));
-    p.bwd_filter =
-        pick<cudnnConvolutionBwdFilterAlgo_t>(perf, returned, p, limit, "backward-filter");
-  } else {
-    p.bwd_filter =
-        pick<cudnnConvolutionBwdFilterAlgo_t>(perf, returned, p, kMaxWorkspace, "backward-filter");
   }
-  size_t ws = 0;
-  CUDL_CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, p.bwd_filter.math));
-  CUDL_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterWorkspaceSize(h, p.x, p.y, p.conv, p.w,
-                                                                  p.bwd_filter.algo, &ws));
-  p.bwd_filter.workspace = std::max(p.bwd_filter.workspace, ws);
+  p.bwd_filter = pick<cudnnConvolutionBwdFilterAlgo_t>(perf, returned, p, limit, o.deterministic,
+                                                       "backward-filter", workspace_of);
 }
 
 // y[i, o, :] = bias[o] for bfloat16, before a convolution that adds into y (beta = 1). Element
@@ -286,15 +300,15 @@ void check_not_capturing(cudaStream_t stream, const char* direction) {
 }  // namespace
 
 void conv2d_forward(cudaStream_t stream, DType dtype, const ConvGeometry& g, const void* x,
-                    const void* w, const void* bias, void* y, bool benchmark, bool allow_tf32) {
+                    const void* w, const void* bias, void* y, const ConvAlgoOptions& algo) {
   const int device = current_device();
   // cuDNN's lock also guards the plan cache.
   std::lock_guard<std::mutex> lock(cudnn_mutex());
   cudnnHandle_t h = cudnn_handle_on(device, stream);
-  ConvPlan& p = get_plan(device, dtype, g, allow_tf32, benchmark);
+  ConvPlan& p = get_plan(device, dtype, g, algo);
   if (!p.fwd.chosen) {
     check_not_capturing(stream, "forward");
-    choose_forward(h, p, benchmark, x, w, y);
+    choose_forward(h, p, algo, x, w, y);
   }
   CUDL_CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, p.fwd.math));
   const CudnnScalars s(dtype);
@@ -317,18 +331,18 @@ void conv2d_forward(cudaStream_t stream, DType dtype, const ConvGeometry& g, con
 }
 
 void conv2d_backward(cudaStream_t stream, DType dtype, const ConvGeometry& g, const void* x,
-                     const void* w, const void* dy, void* dx, void* dw, void* db, bool benchmark,
-                     bool allow_tf32) {
+                     const void* w, const void* dy, void* dx, void* dw, void* db,
+                     const ConvAlgoOptions& algo) {
   const int device = current_device();
   // cuDNN's lock also guards the plan cache.
   std::lock_guard<std::mutex> lock(cudnn_mutex());
   cudnnHandle_t h = cudnn_handle_on(device, stream);
-  ConvPlan& p = get_plan(device, dtype, g, allow_tf32, benchmark);
+  ConvPlan& p = get_plan(device, dtype, g, algo);
   const CudnnScalars s(dtype);
   if (dx) {
     if (!p.bwd_data.chosen) {
       check_not_capturing(stream, "backward-data");
-      choose_backward_data(h, p, benchmark, w, dy, dx);
+      choose_backward_data(h, p, algo, w, dy, dx);
     }
     CUDL_CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, p.bwd_data.math));
     Tensor ws = workspace(p.bwd_data.workspace);
@@ -339,7 +353,7 @@ void conv2d_backward(cudaStream_t stream, DType dtype, const ConvGeometry& g, co
   if (dw) {
     if (!p.bwd_filter.chosen) {
       check_not_capturing(stream, "backward-filter");
-      choose_backward_filter(h, p, benchmark, x, dy, dw);
+      choose_backward_filter(h, p, algo, x, dy, dw);
     }
     CUDL_CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, p.bwd_filter.math));
     Tensor ws = workspace(p.bwd_filter.workspace);

@@ -12,6 +12,15 @@ namespace cudl {
 namespace {
 std::atomic<bool> g_benchmark{false};
 std::atomic<bool> g_allow_tf32{false};
+std::atomic<bool> g_deterministic{false};
+
+ConvAlgoOptions algo_options() {
+  ConvAlgoOptions o;
+  o.benchmark = g_benchmark;
+  o.allow_tf32 = g_allow_tf32;
+  o.deterministic = g_deterministic;
+  return o;
+}
 }  // namespace
 
 void set_conv_benchmark(bool on) {
@@ -25,6 +34,12 @@ void set_conv_allow_tf32(bool on) {
 }
 bool conv_allow_tf32() {
   return g_allow_tf32;
+}
+void set_conv_deterministic(bool on) {
+  g_deterministic = on;
+}
+bool conv_deterministic() {
+  return g_deterministic;
 }
 
 ConvGeometry conv2d_geometry(const Tensor& x, const Tensor& weight, const Tensor& bias,
@@ -101,10 +116,9 @@ Tensor conv2d(const Tensor& x_arg, const Tensor& w_arg, const Tensor& b_arg, Siz
   const Shape y_shape{g.n, g.o, g.oh, g.ow};
   Tensor y = empty_strided(y_shape, memory_format_strides(y_shape, fmt),
                            TensorOptions(x.dtype()).device(x.device()));
-  const bool bench = conv_benchmark(), tf32 = conv_allow_tf32();
   if (y.numel() > 0) {
     CUDL_ON_DEVICE(x.device(), conv2d_forward, x.dtype(), g, x.data_ptr(), w.data_ptr(),
-                   b.defined() ? b.data_ptr() : nullptr, y.data_ptr(), bench, tf32);
+                   b.defined() ? b.data_ptr() : nullptr, y.data_ptr(), algo_options());
   }
   if (needs_grad({x_in, w_in, b_in})) {
     const bool gx = x_in.requires_grad(), gw = w_in.requires_grad();
@@ -124,7 +138,7 @@ Tensor conv2d(const Tensor& x_arg, const Tensor& w_arg, const Tensor& b_arg, Siz
                     CUDL_ON_DEVICE(x.device(), conv2d_backward, x.dtype(), g, x.data_ptr(),
                                    w.data_ptr(), dy.data_ptr(), gx ? dx.data_ptr() : nullptr,
                                    gw ? dw.data_ptr() : nullptr, gb ? db.data_ptr() : nullptr,
-                                   conv_benchmark(), conv_allow_tf32());
+                                   algo_options());
                   }
                   return std::vector<Tensor>{dx, dw, has_bias ? db : Tensor()};
                 });

@@ -61,6 +61,13 @@ bool conv_benchmark();
 // default.
 void set_conv_allow_tf32(bool on);
 bool conv_allow_tf32();
+// Only cuDNN algorithms that give the same bits on every run (as
+// torch.backends.cudnn.deterministic): some backward algorithms add partial sums with atomics,
+// in an order that changes from run to run. Off by default. Where cuDNN offers no deterministic
+// algorithm for a shape, the fastest other one runs and a warning says so. Affects shapes seen
+// afterwards.
+void set_conv_deterministic(bool on);
+bool conv_deterministic();
 
 // The CPU convolution's implementation (see above). kAuto: oneDNN's JIT kernels for float32
 // kernels larger than 1x1, when cudl is built with oneDNN; im2col otherwise, with the thread

@@ -14,12 +14,20 @@
 
 namespace cudl {
 
+// How cuDNN picks its algorithms (conv.h: set_conv_benchmark, set_conv_allow_tf32,
+// set_conv_deterministic); the CPU launchers ignore it.
+struct ConvAlgoOptions {
+  bool benchmark = false;      // time the candidates (cudnnFind*Ex) instead of heuristics
+  bool allow_tf32 = false;     // float32 may run on TF32 tensor cores
+  bool deterministic = false;  // only algorithms that give the same bits every run
+};
+
 #define CUDL_CONV_KERNELS(STREAM_ARG)                                                              \
   void conv2d_forward(STREAM_ARG DType dtype, const ConvGeometry& g, const void* x, const void* w, \
-                      const void* bias, void* y, bool benchmark, bool allow_tf32);                 \
+                      const void* bias, void* y, const ConvAlgoOptions& algo);                     \
   void conv2d_backward(STREAM_ARG DType dtype, const ConvGeometry& g, const void* x,               \
                        const void* w, const void* dy, void* dx, void* dw, void* db,                \
-                       bool benchmark, bool allow_tf32);
+                       const ConvAlgoOptions& algo);
 
 namespace cpu {
 CUDL_CONV_KERNELS()

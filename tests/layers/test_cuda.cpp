@@ -82,6 +82,40 @@ TEST(LayersCuda, Conv2dMatchesCpu) {
   set_conv_benchmark(false);
 }
 
+// set_conv_deterministic: the weight and input gradients of a convolution whose sums run over
+// many positions (where cuDNN's fastest backward algorithms add partial sums with atomics) come
+// out bit for bit the same on every run, heuristics and benchmark mode alike, and agree with
+// the CPU.
+TEST(LayersCuda, DeterministicConvolutionsRepeatBitForBit) {
+  CUDL_REQUIRE_CUDA_OR_SKIP();
+  struct Restore {
+    ~Restore() {
+      set_conv_deterministic(false);
+      set_conv_benchmark(false);
+    }
+  } restore;
+  set_conv_deterministic(true);
+  const Tensor x = rnd({16, 64, 56, 56}, 17), w = rnd({64, 64, 3, 3}, 18);
+  const Tensor dy = rnd({16, 64, 56, 56}, 19);
+  for (const bool benchmark : {false, true}) {
+    SCOPED_TRACE(benchmark ? "benchmark mode" : "heuristics");
+    set_conv_benchmark(benchmark);
+    std::vector<Tensor> dx, dw;
+    for (int run = 0; run < 3; ++run) {
+      auto [cpu_in, gpu_in] = testing::leaf_copies({x, w}, kGpu);
+      conv2d(gpu_in[0], gpu_in[1], Tensor(), 1, 1).backward(dy.to(kGpu));
+      dx.push_back(gpu_in[0].grad().to(Device::cpu()));
+      dw.push_back(gpu_in[1].grad().to(Device::cpu()));
+    }
+    for (int run = 1; run < 3; ++run) {
+      EXPECT_TRUE(all_close(dx[run], dx[0], 0.0, 0.0)) << "input gradient, run " << run;
+      EXPECT_TRUE(all_close(dw[run], dw[0], 0.0, 0.0)) << "weight gradient, run " << run;
+    }
+  }
+  compare_devices([](const std::vector<Tensor>& v) { return conv2d(v[0], v[1], Tensor(), 1, 1); },
+                  {rnd({4, 32, 16, 16}, 20), rnd({32, 32, 3, 3}, 21)}, 1e-4, "deterministic");
+}
+
 TEST(LayersCuda, BatchNormMatchesCpuIncludingRunningStatistics) {
   CUDL_REQUIRE_CUDA_OR_SKIP();
   for (const Shape& shape : {Shape{2, 64, 150, 150}, Shape{16, 1024}, Shape{4, 8, 5}}) {
@@ -115,6 +149,13 @@ TEST(LayersCuda, BatchNormMatchesCpuIncludingRunningStatistics) {
       },
       {rnd({4, 3, 4, 4}, 27, kFloat64), rnd({3}, 28, kFloat64), rnd({3}, 29, kFloat64)}, 1e-10,
       "float64");
+  // An empty batch in eval mode gives an empty result, as on the CPU.
+  for (const DType dt : {kFloat32, kBFloat16}) {
+    Tensor w = ones({3}, TensorOptions().device(kGpu)), b = zeros({3}, TensorOptions().device(kGpu));
+    Tensor m = zeros({3}, TensorOptions().device(kGpu)), v = ones({3}, TensorOptions().device(kGpu));
+    Tensor y = batch_norm(empty({0, 3, 4, 4}, TensorOptions(dt).device(kGpu)), w, b, m, v, false);
+    EXPECT_EQ(y.shape(), (Shape{0, 3, 4, 4})) << toString(dt);
+  }
 }
 
 TEST(LayersCuda, PoolingMatchesCpu) {
