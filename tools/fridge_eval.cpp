@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <iostream>
 
+#include "tools/cli_checks.h"
 #include "train/evaluate.h"
 #include "train/failure.h"
 
@@ -31,14 +32,14 @@ int main(int argc, char** argv) {
                  "Which rows to score: all, or the valid/train part of fridge_train's random split")
       ->capture_default_str()->check(CLI::IsMember({"all", "valid", "train"}));
   app.add_option("--valid-pct", o.valid_pct, "Validation fraction of that split")
-      ->capture_default_str()->check(CLI::Range(0.0, 0.95));
+      ->capture_default_str()->check(cudl::tools::finite())->check(CLI::Range(0.0, 0.95));
   app.add_option("--seed", o.seed, "Seed of that split")->capture_default_str();
   auto* predict = app.add_option("--predict", o.predict,
                                  "Image files or folders to label (no labels needed)")
                       ->expected(1, -1);
   app.add_option("--threshold", o.threshold,
                  "Decision threshold on probabilities (default: the model's)")
-      ->check(CLI::Range(0.0, 1.0));
+      ->check(cudl::tools::finite())->check(CLI::Range(0.0, 1.0));
   app.add_option("--device", o.device, "auto, cpu, cuda or cuda:N")->capture_default_str();
   app.add_option("--bs", o.bs, "Batch size")->capture_default_str()->check(CLI::Range(1, 4096));
   app.add_option("--workers", o.workers, "Data-loading threads")->capture_default_str()->check(CLI::Range(0, 64));

@@ -3,9 +3,11 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <sstream>
 
+#include "tools/cli_checks.h"
 #include "train/failure.h"
 #include "train/learner.h"
 
@@ -48,10 +50,12 @@ int main(int argc, char** argv) {
   DemoDefaults demo;
   auto* data = app.add_option("--data", o.data_dir,
                               "Dataset folder with labels.csv (columns filename, labels) and "
-                              "images/; without it, the built-in demo data")
+                              "images/; without it (and without --csv), the built-in demo data")
                    ->check(CLI::ExistingDirectory);
-  app.add_option("--csv", o.csv, "Labels file (default DATA/labels.csv)")->check(CLI::ExistingFile);
-  app.add_option("--images", o.images, "Image folder (default DATA/images)")->check(CLI::ExistingDirectory);
+  auto* csv = app.add_option("--csv", o.csv, "Labels file (default DATA/labels.csv; without "
+                             "--data, DATA is the file's folder)")->check(CLI::ExistingFile);
+  auto* images = app.add_option("--images", o.images, "Image folder (default DATA/images)")
+                     ->check(CLI::ExistingDirectory);
   app.add_option("--valid-csv", o.valid_csv,
                  "Separate labels file for validation (instead of a random split)")
       ->check(CLI::ExistingFile);
@@ -60,7 +64,7 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check([](const std::string& s) { return s.size() == 1 ? "" : "must be one character"; });
   app.add_option("--valid-pct", o.valid_pct, "Fraction of images held out for validation")
-      ->capture_default_str()->check(CLI::Range(0.0, 0.95));
+      ->capture_default_str()->check(cudl::tools::finite())->check(CLI::Range(0.0, 0.95));
   app.add_option("--seed", o.seed, "Seed of the validation split and of the shuffling (NumPy-identical)")
       ->capture_default_str();
   auto* size = app.add_option("--size", o.size, "Image size: shorter side resized, then centre crop")
@@ -68,9 +72,9 @@ int main(int argc, char** argv) {
   auto* bs = app.add_option("--bs", o.bs, "Batch size")->capture_default_str()->check(CLI::Range(2, 4096));
   auto* epochs = app.add_option("--epochs", o.epochs, "Epochs")->capture_default_str()->check(CLI::Range(1, 100000));
   auto* lr = app.add_option("--lr", o.lr, "Learning rate (maximum of the one-cycle schedule)")
-                 ->capture_default_str()->check(CLI::PositiveNumber);
+                 ->capture_default_str()->check(cudl::tools::finite())->check(CLI::PositiveNumber);
   app.add_option("--wd", o.wd, "Decoupled weight decay (AdamW: p *= 1 - lr*wd each step)")
-      ->capture_default_str()->check(CLI::NonNegativeNumber);
+      ->capture_default_str()->check(cudl::tools::finite())->check(CLI::NonNegativeNumber);
   app.add_option("--arch", o.arch, "Architecture of the body")
       ->capture_default_str()->check(CLI::IsMember({"resnet18", "resnet34", "resnet50"}));
   app.add_option("--weights", o.weights,
@@ -82,7 +86,7 @@ int main(int argc, char** argv) {
   app.add_option("--threshold", o.threshold,
                  "Decision threshold on probabilities (a label is predicted when its probability "
                  "is above it); stored in model.h5")
-      ->capture_default_str()->check(CLI::Range(0.0, 1.0));
+      ->capture_default_str()->check(cudl::tools::finite())->check(CLI::Range(0.0, 1.0));
   app.add_option("--out", o.out, "Output folder")->capture_default_str();
   app.add_flag("--resume", o.resume,
                "Continue from OUT/checkpoint.h5 after an interruption (on the same train/validation "
@@ -95,8 +99,9 @@ int main(int argc, char** argv) {
   app.add_option("--threads", o.threads, "CPU threads for the computation (0: all cores)")
       ->capture_default_str()->check(CLI::Range(0, 1024));
   app.add_flag("--deterministic", o.deterministic,
-               "Reproducible results: no cuDNN algorithm benchmarking (CPU runs are reproducible "
-               "for a given thread count either way)");
+               "Reproducible results: cuDNN's convolution algorithms picked by heuristics "
+               "among those that give the same bits every run, instead of timed (CPU runs are "
+               "reproducible for a given thread count either way)");
   bool no_graph = false, no_tf32 = false;
   app.add_flag("--no-cuda-graph", no_graph,
                "On CUDA, run every training step eagerly instead of replaying it from one "
@@ -145,11 +150,21 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;  // --help is 0; every usage error is 2
   }
+  // --csv alone names the dataset (its folder is DATA, as in fridge_eval); --images alone does
+  // not say which labels go with the images.
+  if (data->count() == 0 && csv->count() > 0) {
+    const std::filesystem::path folder = std::filesystem::path(o.csv).parent_path();
+    o.data_dir = folder.empty() ? "." : folder.string();
+  } else if (data->count() == 0 && images->count() > 0) {
+    std::fprintf(stderr, "fridge_train: --images needs the labels that go with them: give --data "
+                         "or --csv too\nRun with --help for more information.\n");
+    return 2;
+  }
   o.label_delim = delim[0];
   o.progress = !no_progress;
   o.cuda_graph = !no_graph;
   o.tf32 = !no_tf32;
-  if (data->count() == 0) {
+  if (o.data_dir.empty()) {
     if (size->count() == 0) o.size = demo.size;
     if (epochs->count() == 0) o.epochs = demo.epochs;
     if (lr->count() == 0) o.lr = demo.lr;

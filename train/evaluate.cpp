@@ -174,7 +174,18 @@ MetricsReport score_model(const EvalOptions& o, std::ostream& log) {
   lo.label_delimiter = o.label_delim;
   lo.skip_bad = o.skip_bad;
   lo.classes = m.classes;  // the model's output order; unknown labels are bad rows
+  lo.allow_no_labels = m.multi_label;  // an image with none of the classes is a valid case
   auto table = std::make_shared<data::LabelTable>(data::read_labels(o.csv, o.images, lo));
+  // The task is the model's, not what these rows happen to hold: a multi-label model scored on
+  // images with one label each is still scored per class.
+  if (!m.multi_label) {
+    for (const data::LabelledImage& item : table->items) {
+      CUDL_CHECK(item.labels.size() == 1, o.csv, ":", item.line, ": ", item.labels.size(),
+                 " labels for ", item.filename, ", but ", o.model_path,
+                 " is a single-label model (one label per image)");
+    }
+  }
+  table->multi_label = m.multi_label;
   std::vector<int64_t> rows(table->items.size());
   for (size_t i = 0; i < rows.size(); ++i) rows[i] = static_cast<int64_t>(i);
   if (o.split != "all") {

@@ -80,12 +80,12 @@ CUDL_HOST_DEVICE_INLINE GradCoef grad_coefficients(double sum_dy, double sum_dy_
 }
 
 // The epilogue of one output: v = bn(x) in the compute type; rounded to T, plus the residual
-// (rounded again), then ReLU (x > 0 ? x : 0, as the ReLU op: NaN becomes 0).
+// (rounded again), then ReLU (x <= 0 ? 0 : x, as the ReLU op: NaN stays NaN).
 template <class T>
 CUDL_HOST_DEVICE_INLINE T epilogue(compute_t<T> v, const T* residual, int64_t at, bool relu) {
   T t = T(v);
   if (residual) t = T(compute_t<T>(t) + compute_t<T>(residual[at]));
-  if (relu && !(compute_t<T>(t) > compute_t<T>(0))) t = T(0);
+  if (relu && compute_t<T>(t) <= compute_t<T>(0)) t = T(0);
   return t;
 }
 }  // namespace bn

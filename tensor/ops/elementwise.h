@@ -8,7 +8,8 @@
 //   exp(x) = e^x             d/dx = g*exp(x)
 //   log(x) = ln x            d/dx = g/x
 //   sigmoid(x) = 1/(1+e^-x)  d/dx = g*y*(1-y)            (stable for any x)
-//   relu(x) = max(x, 0)      d/dx = g where x > 0, else 0 (0 at x == 0, as PyTorch)
+//   relu(x) = max(x, 0)      d/dx = g where x > 0, else 0 (0 at x == 0, as PyTorch; NaN
+//                            stays NaN and passes g, as PyTorch's)
 //   pow(x, p) = x^p          d/dx = g*p*x^(p-1)          (scalar exponent)
 //   sqrt(x), abs(x)
 // Inputs must share dtype and device; the output is a new contiguous tensor.

@@ -21,7 +21,7 @@ enum class BinaryOp {
   kMaximum, kMinimum,
   kEq, kGt,            // 1 where true, 0 elsewhere (same dtype as the inputs)
   kSigmoidBackward,    // (g, y) -> g * y * (1 - y), y = sigmoid(x)
-  kReluBackward,       // (g, x) -> x > 0 ? g : 0
+  kReluBackward,       // (g, x) -> x <= 0 ? 0 : g (NaN x passes g, as PyTorch)
   kPowBackward,        // (g, x) -> g * s * x^(s-1)
 };
 
@@ -36,7 +36,7 @@ CUDL_UNARY(Neg, -x)
 CUDL_UNARY(Exp, math::exp(x))
 CUDL_UNARY(Log, math::log(x))
 CUDL_UNARY(Sigmoid, math::sigmoid(x))
-CUDL_UNARY(Relu, x > T(0) ? x : T(0))
+CUDL_UNARY(Relu, x <= T(0) ? T(0) : x)  // NaN stays NaN, as PyTorch's
 CUDL_UNARY(Sqrt, math::sqrt(x))
 CUDL_UNARY(Abs, math::abs(x))
 CUDL_UNARY(AddScalar, x + T(s))
@@ -61,7 +61,7 @@ CUDL_BINARY(Minimum, a < b ? a : b)
 CUDL_BINARY(Eq, a == b ? T(1) : T(0))
 CUDL_BINARY(Gt, a > b ? T(1) : T(0))
 CUDL_BINARY(SigmoidBackward, a * b * (T(1) - b))
-CUDL_BINARY(ReluBackward, b > T(0) ? a : T(0))
+CUDL_BINARY(ReluBackward, b <= T(0) ? T(0) : a)
 CUDL_BINARY(PowBackward, s == 2.0 ? a * T(2) * b : a * T(s) * math::pow(b, T(s - 1.0)))
 #undef CUDL_BINARY
 }  // namespace fn

@@ -1,6 +1,10 @@
 // The autograd engine: accumulation, detach, no-grad mode, freed graphs, error cases.
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <limits>
+
+#include "tensor/ops/batch_norm.h"
 #include "tests/common/test_util.h"
 
 namespace cudl {
@@ -66,6 +70,29 @@ TEST(Autograd, BackwardWithExplicitGradient) {
   EXPECT_THROW(y.backward(), Error);  // non-scalar needs a gradient
   y.backward(vec({1, 10, 100}));
   EXPECT_TRUE(all_close(x.grad(), vec({2, 20, 200}), 0, 0));
+}
+
+// ReLU keeps a NaN (and passes its gradient), as PyTorch's does (torch.relu(nan) is nan): a
+// NaN weight or activation must reach the loss and be reported, not be hidden as 0. The fused
+// batch norm + ReLU epilogue follows the same rule.
+TEST(Autograd, ReluKeepsNaNAsPyTorch) {
+  const float nan = std::numeric_limits<float>::quiet_NaN(), inf = INFINITY;
+  Tensor x = from_vector(std::vector<float>{nan, -inf, -1.f, -0.f, 0.f, 1.f, inf}, {7})
+                 .set_requires_grad();
+  Tensor y = relu(x);
+  y.backward(ones({7}));
+  const std::vector<float> v = y.to_vector<float>(), g = x.grad().to_vector<float>();
+  EXPECT_TRUE(std::isnan(v[0]));
+  EXPECT_EQ(std::vector<float>(v.begin() + 1, v.end()), (std::vector<float>{0, 0, 0, 0, 1, inf}));
+  EXPECT_EQ(g, (std::vector<float>{1, 0, 0, 0, 0, 1, 1}));  // PyTorch's, from torch 1.13
+  // Through batch_norm_act in eval mode (identity statistics): the same values.
+  Tensor x4 = x.detach().reshape({1, 7, 1, 1});
+  Tensor w = ones({7}), b = zeros({7}), rm = zeros({7}), rv = ones({7});
+  const std::vector<float> fused =
+      batch_norm_act(x4, w, b, rm, rv, false, 0.1, 0.0, Tensor(), true).to_vector<float>();
+  EXPECT_TRUE(std::isnan(fused[0]));
+  EXPECT_EQ(std::vector<float>(fused.begin() + 1, fused.end()),
+            (std::vector<float>{0, 0, 0, 0, 1, inf}));
 }
 
 TEST(Autograd, SecondBackwardThroughFreedGraphIsAClearError) {

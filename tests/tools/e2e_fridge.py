@@ -346,6 +346,30 @@ with open(os.path.join(single, "labels.csv"), "w", newline="") as f:
 code, out = run([TRAIN, "--data", single, "--out", os.path.join(WORK, "single"), "--mixed-precision"]
                 + common(1))
 check(code == 0 and "cross_entropy" in out, "single-label data trains with cross-entropy in mixed precision")
+# The task is the model's: the multi-label model scores rows that happen to hold one label each;
+# the single-label model refuses a row with two, naming it.
+code, out = run([EVAL, "--model", os.path.join(run_dir, "model.h5"), "--data", single,
+                 "--out", os.path.join(WORK, "multi_on_single"), "--threads", "1"])
+check(code == 0 and "hamming" in out, "fridge_eval scores a multi-label model on one-label rows")
+two = next(i for i, (_, labels) in enumerate(rows) if len(labels.split()) > 1)
+code, out = run([EVAL, "--model", os.path.join(WORK, "single", "model.h5"), "--data", data,
+                 "--out", os.path.join(WORK, "single_on_multi"), "--threads", "1"])
+check(code == 1 and "single-label model" in out and f"labels.csv:{two + 2}" in out,
+      "fridge_eval refuses two labels for a single-label model, naming the line")
+# --csv alone: the dataset is the file's folder (no demo data, no demo defaults)
+code, out = run([TRAIN, "--csv", os.path.join(single, "labels.csv"), "--out", os.path.join(WORK, "csv_only")]
+                + common(1))
+check(code == 0 and f"Data: {os.path.join(single, 'labels.csv')}" in out and "demo" not in out
+      and not os.path.exists(os.path.join(WORK, "csv_only", "demo_data")),
+      "fridge_train --csv without --data trains on the images next to the file")
+code, out = run([TRAIN, "--images", os.path.join(single, "images"), "--out", os.path.join(WORK, "images_only")])
+check(code == 2 and "--images" in out, "fridge_train --images without labels is a usage error (exit 2)")
+for opt in ("--lr", "--wd", "--valid-pct", "--threshold"):
+    code, out = run([TRAIN, opt, "nan", "--out", os.path.join(WORK, "nan_option")])
+    check(code == 2 and "finite" in out and not os.path.exists(os.path.join(WORK, "nan_option")),
+          f"fridge_train {opt} nan is a usage error (exit 2) and writes nothing")
+code, out = run([EVAL, "--model", os.path.join(run_dir, "model.h5"), "--data", data, "--threshold", "nan"])
+check(code == 2 and "finite" in out, "fridge_eval --threshold nan is a usage error (exit 2)")
 code, out = run([TRAIN, "--help"])
 check(code == 0 and "Demo defaults (without --data, unless given): --size" in out, "--help gives the demo defaults")
 
