@@ -1,6 +1,7 @@
 #include "data/split.h"
 
 #include <algorithm>
+#include <cstdio>
 
 #include "tensor/error.h"
 
@@ -137,6 +138,20 @@ Split split_by_flags(const std::vector<bool>& is_valid) {
   for (size_t i = 0; i < is_valid.size(); ++i)
     (is_valid[i] ? s.valid : s.train).push_back(static_cast<int64_t>(i));
   return s;
+}
+
+std::string file_set_hash(std::vector<std::string> names) {
+  std::sort(names.begin(), names.end());
+  uint64_t h = 14695981039346656037ull;
+  for (const std::string& name : names) {
+    for (unsigned char ch : name + '\n') {
+      h ^= ch;
+      h *= 1099511628211ull;
+    }
+  }
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
+  return hex;
 }
 
 }  // namespace cudl::data

@@ -54,4 +54,10 @@ Split split_by_rand_pct(int64_t n, double valid_pct = 0.2, uint32_t seed = 10);
 // Rows whose flag is set are validation rows; both lists increasing.
 Split split_by_flags(const std::vector<bool>& is_valid);
 
+// A fingerprint of a set of file names (FNV-1a over the sorted names, 16 hex digits): the same
+// files in any order give the same value. fridge_train records its validation files' in
+// checkpoints and models, so that a resumed run or fridge_eval --split can tell whether they
+// are on the same split.
+std::string file_set_hash(std::vector<std::string> names);
+
 }  // namespace cudl::data

@@ -32,6 +32,7 @@ constexpr const char* kAttrStd = "normalization_std";
 constexpr const char* kAttrThreshold = "threshold";
 constexpr const char* kAttrSource = "source";
 constexpr const char* kAttrTask = "task";
+constexpr const char* kAttrSplit = "split";
 constexpr const char* kAttrEpoch = "epoch";
 constexpr const char* kAttrSeed = "rng_seed";
 constexpr const char* kAttrOffset = "rng_offset";
@@ -108,6 +109,7 @@ void write_meta(H5File& f, const WeightsMeta& m, const char* format) {
   if (m.threshold) f.write_doubles_attr(kAttrThreshold, {*m.threshold}, true);
   if (m.source) f.write_string_attr(kAttrSource, *m.source);
   if (m.task) f.write_string_attr(kAttrTask, *m.task);
+  if (m.split) f.write_string_attr(kAttrSplit, *m.split);
 }
 
 WeightsMeta read_meta(const H5File& f) {
@@ -125,6 +127,7 @@ WeightsMeta read_meta(const H5File& f) {
   }
   if (f.has_attr(kAttrSource)) m.source = f.read_string_attr(kAttrSource);
   if (f.has_attr(kAttrTask)) m.task = f.read_string_attr(kAttrTask);
+  if (f.has_attr(kAttrSplit)) m.split = f.read_string_attr(kAttrSplit);
   return m;
 }
 

@@ -31,9 +31,13 @@ int main(int argc, char** argv) {
   app.add_option("--split", o.split,
                  "Which rows to score: all, or the valid/train part of fridge_train's random split")
       ->capture_default_str()->check(CLI::IsMember({"all", "valid", "train"}));
-  app.add_option("--valid-pct", o.valid_pct, "Validation fraction of that split")
-      ->capture_default_str()->check(cudl::tools::finite())->check(CLI::Range(0.0, 0.95));
-  app.add_option("--seed", o.seed, "Seed of that split")->capture_default_str();
+  double valid_pct = 0.2;
+  uint32_t seed = 10;
+  auto* valid_pct_opt = app.add_option("--valid-pct", valid_pct,
+                                       "Validation fraction of that split (default: the model's, "
+                                       "else 0.2)")
+                            ->check(cudl::tools::finite())->check(CLI::Range(0.0, 0.95));
+  auto* seed_opt = app.add_option("--seed", seed, "Seed of that split (default: the model's, else 10)");
   auto* predict = app.add_option("--predict", o.predict,
                                  "Image files or folders to label (no labels needed)")
                       ->expected(1, -1);
@@ -68,6 +72,8 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;  // --help is 0; every usage error is 2
   }
+  if (valid_pct_opt->count() > 0) o.valid_pct = valid_pct;
+  if (seed_opt->count() > 0) o.seed = seed;
   if (!data_dir.empty()) {
     if (o.csv.empty()) o.csv = (std::filesystem::path(data_dir) / "labels.csv").string();
     if (o.images.empty()) o.images = (std::filesystem::path(data_dir) / "images").string();

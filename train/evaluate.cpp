@@ -11,6 +11,7 @@
 
 #include "data/dataset.h"
 #include "data/loader.h"
+#include "data/split.h"
 #include "models/model_io.h"
 #include "models/resnet.h"
 #include "tensor/autocast.h"
@@ -166,6 +167,45 @@ ComputeMode compute_mode(const EvalOptions& o, const Device& device) {
 
 }  // namespace
 
+namespace {
+
+// The rows of fridge_train's random split that --split asks for, from the decoded rows `all`
+// (see EvalOptions::split). `note` gets how the split was made, for the log.
+data::ImageDataset split_part(const data::ImageDataset& all, const EvalOptions& o,
+                              const LoadedModel& m, std::string* note) {
+  nlohmann::json rec;  // the model's split, when fridge_train recorded it
+  if (m.meta.split) {
+    rec = nlohmann::json::parse(*m.meta.split, nullptr, /*allow_exceptions=*/false);
+    CUDL_CHECK(rec.is_object(), o.model_path, ": unreadable split attribute: ", *m.meta.split);
+  }
+  CUDL_CHECK(rec.value("mode", "random") == "random", o.model_path, " was validated on a "
+             "separate labels file (", rec.value("valid_csv", "--valid-csv"), "), not a random "
+             "split: score that file with --split all");
+  const double pct = o.valid_pct.value_or(rec.value("valid_pct", 0.2));
+  const uint32_t seed = o.seed.value_or(rec.value("seed", uint32_t{10}));
+  const data::Split s = data::split_by_rand_pct(all.size(), pct, seed);
+  data::ImageDataset part = all.subset(o.split == "valid" ? s.valid : s.train);
+  std::ostringstream how;
+  how << ", valid-pct " << pct << ", seed " << seed
+      << (rec.contains("valid_pct") && !o.valid_pct && !o.seed ? " as the model was trained" : "");
+  *note = how.str();
+  // Recorded by the model and not overridden: the validation files must be the model's.
+  if (rec.contains("valid_files") && !o.valid_pct && !o.seed) {
+    std::vector<std::string> names;
+    for (int64_t i : s.valid) names.push_back(all.item(i).filename);
+    const bool same = data::file_set_hash(names) == rec["valid_files"].get<std::string>() &&
+                      static_cast<int64_t>(s.valid.size()) == rec.value("n_valid", int64_t{-1});
+    CUDL_CHECK(same, o.csv, ": this split's ", s.valid.size(), " validation images are not the ",
+               rec.value("n_valid", int64_t{-1}), " that ", o.model_path, " was validated on, so ",
+               "its --split ", o.split, " scores would mix training and validation images. Score "
+               "the data it was trained on", rec.value("skip_bad", false) ? " with --skip-bad" : "",
+               ", or give --seed/--valid-pct to score another split on purpose");
+  }
+  return part;
+}
+
+}  // namespace
+
 MetricsReport score_model(const EvalOptions& o, std::ostream& log) {
   const auto [device, m, threshold] = open_session(o);
   CUDL_CHECK(!o.csv.empty(), "scoring needs a labels file (--data or --csv)");
@@ -174,7 +214,9 @@ MetricsReport score_model(const EvalOptions& o, std::ostream& log) {
   lo.label_delimiter = o.label_delim;
   lo.skip_bad = o.skip_bad;
   lo.classes = m.classes;  // the model's output order; unknown labels are bad rows
-  lo.allow_no_labels = m.multi_label;  // an image with none of the classes is a valid case
+  // An image with none of the classes is a valid case for a multi-label model, except in a
+  // split, whose rows must be read as fridge_train read them.
+  lo.allow_no_labels = m.multi_label && o.split == "all";
   auto table = std::make_shared<data::LabelTable>(data::read_labels(o.csv, o.images, lo));
   // The task is the model's, not what these rows happen to hold: a multi-label model scored on
   // images with one label each is still scored per class.
@@ -186,22 +228,21 @@ MetricsReport score_model(const EvalOptions& o, std::ostream& log) {
     }
   }
   table->multi_label = m.multi_label;
-  std::vector<int64_t> rows(table->items.size());
-  for (size_t i = 0; i < rows.size(); ++i) rows[i] = static_cast<int64_t>(i);
-  if (o.split != "all") {
-    data::Split s = data::split_by_rand_pct(static_cast<int64_t>(rows.size()), o.valid_pct, o.seed);
-    rows = o.split == "valid" ? s.valid : s.train;
-  }
-  CUDL_CHECK(!rows.empty(), o.csv, ": no images to score (split ", o.split, ")");
   data::LoadOptions load;
   load.size = m.size;
-  auto ds = std::make_shared<data::ImageDataset>(table, rows, load);
+  auto ds = std::make_shared<data::ImageDataset>(table, load);
   int64_t skipped = ds->preload(o.workers, o.skip_bad) + table->skipped;
+  std::string split_note;
+  if (o.split != "all") {
+    ds = std::make_shared<data::ImageDataset>(split_part(*ds, o, m, &split_note));
+  }
+  CUDL_CHECK(ds->size() > 0, o.csv, ": no images to score (split ", o.split, ")");
   log << "Model: " << o.model_path << " (" << m.arch << ", classes ";
   for (size_t i = 0; i < m.classes.size(); ++i) log << (i ? ", " : "") << m.classes[i];
   log << "; input " << m.size << "x" << m.size << ") on " << device.str()
       << compute_mode(o, device).text() << "\n";
-  log << "Scoring " << ds->size() << " images of " << o.csv << " (split " << o.split << ")";
+  log << "Scoring " << ds->size() << " images of " << o.csv << " (split " << o.split << split_note
+      << ")";
   if (skipped) log << ", " << skipped << " bad rows or images skipped";
   log << "\n";
 
@@ -222,6 +263,7 @@ MetricsReport score_model(const EvalOptions& o, std::ostream& log) {
   j["model"] = o.model_path;
   j["data"] = o.csv;
   j["split"] = o.split;
+  if (o.split != "all") j["split_made"] = split_note.substr(2);  // "valid-pct 0.2, seed 10..."
   j["n"] = ds->size();
   j["skipped"] = skipped;
   j["classes"] = m.classes;

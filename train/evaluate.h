@@ -6,6 +6,7 @@
 
 #include <iosfwd>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -48,9 +49,13 @@ struct EvalOptions {
   // ---- scoring ----
   std::string csv, images;  // labelled data (labels.csv + image folder)
   char label_delim = ' ';
-  std::string split = "all";  // all | valid | train: rows of fridge_train's random split
-  double valid_pct = 0.2;
-  uint32_t seed = 10;
+  // all | valid | train: rows of fridge_train's random split, made as fridge_train made it
+  // (rows read, unreadable images dropped with skip_bad, then split). valid_pct and seed default
+  // to the model's own (recorded by fridge_train), else 0.2 and 10; with the model's, the
+  // validation files must be those it was validated on.
+  std::string split = "all";
+  std::optional<double> valid_pct;
+  std::optional<uint32_t> seed;
   // ---- predicting ----
   std::vector<std::string> predict;  // image files and/or folders (every .jpg/.jpeg/.png)
 };

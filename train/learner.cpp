@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "data/dataset.h"
+#include "data/split.h"
 #include "data/demo_data.h"
 #include "data/image.h"
 #include "data/loader.h"
@@ -151,6 +152,7 @@ class Run {
   void save_checkpoint(int64_t epochs_done);
   void write_outputs(const EpochPass& last_valid, TrainResult& result);
   WeightsMeta meta() const;
+  nlohmann::json split() const;  // the train/validation split: sizes and validation files
   nlohmann::json settings() const;
   ComputeMode compute_mode() const {
     return {o_.mixed_precision, o_.channels_last, o_.winograd, device_.is_cpu()};
@@ -333,6 +335,18 @@ WeightsMeta Run::meta() const {
   m.threshold = o_.threshold;
   m.source = "fridge_train on " + data_desc_;
   m.task = data_.multi_label ? "multi_label" : "single_label";
+  // The split, for fridge_eval --split: how it was made and which validation files it gave.
+  nlohmann::json sp = split();
+  if (o_.valid_csv.empty()) {
+    sp["mode"] = "random";
+    sp["valid_pct"] = o_.valid_pct;
+    sp["seed"] = o_.seed;
+    sp["skip_bad"] = o_.skip_bad;
+  } else {
+    sp["mode"] = "valid_csv";
+    sp["valid_csv"] = o_.valid_csv;
+  }
+  m.split = sp.dump();
   return m;
 }
 
@@ -341,22 +355,16 @@ WeightsMeta Run::meta() const {
 // "split" is the train/validation split itself: its sizes and a hash of the validation files
 // (sorted: the same files listed in another order are the same split), so that a resumed run
 // never validates on images it trained on, whatever options or paths produced the split.
-nlohmann::json Run::settings() const {
+nlohmann::json Run::split() const {
   std::vector<std::string> names;
   for (int64_t i = 0; i < data_.valid->size(); ++i) names.push_back(data_.valid->item(i).filename);
-  std::sort(names.begin(), names.end());
-  uint64_t h = 14695981039346656037ull;  // FNV-1a
-  for (const std::string& name : names) {
-    for (unsigned char ch : name + '\n') {
-      h ^= ch;
-      h *= 1099511628211ull;
-    }
-  }
-  char hex[17];
-  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
+  return {{"n_train", data_.train->size()}, {"n_valid", data_.valid->size()},
+          {"valid_files", data::file_set_hash(std::move(names))}};
+}
+
+nlohmann::json Run::settings() const {
   nlohmann::json s = {
-      {"split", {{"n_train", data_.train->size()}, {"n_valid", data_.valid->size()},
-                 {"valid_files", hex}}},
+      {"split", split()},
       {"--seed", o_.seed}, {"--size", o_.size}, {"--bs", o_.bs}, {"--epochs", o_.epochs},
       {"--lr", o_.lr}, {"--wd", o_.wd}, {"--schedule", o_.schedule}, {"--augment", o_.augment},
       {"--freeze-body", o_.freeze_body}, {"--device", device_.str()},

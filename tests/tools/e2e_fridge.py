@@ -362,6 +362,29 @@ code, out = run([TRAIN, "--csv", os.path.join(single, "labels.csv"), "--out", os
 check(code == 0 and f"Data: {os.path.join(single, 'labels.csv')}" in out and "demo" not in out
       and not os.path.exists(os.path.join(WORK, "csv_only", "demo_data")),
       "fridge_train --csv without --data trains on the images next to the file")
+# fridge_eval --split follows the model's own split (another --seed and --valid-pct here), and
+# refuses data whose split would give other validation files
+split_run = os.path.join(WORK, "split_run")
+code, out = run([TRAIN, "--data", single, "--out", split_run, "--seed", "3", "--valid-pct", "0.3"]
+                + common(1))
+code2, out2 = run([EVAL, "--model", os.path.join(split_run, "model.h5"), "--data", single,
+                   "--split", "valid", "--out", os.path.join(WORK, "split_eval"), "--threads", "1"])
+trained_valid = sorted(r["filename"] for r in csv.DictReader(open(os.path.join(split_run, "predictions.csv"))))
+scored = sorted(r["filename"] for r in csv.DictReader(open(os.path.join(WORK, "split_eval", "predictions.csv"))))
+check(code == 0 and code2 == 0 and "seed 3 as the model was trained" in out2 and scored == trained_valid
+      and len(scored) == 12, "fridge_eval --split valid scores the model's own validation images")
+shifted = os.path.join(WORK, "shifted_data")
+shutil.copytree(single, shifted)
+with open(os.path.join(shifted, "labels.csv"), "w", newline="") as f:
+    w = csv.writer(f)
+    w.writerow(["filename", "labels"])
+    w.writerows((name, labels.split()[0]) for name, labels in rows[1:] + rows[:1])
+code, out = run([EVAL, "--model", os.path.join(split_run, "model.h5"), "--data", shifted,
+                 "--split", "valid", "--out", os.path.join(WORK, "shifted_eval"), "--threads", "1"])
+check(code == 1 and "not the 12 that" in out, "fridge_eval --split refuses data that splits differently")
+code, out = run([EVAL, "--model", os.path.join(split_run, "model.h5"), "--data", shifted, "--split",
+                 "valid", "--seed", "3", "--out", os.path.join(WORK, "shifted_eval"), "--threads", "1"])
+check(code == 0 and "seed 3)" in out, "... unless a split is asked for on purpose (--seed)")
 code, out = run([TRAIN, "--images", os.path.join(single, "images"), "--out", os.path.join(WORK, "images_only")])
 check(code == 2 and "--images" in out, "fridge_train --images without labels is a usage error (exit 2)")
 for opt in ("--lr", "--wd", "--valid-pct", "--threshold"):
