@@ -30,4 +30,12 @@ void load_backbone_into(Module& notebook_model, const std::string& path) {
              /*strict=*/false);
 }
 
+void load_body_into(Module& notebook_model, const std::string& path) {
+  WeightsMapping m;
+  m.ignore = {"head.*"};
+  m.required_prefix = "body.";
+  load_named(notebook_model, load_weights_checked(path, spec_of(notebook_model), m),
+             /*strict=*/false);
+}
+
 }  // namespace cudl::models

@@ -25,5 +25,9 @@ void load_weights_into(Module& model, const std::string& path);
 // into the body of a notebook_model: body.<name> <- <name>, fc.* ignored; the head keeps its
 // initialisation. Every body tensor must be present with the right shape.
 void load_backbone_into(Module& notebook_model, const std::string& path);
+// Loads the body of a notebook_model from a file whose names already carry "body." (a
+// fridge_train model, or weights_import --prefix body.); its head.* tensors, if any, are left
+// out and the model's head keeps its initialisation. Every body tensor must be present.
+void load_body_into(Module& notebook_model, const std::string& path);
 
 }  // namespace cudl::models

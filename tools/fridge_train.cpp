@@ -79,7 +79,8 @@ int main(int argc, char** argv) {
       ->capture_default_str()->check(CLI::IsMember({"resnet18", "resnet34", "resnet50"}));
   app.add_option("--weights", o.weights,
                  "HDF5 weights from weights_import (torchvision ImageNet backbone for the body), or "
-                 "a model.h5 of fridge_train (whole model); default: train from scratch")
+                 "a model.h5 of fridge_train (the whole model; its body only, with a new head, "
+                 "when its classes differ); default: train from scratch")
       ->check(CLI::ExistingFile);
   app.add_option("--device", o.device, "auto (CUDA when a GPU answers), cpu, cuda or cuda:N")
       ->capture_default_str();

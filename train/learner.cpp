@@ -265,12 +265,32 @@ void Run::build_model() {
   const models::Arch arch = models::parse_arch(o_.arch);
   model_ = models::notebook_model(arch, static_cast<int64_t>(data_.classes.size()), &gen_);
   if (!o_.weights.empty()) {
+    // A whole model (body.* and head.*) loads whole when its head predicts this data's classes
+    // in this order; otherwise, and for a file of body.* tensors alone, its body loads and the
+    // head starts afresh (as fastai's learner on new classes). Anything else is a torchvision
+    // backbone (conv1.*, layer1.*, ..., fc.* left out).
     WeightsFile probe = load_weights(o_.weights);
-    bool whole = std::any_of(probe.tensors.begin(), probe.tensors.end(),
-                             [](const auto& t) { return t.first.rfind("head.", 0) == 0; });
-    if (whole) {
+    auto starts = [](const std::string& name, const char* prefix) { return name.rfind(prefix, 0) == 0; };
+    const bool has_head = std::any_of(probe.tensors.begin(), probe.tensors.end(),
+                                      [&](const auto& t) { return starts(t.first, "head."); });
+    const bool all_body = !probe.tensors.empty() &&
+                          std::all_of(probe.tensors.begin(), probe.tensors.end(), [&](const auto& t) {
+                            return starts(t.first, "body.") || starts(t.first, "head.");
+                          });
+    const bool other_classes = probe.meta.class_names && *probe.meta.class_names != data_.classes;
+    if (has_head && !other_classes) {
       models::load_weights_into(*model_, o_.weights);
       log_ << "Weights: the whole model from " << o_.weights << "\n";
+    } else if (all_body) {
+      models::load_body_into(*model_, o_.weights);
+      log_ << "Weights: " << o_.arch << " body from " << o_.weights << " (head initialised";
+      if (has_head) {
+        log_ << ": its head predicts ";
+        for (size_t i = 0; i < probe.meta.class_names->size(); ++i)
+          log_ << (i ? ", " : "") << (*probe.meta.class_names)[i];
+        log_ << ", not this data's classes in this order";
+      }
+      log_ << ")\n";
     } else {
       models::load_backbone_into(*model_, o_.weights);
       log_ << "Weights: " << o_.arch << " body from " << o_.weights << " (head initialised)\n";

@@ -145,6 +145,35 @@ TEST(ModelIo, BackboneGoesIntoTheBodyOnly) {
   EXPECT_TRUE(testing::all_close(model->state_dict().at("head.4.weight"), head_before, 0, 0));
 }
 
+// A whole notebook model's body, or a file of body.* tensors alone, goes into the body; the
+// head keeps its initialisation; a file missing a body tensor is refused, naming it.
+TEST(ModelIo, BodyOfAWholeModelGoesIntoTheBodyOnly) {
+  testing::ScratchDir dir;
+  Generator g(8);
+  auto trained = notebook_model(Arch::kResNet18, 3, &g);  // another number of classes
+  std::string whole = dir / "whole.h5", body = dir / "body.h5", partial = dir / "partial.h5";
+  save_weights(whole, named_state(*trained));
+  NamedTensors body_only, missing_one;
+  for (const auto& [name, t] : named_state(*trained)) {
+    if (name.rfind("body.", 0) != 0) continue;
+    body_only.emplace_back(name, t);
+    if (name != "body.layer2.0.bn1.running_var") missing_one.emplace_back(name, t);
+  }
+  save_weights(body, body_only);
+  save_weights(partial, missing_one);
+  for (const std::string& path : {whole, body}) {
+    SCOPED_TRACE(path);
+    auto model = notebook_model(Arch::kResNet18, 4, &g);
+    Tensor head_before = model->state_dict().at("head.8.weight").clone();
+    load_body_into(*model, path);
+    EXPECT_TRUE(testing::all_close(model->state_dict().at("body.layer3.1.conv2.weight"),
+                                   trained->state_dict().at("body.layer3.1.conv2.weight"), 0, 0));
+    EXPECT_TRUE(testing::all_close(model->state_dict().at("head.8.weight"), head_before, 0, 0));
+  }
+  auto model = notebook_model(Arch::kResNet18, 4, &g);
+  EXPECT_ERROR_HAS(load_body_into(*model, partial), "body.layer2.0.bn1.running_var");
+}
+
 // A ResNet block's fused forward equals the separate modules' (run while a forward hook
 // watches, which turns the fusion off), and both see the same outputs and gradients.
 TEST(CpuBatchNorm, ResNetBlocksFuseWithoutChangingResults) {

@@ -270,6 +270,11 @@ demo_rows = list(csv.DictReader(open(os.path.join(demo_out, "demo_data", "labels
 demo_sizes = {Image.open(os.path.join(demo_out, "demo_data", "images", r["filename"])).size for r in demo_rows}
 check(len(demo_rows) == 24 and demo_sizes == {(45, 60)}, "the demo data has 24 images of 45x60")
 check(os.path.exists(os.path.join(demo_out, "model.h5")), "the demo run writes model.h5")
+# --weights from a model of other classes: its body, a new head (as fastai on new classes)
+code, out = run([TRAIN, "--data", data, "--out", os.path.join(WORK, "from_demo"), "--weights",
+                 os.path.join(demo_out, "model.h5")] + common(1))
+check(code == 0 and "head initialised: its head predicts can, carton, milk_bottle, water_bottle" in out,
+      "fridge_train --weights of a model of other classes loads its body and starts a new head")
 
 # ---- mixed precision: two epochs in bfloat16, float32 files, scored by fridge_eval --------------
 mp = os.path.join(WORK, "mixed")
