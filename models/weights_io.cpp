@@ -1,11 +1,13 @@
 #include "models/weights_io.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <map>
@@ -229,6 +231,26 @@ struct TempFileGuard {
   }
 };
 
+// Temporary files of `base` left in `dir` by processes that no longer run (killed during a
+// write: a checkpoint's is some 140 MB) are removed. A file whose process still runs, or that
+// is not ours to remove, stays.
+void remove_stale_temporaries(const std::string& dir, const std::string& base) {
+  const std::string prefix = "." + base + ".tmp-";
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind(prefix, 0) != 0) continue;
+    const std::string rest = name.substr(prefix.size());  // "<pid>-<counter>"
+    char* end = nullptr;
+    const long pid = std::strtol(rest.c_str(), &end, 10);
+    if (end == rest.c_str() || *end != '-' || pid <= 0 || pid == ::getpid()) continue;
+    if (::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH) continue;  // still running
+    std::error_code rm;
+    if (std::filesystem::remove(e.path(), rm))
+      log_warning("removed '" + e.path().string() + "', left by an interrupted write");
+  }
+}
+
 // Writes `path` through a temporary file in the same directory (a rename is only atomic
 // within one file system), so the previous file stays complete until the new one replaces it.
 void write_atomically(const std::string& path, const std::function<void(H5File&)>& fill) {
@@ -237,6 +259,7 @@ void write_atomically(const std::string& path, const std::function<void(H5File&)
   std::string dir = parent_dir(path);
   std::string base = path.substr(path.find_last_of('/') + 1);
   CUDL_CHECK(!base.empty(), "'", path, "' names a directory, not a file");
+  remove_stale_temporaries(dir.empty() ? "." : dir, base);
   std::string tmp;
   do {
     tmp = (dir == "/" ? "" : dir) + "/." + base + ".tmp-" + std::to_string(::getpid()) + "-" +

@@ -2,6 +2,11 @@
 // architecture specs and the float16 conversions. No PyTorch needed; test_weights_parity.cpp
 // covers the files PyTorch writes and reads.
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <fstream>
 
 #include <cmath>
 #include <set>
@@ -205,6 +210,28 @@ TEST(WeightsIO, ReplacingAFileLeavesOnlyTheNewOne) {
   save_weights(dir / "w.h5", second);  // replaces it
   EXPECT_TRUE(same_tensors(load_weights(dir / "w.h5").tensors, second));
   EXPECT_EQ(dir.entries(), std::vector<std::string>{"w.h5"});
+}
+
+// A temporary file left by a process killed during a write is removed by the next write of the
+// same file; one of a process that still runs (this one, init) stays, and other files too.
+TEST(WeightsIO, AWriteRemovesTheTemporaryFileOfAKilledWriter) {
+  ScratchDir dir;
+  const pid_t child = ::fork();
+  if (child == 0) ::_exit(0);
+  ASSERT_GT(child, 0);
+  ASSERT_EQ(::waitpid(child, nullptr, 0), child);  // a process id that no longer runs
+  const std::string dead = ".w.h5.tmp-" + std::to_string(child) + "-0";
+  const std::string mine = ".w.h5.tmp-" + std::to_string(::getpid()) + "-7";
+  for (const std::string& name : {dead, mine, std::string(".w.h5.tmp-1-0"),
+                                  std::string(".other.h5.tmp-") + std::to_string(child) + "-0"})
+    std::ofstream(dir / name) << "partial";
+  save_weights(dir / "w.h5", sample_tensors(6));
+  std::vector<std::string> want{".other.h5.tmp-" + std::to_string(child) + "-0", ".w.h5.tmp-1-0",
+                                mine, "w.h5"};
+  std::sort(want.begin(), want.end());
+  std::vector<std::string> got = dir.entries();
+  std::sort(got.begin(), got.end());
+  EXPECT_EQ(got, want);
 }
 
 // ---- matching -----------------------------------------------------------------------------------
