@@ -147,6 +147,7 @@ class Run {
   void load_data();
   void build_model();
   void resume_or_start();
+  void refuse_to_replace_an_unfinished_run(const std::string& path) const;
   EpochPass train_epoch(int64_t epoch);
   EpochPass validate();
   void save_checkpoint(int64_t epochs_done);
@@ -461,7 +462,10 @@ void Run::save_checkpoint(int64_t epochs_done) {
 
 void Run::resume_or_start() {
   const std::string path = out("checkpoint.h5");
-  if (!o_.resume) return;
+  if (!o_.resume) {
+    refuse_to_replace_an_unfinished_run(path);
+    return;
+  }
   if (!file_exists(path)) {
     log_ << "--resume: no checkpoint in " << o_.out << ", starting from the beginning\n";
     return;
@@ -480,6 +484,8 @@ void Run::resume_or_start() {
   gen_.manual_seed(c.rng_seed);
   gen_.set_offset(c.rng_offset);
   start_epoch_ = c.epoch;
+  CUDL_CHECK(start_epoch_ <= o_.epochs, path, " has already trained ", start_epoch_, " epochs, more "
+             "than --epochs ", o_.epochs, ": give --epochs ", start_epoch_, " or more to continue it");
   history_ = read_history(out("history.csv"));
   // The history may be ahead of the checkpoint: the process died between the two writes, or
   // while newer checkpoints were still waiting to be written (CheckpointWriter keeps only the
@@ -490,6 +496,25 @@ void Run::resume_or_start() {
   iteration_ = start_epoch_ * train_dl_->num_batches();
   if (!history_.empty()) smooth_.restore(history_.back().train_loss, iteration_);
   log_ << "Resuming after epoch " << start_epoch_ << " of " << o_.epochs << " from " << path << "\n";
+}
+
+// A new run into a folder whose checkpoint belongs to a run that stopped before its last epoch
+// (killed, crashed) would overwrite that progress with its first epoch: refused, saying how to
+// continue it or start over. A finished run's files are replaced, as in fastai.
+void Run::refuse_to_replace_an_unfinished_run(const std::string& path) const {
+  if (!file_exists(path)) return;
+  Checkpoint c;
+  try {
+    c = load_checkpoint(path);
+  } catch (const std::exception&) {
+    return;  // not a checkpoint of ours (or unreadable): nothing to continue
+  }
+  const nlohmann::json s = nlohmann::json::parse(c.settings, nullptr, /*allow_exceptions=*/false);
+  if (!s.is_object() || !s.contains("--epochs") || !s["--epochs"].is_number_integer()) return;
+  const int64_t planned = s["--epochs"].get<int64_t>();
+  CUDL_CHECK(c.epoch >= planned, path, " holds an unfinished run (epoch ", c.epoch, " of ", planned,
+             "), which this run would overwrite: add --resume to continue it (with its options), "
+             "or delete the checkpoint or choose another --out to start over");
 }
 
 EpochPass Run::train_epoch(int64_t epoch) {

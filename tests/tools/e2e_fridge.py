@@ -127,6 +127,14 @@ check(leftovers == [] or all(os.path.getsize(os.path.join(run_dir, n)) >= 0 for 
 for name in ("model.h5", "report.html"):
     check(not os.path.exists(os.path.join(run_dir, name)), f"{name} is not written before the end")
 
+before = open(ckpt, "rb").read()
+code, out = run([TRAIN, "--data", data, "--out", run_dir] + COMMON)
+check(code == 1 and f"unfinished run (epoch {done} of {EPOCHS})" in out and "--resume" in out
+      and open(ckpt, "rb").read() == before,
+      "a new run into the killed run's folder is refused, saying --resume, and the checkpoint stays")
+code, out = run([TRAIN, "--data", data, "--out", run_dir, "--resume"] + common(done - 1))
+check(code == 1 and f"already trained {done} epochs" in out,
+      "--resume with fewer --epochs than the checkpoint has done is refused")
 code, out = run([TRAIN, "--data", data, "--out", run_dir, "--resume"] + COMMON)
 check(code == 0, "fridge_train --resume exits 0")
 check(f"Resuming after epoch {done}" in out, "the resumed run says where it continues")
