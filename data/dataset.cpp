@@ -82,6 +82,7 @@ std::shared_ptr<const ResizedImage> ImageDataset::image(int64_t i) const {
   try {
     img = std::make_shared<const ResizedImage>(load_resized(it.path, options_));
   } catch (const Error& e) {
+    if (table_->csv_path.empty()) throw;  // images given by name, not listed in a labels file
     CUDL_THROW(e.message(), " (listed on line ", it.line, " of ", table_->csv_path, ")");
   }
   std::lock_guard<std::mutex> lock(cache_->mutex);
@@ -137,8 +138,8 @@ int64_t ImageDataset::preload(int threads, bool skip_bad) {
     ++bad;
   }
   if (bad > 0) {
-    log_warning(str(table_->csv_path, ": skipped ", bad, " image", bad == 1 ? "" : "s",
-                    " that could not be decoded, of ", n));
+    log_warning(str(table_->csv_path.empty() ? "" : table_->csv_path + ": ", "skipped ", bad,
+                    " image", bad == 1 ? "" : "s", " that could not be decoded, of ", n));
     rows_ = std::move(kept);
   }
   return bad;

@@ -20,4 +20,26 @@ inline const CLI::Validator& finite() {
   return v;
 }
 
+// A device name: auto, cpu, cuda or cuda:N (whether that device exists is checked when it is
+// opened).
+inline const CLI::Validator& device_name() {
+  static const CLI::Validator v(
+      [](std::string& s) -> std::string {
+        if (s == "auto" || s == "cpu" || s == "cuda") return "";
+        if (s.rfind("cuda:", 0) == 0 && s.size() > 5 &&
+            s.find_first_not_of("0123456789", 5) == std::string::npos)
+          return "";
+        return "'" + s + "' is not a device: expected auto, cpu, cuda or cuda:N";
+      },
+      "DEVICE");
+  return v;
+}
+
+// A non-empty text (an output folder).
+inline const CLI::Validator& non_empty() {
+  static const CLI::Validator v(
+      [](std::string& s) -> std::string { return s.empty() ? "must not be empty" : ""; }, "TEXT");
+  return v;
+}
+
 }  // namespace cudl::tools

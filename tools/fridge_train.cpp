@@ -83,12 +83,12 @@ int main(int argc, char** argv) {
                  "when its classes differ); default: train from scratch")
       ->check(CLI::ExistingFile);
   app.add_option("--device", o.device, "auto (CUDA when a GPU answers), cpu, cuda or cuda:N")
-      ->capture_default_str();
+      ->capture_default_str()->check(cudl::tools::device_name());
   app.add_option("--threshold", o.threshold,
                  "Decision threshold on probabilities (a label is predicted when its probability "
                  "is above it); stored in model.h5")
       ->capture_default_str()->check(cudl::tools::finite())->check(CLI::Range(0.0, 1.0));
-  app.add_option("--out", o.out, "Output folder")->capture_default_str();
+  app.add_option("--out", o.out, "Output folder")->capture_default_str()->check(cudl::tools::non_empty());
   app.add_flag("--resume", o.resume,
                "Continue from OUT/checkpoint.h5 after an interruption (on the same train/validation "
                "split; settings that differ from the checkpoint's run are named)");

@@ -705,6 +705,31 @@ void Run::write_outputs(const EpochPass& v, TrainResult& result) {
   result.valid = m;
 }
 
+namespace {
+
+// One line of the epoch table (fastai's columns): each cell padded to its column, with at least
+// one space after it however long its number.
+std::string epoch_row(const std::vector<std::string>& cells) {
+  static const size_t widths[] = {7, 12, 12, 15, 15, 16, 16, 0};
+  std::string line;
+  for (size_t i = 0; i < cells.size(); ++i) {
+    line += cells[i];
+    if (i + 1 == cells.size()) break;
+    const size_t pad = widths[i] > cells[i].size() ? widths[i] - cells[i].size() : 1;
+    line += std::string(pad, ' ');
+  }
+  return line;
+}
+
+std::string epoch_row(const EpochRecord& r) {
+  return epoch_row({std::to_string(r.epoch), fixed(r.train_loss, 6), fixed(r.valid_loss, 6),
+                    fixed(r.train_hamming, 6), fixed(r.valid_hamming, 6),
+                    fixed(r.train_zero_one, 6), fixed(r.valid_zero_one, 6),
+                    fixed(r.seconds, 1) + "s"});
+}
+
+}  // namespace
+
 TrainResult Run::go() {
   make_dirs(o_.out);
   set_up_device();
@@ -712,17 +737,10 @@ TrainResult Run::go() {
   build_model();
   resume_or_start();
 
-  log_ << "\n" << std::left << std::setw(7) << "epoch" << std::setw(12) << "train_loss"
-       << std::setw(12) << "valid_loss" << std::setw(15) << "train_hamming" << std::setw(15)
-       << "valid_hamming" << std::setw(16) << "train_zero_one" << std::setw(16)
-       << "valid_zero_one" << "time" << std::right << "\n";
-  for (const EpochRecord& r : history_) {
-    log_ << std::left << std::setw(7) << r.epoch << std::setw(12) << fixed(r.train_loss, 6)
-         << std::setw(12) << fixed(r.valid_loss, 6) << std::setw(15) << fixed(r.train_hamming, 6)
-         << std::setw(15) << fixed(r.valid_hamming, 6) << std::setw(16) << fixed(r.train_zero_one, 6)
-         << std::setw(16) << fixed(r.valid_zero_one, 6) << fixed(r.seconds, 1) << "s (resumed)"
-         << std::right << "\n";
-  }
+  log_ << "\n" << epoch_row({"epoch", "train_loss", "valid_loss", "train_hamming", "valid_hamming",
+                              "train_zero_one", "valid_zero_one", "time"})
+       << "\n";
+  for (const EpochRecord& r : history_) log_ << epoch_row(r) << " (resumed)\n";
   EpochPass last_valid;
   bool have_valid = false;
   for (int64_t epoch = start_epoch_; epoch < o_.epochs; ++epoch) {
@@ -743,11 +761,7 @@ TrainResult Run::go() {
     // History first: if the process dies before the checkpoint, resume drops the extra row.
     write_file_atomically(out("history.csv"), history_csv(history_));
     save_checkpoint(epoch + 1);
-    log_ << std::left << std::setw(7) << r.epoch << std::setw(12) << fixed(r.train_loss, 6)
-         << std::setw(12) << fixed(r.valid_loss, 6) << std::setw(15) << fixed(r.train_hamming, 6)
-         << std::setw(15) << fixed(r.valid_hamming, 6) << std::setw(16) << fixed(r.train_zero_one, 6)
-         << std::setw(16) << fixed(r.valid_zero_one, 6) << fixed(r.seconds, 1) << "s" << std::right
-         << std::endl;
+    log_ << epoch_row(r) << std::endl;
   }
   if (!have_valid) last_valid = validate();  // resumed after the last epoch
 

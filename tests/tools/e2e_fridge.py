@@ -404,6 +404,15 @@ for opt in ("--lr", "--wd", "--valid-pct", "--threshold"):
     code, out = run([TRAIN, opt, "nan", "--out", os.path.join(WORK, "nan_option")])
     check(code == 2 and "finite" in out and not os.path.exists(os.path.join(WORK, "nan_option")),
           f"fridge_train {opt} nan is a usage error (exit 2) and writes nothing")
+for args in (["--device", "gpu"], ["--out", ""]):
+    code, out = run([TRAIN] + args)
+    check(code == 2 and args[0] in out, f"fridge_train {' '.join(args)!r} is a usage error (exit 2)")
+not_image = os.path.join(WORK, "not_an_image.jpg")
+open(not_image, "w").write("text")
+code, out = run([EVAL, "--model", os.path.join(run_dir, "model.h5"), "--predict", not_image,
+                 "--out", os.path.join(WORK, "not_image_eval")])
+check(code == 1 and "not a JPEG or PNG" in out and "line 0" not in out,
+      "fridge_eval --predict names an undecodable image without a labels-file line")
 code, out = run([EVAL, "--model", os.path.join(run_dir, "model.h5"), "--data", data, "--threshold", "nan"])
 check(code == 2 and "finite" in out, "fridge_eval --threshold nan is a usage error (exit 2)")
 code, out = run([TRAIN, "--help"])
