@@ -155,6 +155,7 @@ Session open_session(const EvalOptions& o) {
   set_cpu_conv_path(o.winograd ? CpuConvPath::kWinograd : CpuConvPath::kAuto);
   CUDL_CHECK(o.bs >= 1, "the batch size must be positive, got ", o.bs);
   LoadedModel m = load_model(o.model_path, device);
+  make_dirs(o.out);  // an unwritable --out is found before the images are run
   const double threshold = o.threshold >= 0 ? o.threshold : m.threshold;
   return {device, std::move(m), threshold};
 }
@@ -256,7 +257,6 @@ MetricsReport score_model(const EvalOptions& o, std::ostream& log) {
   log << "Optimal threshold " << fixed(r.optimal.threshold, 2) << ": zero-one "
       << fixed(best.zero_one_accuracy, 4) << ", hamming " << fixed(best.hamming_accuracy, 4) << "\n";
 
-  make_dirs(o.out);
   write_file_atomically(join_path(o.out, "predictions.csv"),
                         dataset_predictions(m, *ds, p.probs, threshold, true));
   nlohmann::json j;
@@ -318,7 +318,6 @@ int64_t predict_images(const EvalOptions& o, std::ostream& log) {
   log << "\n";
   Predictions p = run(m, ds, o, device, false, threshold);
 
-  make_dirs(o.out);
   write_file_atomically(join_path(o.out, "predictions.csv"),
                         dataset_predictions(m, *ds, p.probs, threshold, false));
   const int64_t c = static_cast<int64_t>(m.classes.size());

@@ -58,6 +58,9 @@ void make_dirs(const std::string& path) {
   std::filesystem::create_directories(path, ec);
   CUDL_CHECK(!ec && std::filesystem::is_directory(path), "cannot create the folder ", path, ": ",
              ec ? ec.message() : "a file of that name exists");
+  // Found now, not when the first output is written (after an epoch, or every prediction).
+  CUDL_CHECK(::access(path.c_str(), W_OK | X_OK) == 0, "cannot write into the folder ", path, ": ",
+             std::strerror(errno));
 }
 
 std::string join_path(const std::string& a, const std::string& b) {
