@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iomanip>
 #include <nlohmann/json.hpp>
@@ -201,16 +202,32 @@ void Run::load_data() {
   std::string dir = o_.data_dir;
   if (dir.empty()) {
     dir = out("demo_data");
-    if (!file_exists(join_path(dir, "labels.csv"))) {
-      data::DemoDataOptions demo;
-      demo.num_images = o_.demo_images;
-      demo.seed = o_.demo_seed;
-      demo.height = o_.demo_height;
-      demo.width = (o_.demo_height * 3 + 2) / 4;
+    data::DemoDataOptions demo;
+    demo.num_images = o_.demo_images;
+    demo.seed = o_.demo_seed;
+    demo.height = o_.demo_height;
+    demo.width = (o_.demo_height * 3 + 2) / 4;
+    // demo.json records what the folder holds: other --demo-images or --demo-height write it
+    // again (it is this program's own output), the same ones reuse it.
+    const nlohmann::json want = {{"images", demo.num_images}, {"width", demo.width},
+                                 {"height", demo.height}, {"seed", demo.seed}};
+    const std::string record = join_path(dir, "demo.json");
+    bool reuse = file_exists(join_path(dir, "labels.csv"));
+    if (reuse && file_exists(record)) {
+      const nlohmann::json had = nlohmann::json::parse(read_file(record), nullptr, false);
+      if (had != want) {
+        log_ << "The demo data in " << dir << " was written with other --demo-images or "
+             << "--demo-height: writing it again\n";
+        std::filesystem::remove_all(dir);
+        reuse = false;
+      }
+    }
+    if (!reuse) {
       log_ << "No --data given: writing the built-in demo data (" << o_.demo_images
            << " photo-like images of " << demo.width << "x" << demo.height << ", 4 classes) to "
            << dir << "\n";
       data::write_demo_data(dir, demo);
+      write_file_atomically(record, want.dump() + "\n");
     } else {
       log_ << "No --data given: using the demo data in " << dir << "\n";
     }

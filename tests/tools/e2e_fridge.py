@@ -278,6 +278,11 @@ demo_rows = list(csv.DictReader(open(os.path.join(demo_out, "demo_data", "labels
 demo_sizes = {Image.open(os.path.join(demo_out, "demo_data", "images", r["filename"])).size for r in demo_rows}
 check(len(demo_rows) == 24 and demo_sizes == {(45, 60)}, "the demo data has 24 images of 45x60")
 check(os.path.exists(os.path.join(demo_out, "model.h5")), "the demo run writes model.h5")
+code, out = run([TRAIN, "--out", demo_out, "--demo-images", "28", "--demo-height", "60"] + common(1))
+demo_rows = list(csv.DictReader(open(os.path.join(demo_out, "demo_data", "labels.csv"))))
+check(code == 0 and "writing it again" in out and len(demo_rows) == 28
+      and len(os.listdir(os.path.join(demo_out, "demo_data", "images"))) == 28,
+      "another --demo-images writes the demo data again instead of reusing the old")
 # --weights from a model of other classes: its body, a new head (as fastai on new classes)
 code, out = run([TRAIN, "--data", data, "--out", os.path.join(WORK, "from_demo"), "--weights",
                  os.path.join(demo_out, "model.h5")] + common(1))
