@@ -128,6 +128,9 @@ int main(int argc, char** argv) {
                "direct convolution's 1e-7 (CUDA's TF32 rounds each input to 5e-4). --no-winograd: direct "
                "convolutions only, as PyTorch's CPU");
   app.add_flag("--skip-bad", o.skip_bad, "Skip unreadable images and bad label rows with a warning");
+  app.add_flag("--allow-empty", o.allow_empty,
+               "Rows with no labels are images with none of the classes (multi-label negatives, "
+               "e.g. an empty fridge) instead of bad rows");
   auto* augment = app.add_flag("--augment,!--no-augment", o.augment,
                                "Augment training images: random horizontal flips and +-10% "
                                "brightness/contrast (off by default, as in the notebook)");

@@ -172,13 +172,17 @@ namespace {
 
 // The rows of fridge_train's random split that --split asks for, from the decoded rows `all`
 // (see EvalOptions::split). `note` gets how the split was made, for the log.
+// The split fridge_train recorded in the model (an empty object when none was).
+nlohmann::json recorded_split(const LoadedModel& m, const EvalOptions& o) {
+  if (!m.meta.split) return nlohmann::json::object();
+  nlohmann::json rec = nlohmann::json::parse(*m.meta.split, nullptr, /*allow_exceptions=*/false);
+  CUDL_CHECK(rec.is_object(), o.model_path, ": unreadable split attribute: ", *m.meta.split);
+  return rec;
+}
+
 data::ImageDataset split_part(const data::ImageDataset& all, const EvalOptions& o,
                               const LoadedModel& m, std::string* note) {
-  nlohmann::json rec;  // the model's split, when fridge_train recorded it
-  if (m.meta.split) {
-    rec = nlohmann::json::parse(*m.meta.split, nullptr, /*allow_exceptions=*/false);
-    CUDL_CHECK(rec.is_object(), o.model_path, ": unreadable split attribute: ", *m.meta.split);
-  }
+  const nlohmann::json rec = recorded_split(m, o);
   CUDL_CHECK(rec.value("mode", "random") == "random", o.model_path, " was validated on a "
              "separate labels file (", rec.value("valid_csv", "--valid-csv"), "), not a random "
              "split: score that file with --split all");
@@ -216,8 +220,9 @@ MetricsReport score_model(const EvalOptions& o, std::ostream& log) {
   lo.skip_bad = o.skip_bad;
   lo.classes = m.classes;  // the model's output order; unknown labels are bad rows
   // An image with none of the classes is a valid case for a multi-label model, except in a
-  // split, whose rows must be read as fridge_train read them.
-  lo.allow_no_labels = m.multi_label && o.split == "all";
+  // split, whose rows must be read as fridge_train read them (--allow-empty or not).
+  const nlohmann::json rec = recorded_split(m, o);
+  lo.allow_no_labels = m.multi_label && (o.split == "all" || rec.value("allow_empty", false));
   auto table = std::make_shared<data::LabelTable>(data::read_labels(o.csv, o.images, lo));
   // The task is the model's, not what these rows happen to hold: a multi-label model scored on
   // images with one label each is still scored per class.

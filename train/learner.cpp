@@ -236,6 +236,7 @@ void Run::load_data() {
   d.image_dir = o_.images.empty() ? join_path(dir, "images") : o_.images;
   d.labels.label_delimiter = o_.label_delim;
   d.labels.skip_bad = o_.skip_bad;
+  d.labels.allow_no_labels = o_.allow_empty;
   d.load.size = o_.size;
   d.valid_pct = o_.valid_pct;
   d.seed = o_.seed;
@@ -380,6 +381,7 @@ WeightsMeta Run::meta() const {
     sp["valid_pct"] = o_.valid_pct;
     sp["seed"] = o_.seed;
     sp["skip_bad"] = o_.skip_bad;
+    sp["allow_empty"] = o_.allow_empty;
   } else {
     sp["mode"] = "valid_csv";
     sp["valid_csv"] = o_.valid_csv;

@@ -42,6 +42,9 @@ struct TrainOptions {
   uint32_t seed = 10;
   int size = 300;
   bool skip_bad = false;
+  // Rows with an empty labels field are images with none of the classes (multi-label
+  // negatives, e.g. an empty fridge) instead of bad rows.
+  bool allow_empty = false;
   // Training-time augmentation (off by default, as in the notebook): random horizontal flips
   // and brightness/contrast jitter of +-10%.
   bool augment = false;

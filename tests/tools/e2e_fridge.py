@@ -374,6 +374,18 @@ code, out = run([EVAL, "--model", os.path.join(WORK, "single", "model.h5"), "--d
                  "--out", os.path.join(WORK, "single_on_multi"), "--threads", "1"])
 check(code == 1 and "single-label model" in out and f"labels.csv:{two + 2}" in out,
       "fridge_eval refuses two labels for a single-label model, naming the line")
+# Images with none of the classes: bad rows unless --allow-empty (multi-label negatives)
+empty_csv = os.path.join(WORK, "with_empty.csv")
+with open(empty_csv, "w", newline="") as f:
+    w = csv.writer(f)
+    w.writerow(["filename", "labels"])
+    w.writerows((name, "" if i < 3 else labels) for i, (name, labels) in enumerate(rows))
+code, out = run([TRAIN, "--csv", empty_csv, "--images", os.path.join(data, "images"),
+                 "--out", os.path.join(WORK, "empty_refused")] + common(1))
+check(code == 1 and "row without labels" in out, "a row without labels is refused by default")
+code, out = run([TRAIN, "--csv", empty_csv, "--images", os.path.join(data, "images"),
+                 "--out", os.path.join(WORK, "empty_allowed"), "--allow-empty"] + common(1))
+check(code == 0 and "multi-label" in out, "--allow-empty trains with images of none of the classes")
 # --csv alone: the dataset is the file's folder (no demo data, no demo defaults)
 code, out = run([TRAIN, "--csv", os.path.join(single, "labels.csv"), "--out", os.path.join(WORK, "csv_only")]
                 + common(1))
