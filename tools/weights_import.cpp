@@ -9,6 +9,7 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <string>
@@ -83,7 +84,7 @@ int main(int argc, char** argv) {
       "  weights_import resnet18-f37072fd.pth --arch resnet18 --prefix body. --exclude 'fc.*'\n"
       "Exit codes: 0 ok, 1 the input could not be converted, 2 usage error.\n"
       "See weights/README.md for the file format and where to get the ImageNet weights.");
-  std::string input, output, arch, prefix;
+  std::string input, output, arch, prefix, strip;
   int64_t num_classes = 1000;
   bool list = false, fp16 = false;
   std::vector<std::string> excludes;
@@ -112,6 +113,10 @@ int main(int argc, char** argv) {
                  "Prepend this to every tensor name in the output, e.g. 'body.' stores a "
                  "torchvision backbone under the notebook model's body names (a trailing '.' "
                  "is added if missing)");
+  app.add_option("--strip-prefix", strip,
+                 "Remove this from the start of the tensor names that have it before anything "
+                 "else, e.g. 'module.' of a model saved from DataParallel (a trailing '.' is "
+                 "added if missing)");
   app.add_option("--exclude", excludes,
                  "Leave out tensors whose (torchvision) name matches this pattern ('*' matches "
                  "any characters), e.g. 'fc.*'; may be repeated. --arch then skips them too.")
@@ -123,6 +128,7 @@ int main(int argc, char** argv) {
     return app.exit(e) == 0 ? 0 : 2;
   }
   if (!prefix.empty() && prefix.back() != '.') prefix += '.';
+  if (!strip.empty() && strip.back() != '.') strip += '.';
   const bool write = !output.empty() || !list;
   if (write && output.empty()) output = default_output(input);
   if (write) {
@@ -141,10 +147,32 @@ int main(int argc, char** argv) {
     ImportedWeights w = import_weights(input);
     if (list) print_list(input, w);
 
+    if (!strip.empty()) {
+      size_t stripped = 0;
+      for (auto& [name, t] : w.tensors) {
+        if (name.rfind(strip, 0) != 0) continue;
+        name = name.substr(strip.size());
+        ++stripped;
+      }
+      CUDL_CHECK(stripped > 0, input, ": no tensor name starts with '", strip, "' (--strip-prefix)");
+    }
     NamedTensors tensors;
     for (auto& [name, t] : w.tensors)
       if (!excluded(excludes, name)) tensors.emplace_back(name, t);
     CUDL_CHECK(!tensors.empty(), input, ": every tensor is excluded; nothing to write");
+    for (const std::string& p : excludes) {
+      const bool used = std::any_of(w.tensors.begin(), w.tensors.end(),
+                                    [&](const auto& nt) { return name_matches(p, nt.first); });
+      if (!used) log_warning(str("--exclude '", p, "' matches no tensor of ", input));
+    }
+    // Weights with NaN or infinite values would train to NaN (or predict nothing): said, not
+    // refused (they may be meant).
+    for (const auto& [name, t] : tensors) {
+      if (!isFloating(t.dtype())) continue;
+      int64_t bad = 0;
+      for (double v : t.to(kFloat64).contiguous().to_vector<double>()) bad += !std::isfinite(v);
+      if (bad > 0) log_warning(str(input, ": ", name, " has ", bad, " NaN or infinite values"));
+    }
 
     if (!arch.empty()) {
       std::vector<TensorSpec> spec;

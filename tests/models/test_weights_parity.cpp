@@ -376,6 +376,25 @@ TEST(WeightsImportTool, PrefixExcludeAndFp16) {
             120u);
 }
 
+// --strip-prefix removes DataParallel's "module."; a pattern of --exclude that matches nothing
+// and non-finite values are warned about (the file is still written); a prefix that no name has
+// is an error.
+TEST(WeightsImportTool, StripPrefixAndWarnings) {
+  ScratchDir dir;
+  const std::string in = shell_quote(ref_file("dataparallel_nan.pth"));
+  RunResult r = tool(in + " --strip-prefix module --exclude 'fc.*' -o " + shell_quote(dir / "s.h5"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  WeightsFile f = load_weights(dir / "s.h5");
+  ASSERT_FALSE(f.tensors.empty());
+  EXPECT_EQ(f.tensors[0].first, "0.weight");
+  EXPECT_TRUE(contains(r.output, "--exclude 'fc.*' matches no tensor")) << r.output;
+  EXPECT_TRUE(contains(r.output, "0.weight has 2 NaN or infinite values")) << r.output;
+  r = tool(in + " --strip-prefix body. -o " + shell_quote(dir / "t.h5"));
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_TRUE(contains(r.output, "no tensor name starts with 'body.'")) << r.output;
+  EXPECT_EQ(dir.entries(), std::vector<std::string>{"s.h5"});
+}
+
 TEST(WeightsImportTool, UsageErrorsExitTwo) {
   ScratchDir dir;
   EXPECT_EQ(tool("").exit_code, 2);
@@ -393,7 +412,7 @@ TEST(WeightsImportTool, UsageErrorsExitTwo) {
   RunResult help = tool("--help");
   EXPECT_EQ(help.exit_code, 0);
   for (const char* opt : {"--output", "--arch", "--num-classes", "--list", "--fp16", "--prefix",
-                          "--exclude", "Exit codes"})
+                          "--strip-prefix", "--exclude", "Exit codes"})
     EXPECT_TRUE(contains(help.output, opt)) << opt;
   EXPECT_TRUE(dir.entries().empty());
 }

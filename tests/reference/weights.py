@@ -99,6 +99,11 @@ torch.save({"model": small_sd, "epoch": 3, "optimizer": {"lr": 0.1, "betas": (0.
 torch.save({"state_dict": small_sd, "note": "x"}, path("wrapped_state_dict.pth"))
 save_expected("small", small.state_dict())
 torch.save(small.state_dict(), path("legacy.pth"), _use_new_zipfile_serialization=False)
+# A model saved from DataParallel ("module." names), one tensor with a NaN and an infinity.
+dp = {"module." + k: v.detach().clone() for k, v in small.state_dict().items()}
+dp["module.0.weight"][0, 0] = float("nan")
+dp["module.0.weight"][1, 2] = float("inf")
+torch.save(dp, path("dataparallel_nan.pth"))
 
 # ---- views and dtypes ---------------------------------------------------------------------------
 base = torch.randn(6, 8)
