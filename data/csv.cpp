@@ -33,6 +33,15 @@ CsvTable parse_csv(const std::string& text, const std::string& name, char delimi
   if (n >= 3 && static_cast<unsigned char>(text[0]) == 0xEF &&
       static_cast<unsigned char>(text[1]) == 0xBB && static_cast<unsigned char>(text[2]) == 0xBF)
     i = 3;
+  // UTF-16 (a byte-order mark, or NUL bytes in text) is not read as UTF-8: said plainly instead
+  // of a header of garbled bytes.
+  const bool utf16_bom = n >= 2 && ((static_cast<unsigned char>(text[0]) == 0xFF &&
+                                     static_cast<unsigned char>(text[1]) == 0xFE) ||
+                                    (static_cast<unsigned char>(text[0]) == 0xFE &&
+                                     static_cast<unsigned char>(text[1]) == 0xFF));
+  CUDL_CHECK(!utf16_bom && text.find('\0') == std::string::npos, name,
+             ": not UTF-8 text (UTF-16", utf16_bom ? "" : " or binary", " content); save it as "
+             "UTF-8 (or ASCII) CSV");
   int64_t line = 1;
   std::vector<CsvRecord> records;
   while (i < n) {

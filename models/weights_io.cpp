@@ -461,7 +461,8 @@ Checkpoint load_checkpoint(const std::string& path) {
   H5File f = open_checked(path, format, version);
   CUDL_CHECK(format == kCheckpointFormat, path, ": not a checkpoint (format '",
              format.empty() ? "none" : format, "'; a checkpoint has format '", kCheckpointFormat,
-             "' and holds the optimiser state; use load_weights for a weights file)");
+             "' and holds the optimiser state; a weights file such as a model.h5 has none: it "
+             "can start a new run (fridge_train --weights, or load_weights))");
   Checkpoint c;
   c.meta = read_meta(f);
   for (const char* attr : {kAttrEpoch, kAttrSeed, kAttrOffset})

@@ -491,9 +491,10 @@ void Run::resume_or_start() {
   }
   Checkpoint c = load_checkpoint(path);
   if (checkpoint_) *checkpoint_ = path;  // before the writer's thread first starts
-  CUDL_CHECK(c.meta.architecture && *c.meta.architecture == "fastai_" + o_.arch, path,
-             ": the checkpoint is for ", c.meta.architecture.value_or("an unknown architecture"),
-             ", not fastai_", o_.arch);
+  const std::string arch = c.meta.architecture.value_or("");
+  CUDL_CHECK(arch == "fastai_" + o_.arch, path, ": the checkpoint is for ",
+             arch.empty() ? "an unknown architecture" : arch, ", not fastai_", o_.arch,
+             arch.rfind("fastai_", 0) == 0 ? ": give --arch " + arch.substr(7) + " to resume it" : "");
   CUDL_CHECK(c.meta.class_names && *c.meta.class_names == data_.classes, path,
              ": the checkpoint's classes differ from the data's");
   compare_settings(c.settings, path);

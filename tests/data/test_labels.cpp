@@ -75,6 +75,11 @@ TEST(Csv, Errors) {
                     HasSubstr("expected ','")));
   EXPECT_THAT(error_of([] { read_csv("/nonexistent/labels.csv"); }),
               AllOf(HasSubstr("/nonexistent/labels.csv"), HasSubstr("cannot open")));
+  // UTF-16 (as some spreadsheet programs save "Unicode text"), with or without its mark.
+  const std::string utf16le("\xFF\xFE" "f\0i\0l\0e\0", 10), bare("f\0i\0l\0e\0", 8);
+  EXPECT_THAT(error_of([&] { parse_csv(utf16le, "u.csv"); }),
+              AllOf(HasSubstr("u.csv"), HasSubstr("UTF-16"), HasSubstr("save it as UTF-8")));
+  EXPECT_THAT(error_of([&] { parse_csv(bare, "b.csv"); }), HasSubstr("UTF-16 or binary"));
 }
 
 // ---- labels files ------------------------------------------------------------------------------

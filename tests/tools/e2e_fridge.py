@@ -180,6 +180,9 @@ with open(os.path.join(shuffled, "labels.csv"), "w", newline="") as f:
 code, out = run([TRAIN, "--data", shuffled, "--out", other, "--resume"] + COMMON)
 check(code == 1 and "other validation images, as many" in out,
       "--resume on the same images listed in another order (another split) is refused")
+code, out = run([TRAIN, "--data", data, "--out", other, "--resume", "--arch", "resnet34"] + COMMON)
+check(code == 1 and "checkpoint is for fastai_resnet18" in out and "give --arch resnet18" in out,
+      "--resume with another --arch is refused, naming the checkpoint's")
 code, out = run([TRAIN, "--data", data, "--out", other, "--resume", "--freeze-body"] + COMMON)
 check(code == 1 and "without --freeze-body" in out and "optimiser state" in out,
       "--resume with --freeze-body turned on is refused, saying why")
