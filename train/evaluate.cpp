@@ -19,6 +19,7 @@
 #include "tensor/ops/conv.h"
 #include "train/files.h"
 #include "train/outputs.h"
+#include "train/scoring.h"
 #include "train/train_step.h"
 
 namespace cudl::train {
@@ -29,13 +30,6 @@ std::string fixed(double v, int decimals) {
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
   return buf;
-}
-
-// Softmax over dim 1 of (N, C) logits, on the logits' device.
-Tensor softmax_rows(const Tensor& logits) {
-  Tensor shifted = logits - max(logits, {1}, true);
-  Tensor e = exp(shifted);
-  return e / sum(e, {1}, true);
 }
 
 struct Predictions {
@@ -53,7 +47,7 @@ Predictions run(const LoadedModel& m, std::shared_ptr<data::ImageDataset> ds, co
   lo.device = device;
   data::DataLoader loader(ds, lo);
   const int64_t c = static_cast<int64_t>(m.classes.size());
-  MetricsAccumulator acc(c, device);
+  Scorer acc(c, device, m.multi_label);
   NoGradGuard no_grad;
   data::Batch b;
   double loss_sum = 0;
@@ -65,25 +59,13 @@ Predictions run(const LoadedModel& m, std::shared_ptr<data::ImageDataset> ds, co
       // bfloat16 under autocast: scored in float32
       logits = (*m.model)(model_input(b.images, o.channels_last)).to(kFloat32);
     }
-    Tensor targets = b.targets;
-    Tensor probs;
-    if (m.multi_label) {
-      probs = sigmoid(logits);
-      if (labelled) loss_sum += binary_cross_entropy_with_logits(logits, targets).item() * b.size();
-    } else {
-      probs = softmax_rows(logits);
-      if (labelled) {
-        loss_sum += cross_entropy(logits, targets).item() * b.size();
-        // One-hot targets for the multi-label metrics (then zero-one accuracy = top-1 accuracy
-        // at any threshold that keeps exactly the winning class).
-        std::vector<int64_t> t = targets.to(Device::cpu()).to_vector<int64_t>();
-        std::vector<float> oh(t.size() * c, 0.f);
-        for (size_t i = 0; i < t.size(); ++i) oh[i * c + t[i]] = 1.f;
-        targets = from_vector(oh, {static_cast<int64_t>(t.size()), c}, TensorOptions().device(device));
-      }
+    if (labelled) {
+      loss_sum += (m.multi_label ? binary_cross_entropy_with_logits(logits, b.targets)
+                                 : cross_entropy(logits, b.targets))
+                      .item() *
+                  b.size();
     }
-    if (!labelled) targets = zeros({b.size(), c}, TensorOptions().device(device));
-    acc.append(probs, targets);
+    acc.append(logits, labelled ? b.targets : zeros({b.size(), c}, TensorOptions().device(device)));
   }
   Predictions p;
   p.probs = acc.probabilities().to(Device::cpu()).contiguous();
@@ -104,7 +86,10 @@ std::string dataset_predictions(const LoadedModel& m, const data::ImageDataset& 
     truth.emplace_back();
     for (int id : ds.item(i).label_ids) truth.back().push_back(m.classes[id]);
   }
-  return predictions_csv(m.classes, filenames, probs.to_vector<float>(), threshold,
+  const std::vector<float> p = probs.to_vector<float>();
+  return predictions_csv(m.classes, filenames, p,
+                         predicted_classes(p, static_cast<int64_t>(m.classes.size()), threshold,
+                                           m.multi_label),
                          labelled ? &truth : nullptr);
 }
 
@@ -327,6 +312,7 @@ int64_t predict_images(const EvalOptions& o, std::ostream& log) {
                         dataset_predictions(m, *ds, p.probs, threshold, false));
   const int64_t c = static_cast<int64_t>(m.classes.size());
   std::vector<float> probs = p.probs.to_vector<float>();
+  const std::vector<uint8_t> predicted = predicted_classes(probs, c, threshold, m.multi_label);
   nlohmann::json j = nlohmann::json::array();
   for (int64_t i = 0; i < ds->size(); ++i) {
     nlohmann::json e;
@@ -336,7 +322,7 @@ int64_t predict_images(const EvalOptions& o, std::ostream& log) {
     std::string line;
     for (int64_t k = 0; k < c; ++k) {
       e["probabilities"][m.classes[k]] = probs[i * c + k];
-      if (probs[i * c + k] > threshold) {
+      if (predicted[static_cast<size_t>(i * c + k)]) {
         e["predicted"].push_back(m.classes[k]);
         line += (line.empty() ? "" : " ") + m.classes[k];
       }

@@ -26,6 +26,7 @@
 #include "train/files.h"
 #include "train/outputs.h"
 #include "train/progress.h"
+#include "train/scoring.h"
 #include "train/train_step.h"
 
 namespace cudl::train {
@@ -93,31 +94,6 @@ std::vector<EpochRecord> read_history(const std::string& path) {
     out.push_back(r);
   }
   return out;
-}
-
-// ---- predictions ----
-
-// Targets as a (N, C) float multi-hot tensor on `device` (single-label class indices become
-// one-hot rows), and predictions as probabilities (sigmoid; single-label: one-hot argmax, so
-// that hamming and zero-one accuracy are defined for both kinds).
-struct Scored {
-  Tensor probs;    // (N, C)
-  Tensor targets;  // (N, C)
-};
-
-Scored score(const Tensor& logits, const Tensor& targets, bool multi_label) {
-  if (multi_label) return {sigmoid(logits.detach().to(kFloat32)), targets};
-  const int64_t n = logits.size(0), c = logits.size(1);
-  std::vector<float> l = logits.detach().to(Device::cpu()).contiguous().to_vector<float>();
-  std::vector<int64_t> t = targets.to(Device::cpu()).to_vector<int64_t>();
-  std::vector<float> p(n * c, 0.f), y(n * c, 0.f);
-  for (int64_t i = 0; i < n; ++i) {
-    int64_t best = std::max_element(l.begin() + i * c, l.begin() + (i + 1) * c) - (l.begin() + i * c);
-    p[i * c + best] = 1.f;
-    y[i * c + t[i]] = 1.f;
-  }
-  TensorOptions on = TensorOptions().device(logits.device());
-  return {from_vector(p, {n, c}, on), from_vector(y, {n, c}, on)};
 }
 
 // ---- the run ----
@@ -539,7 +515,7 @@ void Run::refuse_to_replace_an_unfinished_run(const std::string& path) const {
 
 EpochPass Run::train_epoch(int64_t epoch) {
   model_->train();
-  MetricsAccumulator acc(static_cast<int64_t>(data_.classes.size()), device_);
+  Scorer acc(static_cast<int64_t>(data_.classes.size()), device_, data_.multi_label);
   train_dl_->start_epoch(epoch);
   bar_.start("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(o_.epochs) + " train",
              train_dl_->num_batches());
@@ -552,8 +528,7 @@ EpochPass Run::train_epoch(int64_t epoch) {
     CUDL_CHECK(std::isfinite(l), "the training loss became ", l, " at epoch ", epoch + 1,
                ", batch ", done + 1, "; lower --lr");
     smooth_.add(l);
-    Scored s = score(step.logits, b.targets, data_.multi_label);
-    acc.append(s.probs, s.targets);
+    acc.append(step.logits, b.targets);
     bar_.update(++done, "loss " + fixed(smooth_.value(), 4));
   }
   bar_.finish();
@@ -570,7 +545,7 @@ EpochPass Run::train_epoch(int64_t epoch) {
 EpochPass Run::validate() {
   model_->eval();
   NoGradGuard no_grad;
-  MetricsAccumulator acc(static_cast<int64_t>(data_.classes.size()), device_);
+  Scorer acc(static_cast<int64_t>(data_.classes.size()), device_, data_.multi_label);
   valid_dl_->start_epoch(0);
   bar_.start("validation", valid_dl_->num_batches());
   data::Batch b;
@@ -585,8 +560,7 @@ EpochPass Run::validate() {
     }
     loss_sum += compute_loss(loss_kind_, logits, b.targets).item() * static_cast<double>(b.size());
     n += b.size();
-    Scored s = score(logits, b.targets, data_.multi_label);
-    acc.append(s.probs, s.targets);
+    acc.append(logits, b.targets);
     bar_.update(++done);
   }
   bar_.finish();
@@ -620,6 +594,8 @@ void Run::write_outputs(const EpochPass& v, TrainResult& result) {
 
   // predictions.csv, and the validation grid of the report
   std::vector<float> p = v.probs.to_vector<float>();
+  const std::vector<uint8_t> predicted =
+      predicted_classes(p, c, m.at_threshold.threshold, data_.multi_label);
   std::vector<std::string> filenames;
   std::vector<std::vector<std::string>> truth;
   std::vector<ReportImage> valid_images;
@@ -637,7 +613,7 @@ void Run::write_outputs(const EpochPass& v, TrainResult& result) {
     ri.caption = item.filename;
     for (int64_t j = 0; j < c; ++j) {
       const float pj = p[i * c + j];
-      const bool yes = pj > m.at_threshold.threshold;
+      const bool yes = predicted[static_cast<size_t>(i * c + j)] != 0;
       if (yes || is_true[j]) {
         ri.labels.push_back(classes[j] + " " + fixed(pj, 2));
         ri.marks.push_back(yes && is_true[j] ? 1 : yes ? 0 : 2);
@@ -647,7 +623,7 @@ void Run::write_outputs(const EpochPass& v, TrainResult& result) {
     valid_images.push_back(std::move(ri));
   }
   write_file_atomically(out("predictions.csv"),
-                        predictions_csv(classes, filenames, p, m.at_threshold.threshold, &truth));
+                        predictions_csv(classes, filenames, p, predicted, &truth));
 
   // metrics.json
   nlohmann::json j;
@@ -676,8 +652,11 @@ void Run::write_outputs(const EpochPass& v, TrainResult& result) {
   j["valid"]["loss"] = v.loss;
   add_report_json(j, m, classes);
   j["seconds_total"] = seconds_since(t0_);
-  j["note"] = "thresholds apply to probabilities (sigmoid of the logits): a label is predicted "
-              "when its probability is strictly above the threshold";
+  j["note"] = data_.multi_label
+                  ? "thresholds apply to probabilities (sigmoid of the logits): a label is "
+                    "predicted when its probability is strictly above the threshold"
+                  : "single-label: probabilities are the softmax of the logits and the most "
+                    "probable class is predicted, whatever the threshold";
   write_file_atomically(out("metrics.json"), j.dump(2) + "\n");
 
   // report.html

@@ -46,7 +46,8 @@ void add_report_json(nlohmann::json& j, const MetricsReport& r, const std::vecto
 
 std::string predictions_csv(const std::vector<std::string>& classes,
                             const std::vector<std::string>& filenames, const std::vector<float>& probs,
-                            double threshold, const std::vector<std::vector<std::string>>* truth) {
+                            const std::vector<uint8_t>& predicted_flags,
+                            const std::vector<std::vector<std::string>>* truth) {
   const size_t c = classes.size();
   auto join = [](const std::vector<std::string>& v) {
     std::string s;
@@ -68,9 +69,8 @@ std::string predictions_csv(const std::vector<std::string>& classes,
     o << field(filenames[i]);
     std::vector<std::string> predicted;
     for (size_t k = 0; k < c; ++k) {
-      const float p = probs[i * c + k];
-      o << "," << p;
-      if (p > threshold) predicted.push_back(classes[k]);
+      o << "," << probs[i * c + k];
+      if (predicted_flags[i * c + k]) predicted.push_back(classes[k]);
     }
     o << "," << field(join(predicted));
     if (truth) o << "," << field(join((*truth)[i]));

@@ -1,6 +1,7 @@
 // The files fridge_train and fridge_eval both write: metrics as JSON and predictions as CSV.
 #pragma once
 
+#include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -28,10 +29,12 @@ struct ComputeMode {
   void add_json(nlohmann::json& j) const;
 };
 
-// One row per image: filename, p_<class> per class, predicted labels (probability strictly above
-// `threshold`) and, when `truth` is given, the true labels. probs is (N, C) row-major.
+// One row per image: filename, p_<class> per class, the predicted labels and, when `truth` is
+// given, the true labels. probs and predicted (1 where a class is predicted: scoring.h's
+// predicted_classes) are (N, C) row-major.
 std::string predictions_csv(const std::vector<std::string>& classes,
                             const std::vector<std::string>& filenames, const std::vector<float>& probs,
-                            double threshold, const std::vector<std::vector<std::string>>* truth);
+                            const std::vector<uint8_t>& predicted,
+                            const std::vector<std::vector<std::string>>* truth);
 
 }  // namespace cudl::train

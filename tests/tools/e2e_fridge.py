@@ -367,6 +367,22 @@ with open(os.path.join(single, "labels.csv"), "w", newline="") as f:
 code, out = run([TRAIN, "--data", single, "--out", os.path.join(WORK, "single"), "--mixed-precision"]
                 + common(1))
 check(code == 0 and "cross_entropy" in out, "single-label data trains with cross-entropy in mixed precision")
+# ... and fridge_eval scores its validation images as training did: softmax probabilities in
+# predictions.csv, the most probable class predicted, the same metrics
+code, out = run([EVAL, "--model", os.path.join(WORK, "single", "model.h5"), "--data", single,
+                 "--split", "valid", "--mixed-precision", "--threads", "1",
+                 "--out", os.path.join(WORK, "single_eval")])
+st = json.load(open(os.path.join(WORK, "single", "metrics.json")))
+se = json.load(open(os.path.join(WORK, "single_eval", "metrics.json")))
+check(code == 0 and all(abs(st["valid"][k] - se["at_threshold"][k]) < 1e-9
+                        for k in ("hamming_accuracy", "zero_one_accuracy"))
+      and abs(st["mean_average_precision"] - se["mean_average_precision"]) < 1e-9,
+      "a single-label model's metrics are the same in fridge_train and fridge_eval")
+sp = list(csv.DictReader(open(os.path.join(WORK, "single_eval", "predictions.csv"))))
+pcols = [k for k in sp[0] if k.startswith("p_")]
+check(all(abs(sum(float(r[k]) for k in pcols) - 1) < 1e-4 and len(r["predicted"].split()) == 1
+          and r["predicted"] == max(pcols, key=lambda k: float(r[k]))[2:] for r in sp),
+      "single-label predictions.csv: softmax probabilities and the most probable class")
 # The task is the model's: the multi-label model scores rows that happen to hold one label each;
 # the single-label model refuses a row with two, naming it.
 code, out = run([EVAL, "--model", os.path.join(run_dir, "model.h5"), "--data", single,
