@@ -7,7 +7,7 @@
 #   DATA_DIR defaults to the built-in demo data (128 images of 333x250, written once into
 #   RESULTS_DIR/data); DEVICE cpu (default) or cuda; THREADS defaults to 2. CUDL_TRAIN_FLAGS
 #   in the environment adds options to fridge_train (e.g. --deterministic: cuDNN algorithms by
-#   heuristics instead of timing them, as PyTorch's default); with --mixed-precision among
+#   heuristics among the deterministic ones instead of timing them); with --mixed-precision among
 #   them the PyTorch script runs under torch.autocast(dtype=torch.bfloat16) too, with
 #   --channels-last its model and batches are channels-last too. CUDL_TORCH_ALSO adds a second
 #   PyTorch run with these options (e.g. --cudnn-benchmark), timed and reported beside the first.

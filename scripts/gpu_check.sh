@@ -237,7 +237,8 @@ if [[ $stages == *,bench,* ]]; then
   train_step 256x224 bf16 cl
   recipe recipe-bf16 --mixed-precision
   recipe recipe-bf16-cl "--mixed-precision --channels-last"
-  # The same job with cuDNN's algorithms picked by heuristics (no timing runs at start-up).
+  # The same job with cuDNN's algorithms picked by heuristics among the deterministic ones (no
+  # timing runs at start-up).
   recipe recipe-heuristic --deterministic
   # Where the GPU time goes, per op, in eager steps of both.
   for shape in 16x300 256x224; do
