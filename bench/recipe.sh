@@ -6,8 +6,8 @@
 # Usage: bench/recipe.sh BUILD_DIR RESULTS_DIR [DATA_DIR] [DEVICE] [THREADS]
 #   DATA_DIR defaults to the built-in demo data (128 images of 333x250, written once into
 #   RESULTS_DIR/data); DEVICE cpu (default) or cuda; THREADS defaults to 2. CUDL_TRAIN_FLAGS
-#   in the environment adds options to fridge_train (e.g. --deterministic: cuDNN algorithms by
-#   heuristics among the deterministic ones instead of timing them); with --mixed-precision among
+#   in the environment adds options to fridge_train (e.g. --no-benchmark: cuDNN algorithms by
+#   heuristics instead of timing them, as PyTorch's default); with --mixed-precision among
 #   them the PyTorch script runs under torch.autocast(dtype=torch.bfloat16) too, with
 #   --channels-last its model and batches are channels-last too. CUDL_TORCH_ALSO adds a second
 #   PyTorch run with these options (e.g. --cudnn-benchmark), timed and reported beside the first.
@@ -32,6 +32,8 @@ if [ -z "$data" ]; then
   fi
 fi
 data=$(cd "$data" && pwd)
+# Each run starts afresh (fridge_train refuses to overwrite an unfinished run's checkpoint).
+rm -rf "$results/cudl_run" "$results/torch_run" "$results/torch_also_run"
 now() { date +%s.%N; }
 t0=$(now)
 "$build/tools/fridge_train" --data "$data" --out "$results/cudl_run" --device "$device" \
@@ -46,19 +48,15 @@ case " ${CUDL_TRAIN_FLAGS:-} " in *" --channels-last "*) torch_layout=(--channel
   ${torch_layout[@]+"${torch_layout[@]}"}) \
   | tee "$results/recipe_torch.log"
 t2=$(now)
-t3=$t2
-if [ -n "${CUDL_TORCH_ALSO:-}" ]; then
-  # shellcheck disable=SC2086
-  (cd "$here" && "$py" recipe_torch.py --data "$data" --out "$results/torch_also_run" \
-    --device "$device" --threads "$threads" --workers "$threads" --precision "$torch_precision" \
-    ${torch_layout[@]+"${torch_layout[@]}"} $CUDL_TORCH_ALSO) | tee "$results/recipe_torch_also.log"
-  t3=$(now)
-fi
-"$py" - "$results" "$t0" "$t1" "$t2" "$t3" "$device" "$threads" <<'PY'
+# report [FROM TO FLAGS]: writes recipe.json and prints the line; with FLAGS, also the second
+# PyTorch run (those flags) that ran from FROM to TO. Called after the first PyTorch run
+# already, so that a time limit during the second keeps the first comparison.
+report() {
+  "$py" - "$results" "$t0" "$t1" "$t2" "${1:-0}" "${2:-0}" "$device" "$threads" "${3:-}" <<'PY'
 import json, os, sys, platform, subprocess
-results, (t0, t1, t2, t3), device, threads = sys.argv[1], map(float, sys.argv[2:6]), *sys.argv[6:8]
+results, (t0, t1, t2, a0, a1), device, threads, also = (sys.argv[1], map(float, sys.argv[2:7]),
+                                                       *sys.argv[7:10])
 c, t = t1 - t0, t2 - t1
-also = os.environ.get("CUDL_TORCH_ALSO", "")
 try:  # a machine without git still gets its recipe.json
     commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
 except OSError:
@@ -68,8 +66,21 @@ row = {"benchmark": "recipe", "device": device, "threads": int(threads),
        "pytorch_wall_s": t, "speedup": t / c, "commit": commit, "machine": platform.processor() or platform.machine()}
 line = f"recipe ({device}, {threads} threads): cudl {c:.1f} s, PyTorch {t:.1f} s, cudl is {t / c:.2f}x faster"
 if also:
-    row.update({"pytorch_also_flags": also, "pytorch_also_wall_s": t3 - t2, "speedup_also": (t3 - t2) / c})
-    line += f"; PyTorch {also} {t3 - t2:.1f} s, cudl is {(t3 - t2) / c:.2f}x faster"
+    row.update({"pytorch_also_flags": also, "pytorch_also_wall_s": a1 - a0, "speedup_also": (a1 - a0) / c})
+    line += f"; PyTorch {also} {a1 - a0:.1f} s, cudl is {(a1 - a0) / c:.2f}x faster"
 json.dump(row, open(f"{results}/recipe.json", "w"), indent=2)
 print(line)
 PY
+}
+if [ -z "${CUDL_TORCH_ALSO:-}" ]; then
+  report
+else
+  report > /dev/null
+  t2b=$(now)
+  # shellcheck disable=SC2086
+  (cd "$here" && "$py" recipe_torch.py --data "$data" --out "$results/torch_also_run" \
+    --device "$device" --threads "$threads" --workers "$threads" --precision "$torch_precision" \
+    ${torch_layout[@]+"${torch_layout[@]}"} $CUDL_TORCH_ALSO) | tee "$results/recipe_torch_also.log"
+  t3=$(now)
+  report "$t2b" "$t3" "$CUDL_TORCH_ALSO"
+fi

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -232,8 +233,9 @@ struct TempFileGuard {
 };
 
 // Temporary files of `base` left in `dir` by processes that no longer run (killed during a
-// write: a checkpoint's is some 140 MB) are removed. A file whose process still runs, or that
-// is not ours to remove, stays.
+// write: a checkpoint's is some 140 MB) are removed, once untouched for two minutes (a write
+// takes seconds; the age also spares a live writer on another machine sharing the folder,
+// whose process id means nothing here). A file whose process still runs stays.
 void remove_stale_temporaries(const std::string& dir, const std::string& base) {
   const std::string prefix = "." + base + ".tmp-";
   std::error_code ec;
@@ -245,6 +247,10 @@ void remove_stale_temporaries(const std::string& dir, const std::string& base) {
     const long pid = std::strtol(rest.c_str(), &end, 10);
     if (end == rest.c_str() || *end != '-' || pid <= 0 || pid == ::getpid()) continue;
     if (::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH) continue;  // still running
+    std::error_code age;
+    const auto modified = std::filesystem::last_write_time(e.path(), age);
+    if (age || std::filesystem::file_time_type::clock::now() - modified < std::chrono::minutes(2))
+      continue;
     std::error_code rm;
     if (std::filesystem::remove(e.path(), rm))
       log_warning("removed '" + e.path().string() + "', left by an interrupted write");
@@ -454,7 +460,7 @@ void save_checkpoint(const std::string& path, const Checkpoint& ckpt) {
   });
 }
 
-Checkpoint load_checkpoint(const std::string& path) {
+Checkpoint load_checkpoint(const std::string& path, bool tensors) {
   std::lock_guard<std::recursive_mutex> lock(hdf5_mutex());
   std::string format;
   int64_t version = 0;
@@ -473,6 +479,7 @@ Checkpoint load_checkpoint(const std::string& path) {
   c.rng_seed = f.read_uint64_attr(kAttrSeed);
   c.rng_offset = f.read_uint64_attr(kAttrOffset);
   if (f.has_attr(kAttrSettings)) c.settings = f.read_string_attr(kAttrSettings);
+  if (!tensors) return c;
   c.model = read_tensors(f, "", {kOptimizerGroup});
   if (f.exists(kOptimizerGroup)) {
     CUDL_CHECK(f.is_group(kOptimizerGroup), path, ": '", kOptimizerGroup, "' is not a group");

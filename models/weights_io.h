@@ -127,7 +127,9 @@ struct Checkpoint {
 };
 
 void save_checkpoint(const std::string& path, const Checkpoint& checkpoint);
-Checkpoint load_checkpoint(const std::string& path);
+// With tensors false only the attributes are read (meta, epoch, generator state, settings):
+// what a checkpoint is, without its hundreds of MB.
+Checkpoint load_checkpoint(const std::string& path, bool tensors = true);
 
 namespace testing_hooks {
 // Called by the atomic writer at "written" (all data in the temporary file, before it is

@@ -42,7 +42,8 @@ int main(int argc, char** argv) {
                                  "Image files or folders to label (no labels needed)")
                       ->expected(1, -1);
   app.add_option("--threshold", o.threshold,
-                 "Decision threshold on probabilities (default: the model's)")
+                 "Decision threshold on probabilities of a multi-label model (default: the "
+                 "model's; a single-label model predicts its most probable class)")
       ->check(cudl::tools::finite())->check(CLI::Range(0.0, 1.0));
   app.add_option("--device", o.device, "auto, cpu, cuda or cuda:N")->capture_default_str()->check(cudl::tools::device_name());
   app.add_option("--bs", o.bs, "Batch size")->capture_default_str()->check(CLI::Range(1, 4096));

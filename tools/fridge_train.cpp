@@ -85,8 +85,9 @@ int main(int argc, char** argv) {
   app.add_option("--device", o.device, "auto (CUDA when a GPU answers), cpu, cuda or cuda:N")
       ->capture_default_str()->check(cudl::tools::device_name());
   app.add_option("--threshold", o.threshold,
-                 "Decision threshold on probabilities (a label is predicted when its probability "
-                 "is above it); stored in model.h5")
+                 "Decision threshold on probabilities (multi-label: a label is predicted when its "
+                 "probability is above it; single-label: the most probable class is); stored in "
+                 "model.h5")
       ->capture_default_str()->check(cudl::tools::finite())->check(CLI::Range(0.0, 1.0));
   app.add_option("--out", o.out, "Output folder")->capture_default_str()->check(cudl::tools::non_empty());
   app.add_flag("--resume", o.resume,
@@ -103,7 +104,10 @@ int main(int argc, char** argv) {
                "Reproducible results: cuDNN's convolution algorithms picked by heuristics "
                "among those that give the same bits every run, instead of timed (CPU runs are "
                "reproducible for a given thread count either way)");
-  bool no_graph = false, no_tf32 = false;
+  bool no_graph = false, no_tf32 = false, no_benchmark = false;
+  app.add_flag("--no-benchmark", no_benchmark,
+               "On CUDA, cuDNN's heuristics pick the convolution algorithms instead of timing "
+               "them once per shape at start-up (PyTorch's default; fastai times them)");
   app.add_flag("--no-cuda-graph", no_graph,
                "On CUDA, run every training step eagerly instead of replaying it from one "
                "captured CUDA graph");
@@ -144,7 +148,7 @@ int main(int argc, char** argv) {
   bool no_progress = false;
   app.add_flag("--no-progress", no_progress, "No live progress bar (it is only drawn on a terminal)");
   app.footer(
-      "Demo defaults (without --data, unless given): " + demo.flags() +
+      "Demo defaults (without --data or --csv, unless given): " + demo.flags() +
       ".\nExit codes: 0 ok, 1 failure (bad data, ...), 2 "
       "usage error.\nExample: fridge_train --data multilabelFridgeObjects --weights "
       "resnet18_imagenet.h5 --out run1");
@@ -168,6 +172,7 @@ int main(int argc, char** argv) {
   o.progress = !no_progress;
   o.cuda_graph = !no_graph;
   o.tf32 = !no_tf32;
+  o.benchmark = !no_benchmark;
   if (o.data_dir.empty()) {
     if (size->count() == 0) o.size = demo.size;
     if (epochs->count() == 0) o.epochs = demo.epochs;

@@ -155,8 +155,6 @@ ComputeMode compute_mode(const EvalOptions& o, const Device& device) {
 
 namespace {
 
-// The rows of fridge_train's random split that --split asks for, from the decoded rows `all`
-// (see EvalOptions::split). `note` gets how the split was made, for the log.
 // The split fridge_train recorded in the model (an empty object when none was).
 nlohmann::json recorded_split(const LoadedModel& m, const EvalOptions& o) {
   if (!m.meta.split) return nlohmann::json::object();
@@ -165,12 +163,10 @@ nlohmann::json recorded_split(const LoadedModel& m, const EvalOptions& o) {
   return rec;
 }
 
+// The rows of the split (o.split: valid or train) of `all`, the rows fridge_train split; `rec`
+// is recorded_split(). `note` gets how the split was made, for the log.
 data::ImageDataset split_part(const data::ImageDataset& all, const EvalOptions& o,
-                              const LoadedModel& m, std::string* note) {
-  const nlohmann::json rec = recorded_split(m, o);
-  CUDL_CHECK(rec.value("mode", "random") == "random", o.model_path, " was validated on a "
-             "separate labels file (", rec.value("valid_csv", "--valid-csv"), "), not a random "
-             "split: score that file with --split all");
+                              const LoadedModel& m, const nlohmann::json& rec, std::string* note) {
   const double pct = o.valid_pct.value_or(rec.value("valid_pct", 0.2));
   const uint32_t seed = o.seed.value_or(rec.value("seed", uint32_t{10}));
   const data::Split s = data::split_by_rand_pct(all.size(), pct, seed);
@@ -204,28 +200,52 @@ MetricsReport score_model(const EvalOptions& o, std::ostream& log) {
   lo.label_delimiter = o.label_delim;
   lo.skip_bad = o.skip_bad;
   lo.classes = m.classes;  // the model's output order; unknown labels are bad rows
+  // --split: rows of fridge_train's random split (EvalOptions::split), read as it read them.
+  const nlohmann::json rec = recorded_split(m, o);
+  if (o.split != "all") {
+    CUDL_CHECK(rec.value("mode", "random") == "random", o.model_path, " was validated on a "
+               "separate labels file (", rec.value("valid_csv", "--valid-csv"), "), not a random "
+               "split: score ", o.split == "valid" ? "that file" : "its training labels file",
+               " with --split all");
+  }
   // An image with none of the classes is a valid case for a multi-label model, except in a
   // split, whose rows must be read as fridge_train read them (--allow-empty or not).
-  const nlohmann::json rec = recorded_split(m, o);
   lo.allow_no_labels = m.multi_label && (o.split == "all" || rec.value("allow_empty", false));
   auto table = std::make_shared<data::LabelTable>(data::read_labels(o.csv, o.images, lo));
   // The task is the model's, not what these rows happen to hold: a multi-label model scored on
   // images with one label each is still scored per class.
   if (!m.multi_label) {
-    for (const data::LabelledImage& item : table->items) {
-      CUDL_CHECK(item.labels.size() == 1, o.csv, ":", item.line, ": ", item.labels.size(),
-                 " labels for ", item.filename, ", but ", o.model_path,
-                 " is a single-label model (one label per image)");
+    std::vector<data::LabelledImage> kept;
+    for (data::LabelledImage& item : table->items) {
+      if (item.labels.size() == 1) {
+        kept.push_back(std::move(item));
+        continue;
+      }
+      const std::string problem = str(o.csv, ":", item.line, ": ", item.labels.size(),
+                                      " labels for ", item.filename, ", but ", o.model_path,
+                                      " is a single-label model (one label per image)");
+      CUDL_CHECK(o.skip_bad, problem);
+      log_warning(problem + " (row skipped)");
+      table->skipped++;
     }
+    table->items = std::move(kept);
   }
   table->multi_label = m.multi_label;
   data::LoadOptions load;
   load.size = m.size;
   auto ds = std::make_shared<data::ImageDataset>(table, load);
-  int64_t skipped = ds->preload(o.workers, o.skip_bad) + table->skipped;
+  int64_t skipped = table->skipped;
   std::string split_note;
-  if (o.split != "all") {
-    ds = std::make_shared<data::ImageDataset>(split_part(*ds, o, m, &split_note));
+  if (o.split != "all" && !o.skip_bad) {
+    // Every image decoded when the model was trained (without --skip-bad a bad one stops
+    // training), so the split's rows are found before decoding, and only they are decoded.
+    ds = std::make_shared<data::ImageDataset>(split_part(*ds, o, m, rec, &split_note));
+    skipped += ds->preload(o.workers, false);
+  } else {
+    // With --skip-bad training split the images that decoded: so does this.
+    skipped += ds->preload(o.workers, o.skip_bad);
+    if (o.split != "all")
+      ds = std::make_shared<data::ImageDataset>(split_part(*ds, o, m, rec, &split_note));
   }
   CUDL_CHECK(ds->size() > 0, o.csv, ": no images to score (split ", o.split, ")");
   log << "Model: " << o.model_path << " (" << m.arch << ", classes ";

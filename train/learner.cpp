@@ -166,7 +166,7 @@ void Run::set_up_device() {
   device_ = Device::parse(o_.device);
   // cuDNN: measure the algorithms once per shape, unless results must be reproducible: then
   // cuDNN's heuristics pick among the algorithms that give the same bits every run.
-  set_conv_benchmark(!o_.deterministic);
+  set_conv_benchmark(o_.benchmark && !o_.deterministic);
   set_conv_deterministic(o_.deterministic);
   // PyTorch's defaults: TF32 allowed in cuDNN convolutions, not in matrix products.
   set_conv_allow_tf32(o_.tf32);
@@ -184,16 +184,19 @@ void Run::load_data() {
     demo.height = o_.demo_height;
     demo.width = (o_.demo_height * 3 + 2) / 4;
     // demo.json records what the folder holds: other --demo-images or --demo-height write it
-    // again (it is this program's own output), the same ones reuse it.
+    // again (it is this program's own output), the same ones reuse it. A folder without the
+    // record (written by an older version) is written again too.
     const nlohmann::json want = {{"images", demo.num_images}, {"width", demo.width},
                                  {"height", demo.height}, {"seed", demo.seed}};
     const std::string record = join_path(dir, "demo.json");
     bool reuse = file_exists(join_path(dir, "labels.csv"));
-    if (reuse && file_exists(record)) {
-      const nlohmann::json had = nlohmann::json::parse(read_file(record), nullptr, false);
+    if (reuse) {
+      const nlohmann::json had = file_exists(record)
+                                     ? nlohmann::json::parse(read_file(record), nullptr, false)
+                                     : nlohmann::json();
       if (had != want) {
-        log_ << "The demo data in " << dir << " was written with other --demo-images or "
-             << "--demo-height: writing it again\n";
+        log_ << "The demo data in " << dir << " is not of these --demo-images and --demo-height "
+             << "(or has no demo.json): writing it again\n";
         std::filesystem::remove_all(dir);
         reuse = false;
       }
@@ -357,11 +360,11 @@ WeightsMeta Run::meta() const {
     sp["valid_pct"] = o_.valid_pct;
     sp["seed"] = o_.seed;
     sp["skip_bad"] = o_.skip_bad;
-    sp["allow_empty"] = o_.allow_empty;
   } else {
     sp["mode"] = "valid_csv";
     sp["valid_csv"] = o_.valid_csv;
   }
+  sp["allow_empty"] = o_.allow_empty;
   m.split = sp.dump();
   return m;
 }
@@ -392,6 +395,7 @@ nlohmann::json Run::settings() const {
     s["--threads"] = get_num_threads();  // the CPU's reductions depend on it
   } else {
     s["--no-tf32"] = !o_.tf32;
+    s["--no-benchmark"] = !o_.benchmark;
   }
   return s;
 }
@@ -457,10 +461,7 @@ void Run::save_checkpoint(int64_t epochs_done) {
 
 void Run::resume_or_start() {
   const std::string path = out("checkpoint.h5");
-  if (!o_.resume) {
-    refuse_to_replace_an_unfinished_run(path);
-    return;
-  }
+  if (!o_.resume) return;
   if (!file_exists(path)) {
     log_ << "--resume: no checkpoint in " << o_.out << ", starting from the beginning\n";
     return;
@@ -501,7 +502,7 @@ void Run::refuse_to_replace_an_unfinished_run(const std::string& path) const {
   if (!file_exists(path)) return;
   Checkpoint c;
   try {
-    c = load_checkpoint(path);
+    c = load_checkpoint(path, /*tensors=*/false);
   } catch (const std::exception&) {
     return;  // not a checkpoint of ours (or unreadable): nothing to continue
   }
@@ -526,7 +527,8 @@ EpochPass Run::train_epoch(int64_t epoch) {
     TrainStep::Result step = step_->run(b.images, b.targets);
     const double l = step.loss.item();
     CUDL_CHECK(std::isfinite(l), "the training loss became ", l, " at epoch ", epoch + 1,
-               ", batch ", done + 1, "; lower --lr");
+               ", batch ", done + 1, "; lower --lr (then --resume continues from this run's last "
+               "checkpoint in ", o_.out, ", if it wrote one; delete it to start over)");
     smooth_.add(l);
     acc.append(step.logits, b.targets);
     bar_.update(++done, "loss " + fixed(smooth_.value(), 4));
@@ -731,6 +733,7 @@ std::string epoch_row(const EpochRecord& r) {
 
 TrainResult Run::go() {
   make_dirs(o_.out);
+  if (!o_.resume) refuse_to_replace_an_unfinished_run(out("checkpoint.h5"));  // before any work
   set_up_device();
   load_data();
   build_model();
@@ -797,7 +800,7 @@ TrainResult fit(const TrainOptions& options, std::ostream& log, std::string* che
 }
 
 std::string demo_description() {
-  return "Without --data, fridge_train writes a deterministic demo dataset (photo-like images "
+  return "Without --data or --csv, fridge_train writes a deterministic demo dataset (photo-like images "
          "of cans, cartons, milk and water bottles on textured backgrounds, several per image) "
          "into OUT/demo_data and trains on it with demo defaults.";
 }

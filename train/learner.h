@@ -63,6 +63,9 @@ struct TrainOptions {
   int workers = 2;
   int threads = 0;  // CPU threads for the ops; 0 = all cores
   bool deterministic = false;
+  // CUDA: cuDNN's convolution algorithms timed once per shape (as fastai's
+  // torch.backends.cudnn.benchmark = True); false: picked by its heuristics (PyTorch's default).
+  bool benchmark = true;
   bool cuda_graph = true;  // CUDA: replay the training step from a CUDA graph (train_step.h)
   bool tf32 = true;        // CUDA: TF32 in cuDNN convolutions, as PyTorch allows by default
   // bfloat16 mixed precision (tensor/autocast.h) for training and validation; the model, its

@@ -1,6 +1,7 @@
 #include "train/scoring.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "tensor/ops.h"
 
@@ -8,26 +9,25 @@ namespace cudl::train {
 
 namespace {
 
-// One-hot (B, C) float32 rows of class indices (B,), on `device`.
-Tensor one_hot(const Tensor& indices, int64_t c, Device device) {
-  const std::vector<int64_t> t = indices.to(Device::cpu()).to_vector<int64_t>();
-  std::vector<float> oh(t.size() * static_cast<size_t>(c), 0.f);
-  for (size_t i = 0; i < t.size(); ++i) {
-    CUDL_CHECK(t[i] >= 0 && t[i] < c, "class index ", t[i], " outside 0..", c - 1);
-    oh[i * static_cast<size_t>(c) + static_cast<size_t>(t[i])] = 1.f;
+// The index of the largest of p[0..c) (the first on ties), or -1 when one is NaN (a broken
+// model predicts nothing rather than its first class).
+int64_t argmax_or_none(const float* p, int64_t c) {
+  int64_t best = 0;
+  for (int64_t k = 0; k < c; ++k) {
+    if (std::isnan(p[k])) return -1;
+    if (p[k] > p[best]) best = k;
   }
-  return from_vector(oh, {static_cast<int64_t>(t.size()), c}, TensorOptions().device(device));
+  return c > 0 ? best : -1;
 }
 
-// The index of each row's largest value (the first on ties), as (B,) int64.
-Tensor row_argmax(const Tensor& x) {
-  const int64_t n = x.size(0), c = x.size(1);
-  const std::vector<float> v = x.detach().to(Device::cpu()).contiguous().to_vector<float>();
-  std::vector<int64_t> best(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i)
-    best[static_cast<size_t>(i)] = std::max_element(v.begin() + i * c, v.begin() + (i + 1) * c) -
-                                   (v.begin() + i * c);
-  return from_vector(best, {n});
+// One-hot (B, C) float32 rows of class indices (B,) (-1: an all-zero row), on `device`.
+Tensor one_hot(const std::vector<int64_t>& t, int64_t c, Device device) {
+  std::vector<float> oh(t.size() * static_cast<size_t>(c), 0.f);
+  for (size_t i = 0; i < t.size(); ++i) {
+    CUDL_CHECK(t[i] >= -1 && t[i] < c, "class index ", t[i], " outside 0..", c - 1);
+    if (t[i] >= 0) oh[i * static_cast<size_t>(c) + static_cast<size_t>(t[i])] = 1.f;
+  }
+  return from_vector(oh, {static_cast<int64_t>(t.size()), c}, TensorOptions().device(device));
 }
 
 }  // namespace
@@ -47,8 +47,8 @@ std::vector<uint8_t> predicted_classes(const std::vector<float>& probs, int64_t 
     if (multi_label) {
       for (size_t k = 0; k < cs; ++k) out[i + k] = probs[i + k] > threshold;
     } else {
-      out[i + static_cast<size_t>(std::max_element(probs.begin() + i, probs.begin() + i + cs) -
-                                  (probs.begin() + i))] = 1;
+      const int64_t best = argmax_or_none(probs.data() + i, c);
+      if (best >= 0) out[i + static_cast<size_t>(best)] = 1;
     }
   }
   return out;
@@ -61,9 +61,16 @@ Scorer::Scorer(int64_t num_classes, Device device, bool multi_label)
 
 void Scorer::append(const Tensor& logits, const Tensor& targets) {
   Tensor t = targets;
-  if (!multi_label_ && t.dim() == 1) t = one_hot(t, c_, device_);
-  probs_.append(class_probabilities(logits, multi_label_), t);
-  if (decided_) decided_->append(one_hot(row_argmax(logits), c_, device_), t);
+  if (!multi_label_ && t.dim() == 1)
+    t = one_hot(t.to(Device::cpu()).to_vector<int64_t>(), c_, device_);
+  const Tensor p = class_probabilities(logits, multi_label_);
+  probs_.append(p, t);
+  if (decided_) {
+    const std::vector<float> v = p.to(Device::cpu()).contiguous().to_vector<float>();
+    std::vector<int64_t> best(v.size() / static_cast<size_t>(c_));
+    for (size_t i = 0; i < best.size(); ++i) best[i] = argmax_or_none(v.data() + i * c_, c_);
+    decided_->append(one_hot(best, c_, device_), t);
+  }
 }
 
 Tensor Scorer::probabilities() const { return probs_.probabilities(); }
@@ -71,12 +78,19 @@ Tensor Scorer::probabilities() const { return probs_.probabilities(); }
 MetricsReport Scorer::compute(double threshold, Metric optimise) const {
   MetricsReport r = probs_.compute(threshold, optimise);
   if (decided_) {
-    // The decisions' metrics (threshold-free argmax: the same at every threshold below 1),
-    // the probabilities' average precision.
-    MetricsReport d = decided_->compute(threshold, optimise);
-    d.average_precision = r.average_precision;
-    d.mean_average_precision = r.mean_average_precision;
-    r = d;
+    // The one-hot decisions' metrics (read at 0.5: they do not depend on the threshold), at
+    // the threshold asked for and at every sweep threshold alike; the probabilities' average
+    // precision.
+    const MetricsReport d = decided_->compute(0.5, optimise);
+    const ClassificationMetrics& m = d.at_threshold;
+    r.at_threshold = m;
+    r.at_threshold.threshold = threshold;
+    for (ClassificationMetrics& row : r.sweep) {
+      const double t = row.threshold;
+      row = m;
+      row.threshold = t;
+    }
+    r.optimal = optimal_threshold(r.sweep, optimise);
   }
   return r;
 }

@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
+#include <filesystem>
 #include <fstream>
 
 #include <cmath>
@@ -213,7 +215,8 @@ TEST(WeightsIO, ReplacingAFileLeavesOnlyTheNewOne) {
 }
 
 // A temporary file left by a process killed during a write is removed by the next write of the
-// same file; one of a process that still runs (this one, init) stays, and other files too.
+// same file once untouched for two minutes; one of a process that still runs (this one, init)
+// stays, a recent one stays, and other files too.
 TEST(WeightsIO, AWriteRemovesTheTemporaryFileOfAKilledWriter) {
   ScratchDir dir;
   const pid_t child = ::fork();
@@ -221,13 +224,18 @@ TEST(WeightsIO, AWriteRemovesTheTemporaryFileOfAKilledWriter) {
   ASSERT_GT(child, 0);
   ASSERT_EQ(::waitpid(child, nullptr, 0), child);  // a process id that no longer runs
   const std::string dead = ".w.h5.tmp-" + std::to_string(child) + "-0";
+  const std::string recent = ".w.h5.tmp-" + std::to_string(child) + "-1";
   const std::string mine = ".w.h5.tmp-" + std::to_string(::getpid()) + "-7";
-  for (const std::string& name : {dead, mine, std::string(".w.h5.tmp-1-0"),
-                                  std::string(".other.h5.tmp-") + std::to_string(child) + "-0"})
+  const std::string other = ".other.h5.tmp-" + std::to_string(child) + "-0";
+  for (const std::string& name : {dead, recent, mine, std::string(".w.h5.tmp-1-0"), other}) {
     std::ofstream(dir / name) << "partial";
+    if (name != recent) {
+      std::filesystem::last_write_time(
+          dir / name, std::filesystem::file_time_type::clock::now() - std::chrono::minutes(3));
+    }
+  }
   save_weights(dir / "w.h5", sample_tensors(6));
-  std::vector<std::string> want{".other.h5.tmp-" + std::to_string(child) + "-0", ".w.h5.tmp-1-0",
-                                mine, "w.h5"};
+  std::vector<std::string> want{other, ".w.h5.tmp-1-0", recent, mine, "w.h5"};
   std::sort(want.begin(), want.end());
   std::vector<std::string> got = dir.entries();
   std::sort(got.begin(), got.end());

@@ -452,7 +452,7 @@ check(code == 1 and "not a JPEG or PNG" in out and "line 0" not in out,
 code, out = run([EVAL, "--model", os.path.join(run_dir, "model.h5"), "--data", data, "--threshold", "nan"])
 check(code == 2 and "finite" in out, "fridge_eval --threshold nan is a usage error (exit 2)")
 code, out = run([TRAIN, "--help"])
-check(code == 0 and "Demo defaults (without --data, unless given): --size" in out, "--help gives the demo defaults")
+check(code == 0 and "Demo defaults (without --data or --csv, unless given): --size" in out, "--help gives the demo defaults")
 
 # ---- bad invocations ----------------------------------------------------------------------------
 code, out = run([TRAIN, "--bs", "0"])

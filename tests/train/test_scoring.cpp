@@ -35,6 +35,18 @@ TEST(Scorer, SingleLabelDecidesByTheMostProbableClass) {
   const std::vector<double> ap = average_precision(s.probabilities(), oh);
   EXPECT_EQ(r.average_precision, ap);
   EXPECT_EQ(predicted_classes(p, 3, 0.5, false), (std::vector<uint8_t>{1, 0, 0, 0, 0, 1, 0, 0, 1}));
+  // The decisions do not depend on the threshold: the same metrics at 1.0 and over the sweep.
+  const MetricsReport at_one = s.compute(1.0);
+  EXPECT_NEAR(at_one.at_threshold.zero_one_accuracy, 2.0 / 3.0, 1e-12);
+  EXPECT_EQ(at_one.at_threshold.threshold, 1.0);
+  for (const ClassificationMetrics& row : r.sweep) EXPECT_NEAR(row.zero_one_accuracy, 2.0 / 3.0, 1e-12);
+  EXPECT_EQ(predicted_classes(p, 3, 1.0, false), predicted_classes(p, 3, 0.5, false));
+  // A row with a NaN (a broken model) predicts nothing, rather than its first class.
+  Scorer broken(3, Device::cpu(), false);
+  broken.append(from_vector(std::vector<float>{NAN, 0.f, 1.f}, {1, 3}), from_vector(std::vector<int64_t>{0}, {1}));
+  EXPECT_EQ(broken.compute(0.5).at_threshold.zero_one_accuracy, 0.0);
+  EXPECT_EQ(predicted_classes(broken.probabilities().to_vector<float>(), 3, 0.5, false),
+            (std::vector<uint8_t>{0, 0, 0}));
 }
 
 // Multi-label: sigmoid probabilities and the threshold decide, as MetricsAccumulator does.
