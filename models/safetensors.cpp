@@ -5,8 +5,9 @@
 //    "__metadata__": {"key": "value"}}
 // then the data; offsets are relative to the first byte after the header, and each tensor is
 // dense and row-major.
+#include <algorithm>
 #include <nlohmann/json.hpp>
-#include <set>
+#include <tuple>
 
 #include "models/raw_tensor.h"
 #include "models/weights_import.h"
@@ -60,6 +61,7 @@ NamedTensors read_safetensors(const std::string& path) {
   const uint64_t data_start = 8 + header_len;
   const uint64_t data_size = bytes.size() - data_start;
   NamedTensors out;
+  std::vector<std::tuple<uint64_t, uint64_t, std::string>> ranges;  // (begin, end, name)
   for (const auto& [name, info] : header.items()) {
     if (name == "__metadata__") continue;  // free-form strings about the file
     const std::string what = str(path, ": tensor '", name, "'");
@@ -92,6 +94,16 @@ NamedTensors read_safetensors(const std::string& path) {
                " bytes but data_offsets give ", end - begin);
     out.emplace_back(name, gather_raw(type, bytes.data() + data_start + begin, shape,
                                       contiguous_strides(shape), 0));
+    if (end > begin) ranges.emplace_back(begin, end, name);
+  }
+  // Each byte of the data belongs to one tensor at most (the format's rule): overlapping ranges
+  // mean a corrupt or crafted header, whose tensors would silently share values.
+  std::sort(ranges.begin(), ranges.end());
+  for (size_t k = 1; k < ranges.size(); ++k) {
+    const auto& [b0, e0, n0] = ranges[k - 1];
+    const auto& [b1, e1, n1] = ranges[k];
+    CUDL_CHECK(b1 >= e0, path, ": tensors '", n0, "' (bytes ", b0, " to ", e0, ") and '", n1,
+               "' (bytes ", b1, " to ", e1, ") overlap in the data (corrupt header?)");
   }
   CUDL_CHECK(!out.empty(), path, ": the safetensors file holds no tensors");
   return out;

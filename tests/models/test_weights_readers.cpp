@@ -463,6 +463,10 @@ TEST(Safetensors, BadHeadersAreRefused) {
       contains(err(R"({"x": {"dtype": "F8_E4M3", "shape": [4], "data_offsets": [0, 4]}})", four),
                "'F8_E4M3'"));
   EXPECT_TRUE(contains(err(R"({"x": {"dtype": "F32"}})", four), "dtype, shape and data_offsets"));
+  EXPECT_TRUE(contains(err(R"({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},)"
+                           R"( "b": {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]}})",
+                           floats({1, 2})),
+                       "tensors 'a' (bytes 0 to 8) and 'b' (bytes 4 to 8) overlap"));
   EXPECT_TRUE(contains(err(R"({"x": )", four), "not valid JSON"));
   EXPECT_TRUE(contains(err(R"([1, 2])", four), "not a JSON object"));
   Bytes liar;
