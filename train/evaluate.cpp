@@ -260,12 +260,17 @@ MetricsReport score_model(const EvalOptions& o, std::ostream& log) {
   Predictions p = run(m, ds, o, device, true, threshold);
   const MetricsReport& r = p.report;
   const ClassificationMetrics& best = r.sweep[r.optimal.index];
-  log << "At threshold " << fixed(threshold, 2) << ": hamming " << fixed(r.at_threshold.hamming_accuracy, 4)
-      << ", zero-one " << fixed(r.at_threshold.zero_one_accuracy, 4) << ", F1 (micro) "
+  log << (m.multi_label ? "At threshold " + fixed(threshold, 2)
+                        : std::string("Single-label (the most probable class is predicted)"))
+      << ": hamming " << fixed(r.at_threshold.hamming_accuracy, 4) << ", zero-one "
+      << fixed(r.at_threshold.zero_one_accuracy, 4) << ", F1 (micro) "
       << fixed(r.at_threshold.f1_micro, 4) << ", loss " << fixed(p.loss, 4) << ", mAP "
       << fixed(r.mean_average_precision, 4) << "\n";
-  log << "Optimal threshold " << fixed(r.optimal.threshold, 2) << ": zero-one "
-      << fixed(best.zero_one_accuracy, 4) << ", hamming " << fixed(best.hamming_accuracy, 4) << "\n";
+  if (m.multi_label) {
+    log << "Optimal threshold " << fixed(r.optimal.threshold, 2) << ": zero-one "
+        << fixed(best.zero_one_accuracy, 4) << ", hamming " << fixed(best.hamming_accuracy, 4)
+        << "\n";
+  }
 
   write_file_atomically(join_path(o.out, "predictions.csv"),
                         dataset_predictions(m, *ds, p.probs, threshold, true));

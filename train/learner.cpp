@@ -667,10 +667,11 @@ void Run::write_outputs(const EpochPass& v, TrainResult& result) {
   rd.classes = classes;
   rd.history = history_;
   rd.threshold = o_.threshold;
-  for (const ClassificationMetrics& s : m.sweep) {
-    rd.sweep.thresholds.push_back(s.threshold);
-    rd.sweep.hamming.push_back(s.hamming_accuracy);
-    rd.sweep.zero_one.push_back(s.zero_one_accuracy);
+  // The threshold chart only where thresholds decide (multi-label).
+  for (size_t k = 0; data_.multi_label && k < m.sweep.size(); ++k) {
+    rd.sweep.thresholds.push_back(m.sweep[k].threshold);
+    rd.sweep.hamming.push_back(m.sweep[k].hamming_accuracy);
+    rd.sweep.zero_one.push_back(m.sweep[k].zero_one_accuracy);
   }
   rd.sweep.best_threshold = m.optimal.threshold;
   rd.sweep.best_zero_one = m.sweep[m.optimal.index].zero_one_accuracy;
@@ -770,13 +771,20 @@ TrainResult Run::go() {
   TrainResult result;
   const MetricsReport& m = last_valid.metrics;
   const ClassificationMetrics& best = m.sweep[m.optimal.index];
-  log_ << "\nValidation at threshold " << fixed(o_.threshold, 2) << " (on probabilities): hamming "
-       << fixed(m.at_threshold.hamming_accuracy, 4) << ", zero-one "
-       << fixed(m.at_threshold.zero_one_accuracy, 4) << ", mAP " << fixed(m.mean_average_precision, 4)
-       << "\n";
-  log_ << "Optimal threshold (first best zero-one accuracy over 0.00, 0.05, ..., 1.00): "
-       << fixed(m.optimal.threshold, 2) << " -> zero-one " << fixed(best.zero_one_accuracy, 4)
-       << ", hamming " << fixed(best.hamming_accuracy, 4) << "\n";
+  if (data_.multi_label) {
+    log_ << "\nValidation at threshold " << fixed(o_.threshold, 2) << " (on probabilities): hamming "
+         << fixed(m.at_threshold.hamming_accuracy, 4) << ", zero-one "
+         << fixed(m.at_threshold.zero_one_accuracy, 4) << ", mAP "
+         << fixed(m.mean_average_precision, 4) << "\n";
+    log_ << "Optimal threshold (first best zero-one accuracy over 0.00, 0.05, ..., 1.00): "
+         << fixed(m.optimal.threshold, 2) << " -> zero-one " << fixed(best.zero_one_accuracy, 4)
+         << ", hamming " << fixed(best.hamming_accuracy, 4) << "\n";
+  } else {
+    log_ << "\nValidation (single-label: the most probable class is predicted): accuracy "
+         << fixed(m.at_threshold.zero_one_accuracy, 4) << ", hamming "
+         << fixed(m.at_threshold.hamming_accuracy, 4) << ", mAP "
+         << fixed(m.mean_average_precision, 4) << "\n";
+  }
   write_outputs(last_valid, result);
   checkpoints_.wait();
   result.history = history_;

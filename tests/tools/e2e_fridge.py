@@ -367,6 +367,9 @@ with open(os.path.join(single, "labels.csv"), "w", newline="") as f:
 code, out = run([TRAIN, "--data", single, "--out", os.path.join(WORK, "single"), "--mixed-precision"]
                 + common(1))
 check(code == 0 and "cross_entropy" in out, "single-label data trains with cross-entropy in mixed precision")
+check("the most probable class is predicted" in out and "Optimal threshold" not in out
+      and "Accuracy vs threshold" not in open(os.path.join(WORK, "single", "report.html")).read(),
+      "a single-label run reports its accuracy without thresholds (log and report)")
 # ... and fridge_eval scores its validation images as training did: softmax probabilities in
 # predictions.csv, the most probable class predicted, the same metrics
 code, out = run([EVAL, "--model", os.path.join(WORK, "single", "model.h5"), "--data", single,
