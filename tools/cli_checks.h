@@ -3,6 +3,7 @@
 
 #include <CLI/CLI.hpp>
 #include <cmath>
+#include <filesystem>
 #include <string>
 
 namespace cudl::tools {
@@ -40,6 +41,13 @@ inline const CLI::Validator& non_empty() {
   static const CLI::Validator v(
       [](std::string& s) -> std::string { return s.empty() ? "must not be empty" : ""; }, "TEXT");
   return v;
+}
+
+// The dataset folder a labels file names when given alone (--csv without --data): its own
+// folder, "." for a bare file name. Its images are then DATA/images.
+inline std::string dataset_folder_of(const std::string& csv) {
+  const std::filesystem::path folder = std::filesystem::path(csv).parent_path();
+  return folder.empty() ? "." : folder.string();
 }
 
 }  // namespace cudl::tools

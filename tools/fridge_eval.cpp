@@ -85,7 +85,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (!o.csv.empty() && o.images.empty())
-    o.images = std::filesystem::path(o.csv).parent_path().append("images").string();
+    o.images = (std::filesystem::path(cudl::tools::dataset_folder_of(o.csv)) / "images").string();
   o.label_delim = delim[0];
   try {
     if (!o.predict.empty()) {

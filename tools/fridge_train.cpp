@@ -3,7 +3,6 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cstdio>
-#include <filesystem>
 #include <iostream>
 #include <sstream>
 
@@ -161,8 +160,7 @@ int main(int argc, char** argv) {
   // --csv alone names the dataset (its folder is DATA, as in fridge_eval); --images alone does
   // not say which labels go with the images.
   if (data->count() == 0 && csv->count() > 0) {
-    const std::filesystem::path folder = std::filesystem::path(o.csv).parent_path();
-    o.data_dir = folder.empty() ? "." : folder.string();
+    o.data_dir = cudl::tools::dataset_folder_of(o.csv);
   } else if (data->count() == 0 && images->count() > 0) {
     std::fprintf(stderr, "fridge_train: --images needs the labels that go with them: give --data "
                          "or --csv too\nRun with --help for more information.\n");
