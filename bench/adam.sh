@@ -3,6 +3,7 @@
 # default and foreach implementations), same machine and thread count, alternating runs; and
 # cudl's GB/s against the memory bandwidth (stream triad) bench_adam measures.
 # Usage: bench/adam.sh BUILD_DIR [THREADS] [ROUNDS]   (writes BUILD_DIR/bench_adam.json)
+case "${1:-}" in -h | --help) sed -n '2,/^[^#]/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;; esac
 set -euo pipefail
 build=${1:?usage: bench/adam.sh BUILD_DIR [THREADS] [ROUNDS]}
 threads=${2:-$(nproc)}

@@ -5,6 +5,7 @@
 # weighted by how often each convolution occurs in the model.
 # Usage: bench/conv.sh [BUILD_DIR] [THREADS] [ROUNDS] [OUT_JSONL]
 #   defaults: build, 2, 3, BUILD_DIR/bench_conv.jsonl (every run's lines)
+case "${1:-}" in -h | --help) sed -n '2,/^[^#]/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;; esac
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 build=${1:-$here/../build}

@@ -5,6 +5,7 @@
 # throughput and of the CPU time per image (the latter is what to trust on a busy machine).
 # Usage: bench/data_decode.sh BUILD_DIR [THREADS] [ROUNDS] [SECONDS]
 #   (writes BUILD_DIR/bench_data_decode.json and the JPEGs to BUILD_DIR/bench_data_decode_jpegs)
+case "${1:-}" in -h | --help) sed -n '2,/^[^#]/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;; esac
 set -euo pipefail
 build=${1:?usage: bench/data_decode.sh BUILD_DIR [THREADS] [ROUNDS] [SECONDS]}
 threads=${2:-$(nproc)}

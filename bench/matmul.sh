@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Float32 1024^3 matmul, cudl beside PyTorch, same machine and thread count, alternating runs.
 # Usage: bench/matmul.sh BUILD_DIR [THREADS] [ROUNDS]   (writes BUILD_DIR/bench_matmul.json)
+case "${1:-}" in -h | --help) sed -n '2,/^[^#]/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;; esac
 set -euo pipefail
 build=${1:?usage: bench/matmul.sh BUILD_DIR [THREADS] [ROUNDS]}
 threads=${2:-$(nproc)}

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Float32 matmul on the GPU (n = 4096), cudl beside PyTorch, alternating runs.
 # Usage: bench/matmul_gpu.sh BUILD_DIR [ROUNDS]
+case "${1:-}" in -h | --help) sed -n '2,/^[^#]/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;; esac
 set -euo pipefail
 build=${1:?usage: bench/matmul_gpu.sh BUILD_DIR [ROUNDS]}
 rounds=${2:-3}

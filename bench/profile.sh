@@ -19,7 +19,7 @@ while [ $# -gt 0 ]; do
     --shape) shape=$2; shift 2 ;;
     --threads) threads=$2; shift 2 ;;
     --steps) steps=$2; shift 2 ;;
-    -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,/^[^#]/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     -*) echo "profile.sh: unknown option $1" >&2; exit 2 ;;
     *) out=$1; shift ;;
   esac

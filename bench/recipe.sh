@@ -11,6 +11,7 @@
 #   them the PyTorch script runs under torch.autocast(dtype=torch.bfloat16) too, with
 #   --channels-last its model and batches are channels-last too. CUDL_TORCH_ALSO adds a second
 #   PyTorch run with these options (e.g. --cudnn-benchmark), timed and reported beside the first.
+case "${1:-}" in -h | --help) sed -n '2,/^[^#]/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;; esac
 set -euo pipefail
 build=${1:?usage: bench/recipe.sh BUILD_DIR RESULTS_DIR [DATA_DIR] [DEVICE] [THREADS]}
 results=${2:?usage: bench/recipe.sh BUILD_DIR RESULTS_DIR [DATA_DIR] [DEVICE] [THREADS]}

@@ -22,9 +22,12 @@
 #                         has it (scripts/ctest_run.py), after the benchmarks
 #                  bench  matmul, train_step at 16x300 and 256x224 in float32 and in bf16
 #                         mixed precision, and in bf16 channels-last (cudl with a CUDA graph
-#                         and eager, PyTorch eager and with a CUDA graph), per-op GPU profiles of both (bench/profile.sh) and
-#                         the recipe job (float32 and --mixed-precision), and an allocation
-#                         trace of an eager step at 256x224 replayed by bench/alloc_replay.py
+#                         and eager, PyTorch eager and with a CUDA graph; in float32 PyTorch
+#                         also with cudnn.benchmark), per-op GPU profiles of both
+#                         (bench/profile.sh), the recipe job (float32, with a second PyTorch
+#                         run in cudnn.benchmark mode; bf16; bf16 channels-last; cudl with
+#                         --no-benchmark), and an allocation trace of an eager step at 256x224
+#                         replayed by bench/alloc_replay.py
 #   ROUNDS         alternating rounds of the train_step benchmark (default 1: the bench stage
 #                  then takes some minutes; each round adds about as much again)
 #   BUDGET         seconds this script may take in all (default 540, to end with its summary

@@ -26,7 +26,7 @@ int main(int argc, char** argv) {
   auto* csv = app.add_option("--csv", o.csv, "Labels file (default DATA/labels.csv)")->check(CLI::ExistingFile);
   app.add_option("--images", o.images, "Image folder (default DATA/images)")->check(CLI::ExistingDirectory);
   std::string delim = " ";
-  app.add_option("--label-delim", delim, "Separator between the labels of one image")
+  app.add_option("--label-delim", delim, "Separator between the labels of one image (default: a space)")
       ->check([](const std::string& s) { return s.size() == 1 ? "" : "must be one character"; });
   app.add_option("--split", o.split,
                  "Which rows to score: all, or the valid/train part of fridge_train's random split")

@@ -38,10 +38,12 @@ struct DemoDefaults {
 int main(int argc, char** argv) {
   cudl::train::TrainOptions o;
   CLI::App app{
-      "Fine-tunes an ImageNet ResNet to tag photos with several labels at once (multi-label), as "
-      "the fastai notebook does: split 20% for validation (NumPy seed 10), resize to 300x300, "
-      "ResNet body + fastai head, BCE-with-logits, AdamW, 10 epochs at lr 1e-4. Prints the "
-      "fastai table per epoch, then the optimal threshold, and writes model.h5, checkpoint.h5, "
+      "Trains a ResNet to tag photos with several labels at once (multi-label), as the fastai "
+      "notebook does: split 20% for validation (NumPy seed 10), resize to 300x300, ResNet body "
+      "+ fastai head, BCE-with-logits, AdamW, 10 epochs at lr 1e-4; from ImageNet weights with "
+      "--weights, from scratch otherwise. Data with exactly one label per image trains a "
+      "single-label classifier (cross-entropy). Prints the fastai table per epoch, then the "
+      "optimal threshold (multi-label), and writes model.h5, checkpoint.h5, "
       "history.csv, metrics.json, predictions.csv and report.html into --out.\n" +
       cudl::train::demo_description(),
       "fridge_train"};
@@ -59,8 +61,8 @@ int main(int argc, char** argv) {
                  "Separate labels file for validation (instead of a random split)")
       ->check(CLI::ExistingFile);
   std::string delim = " ";
-  app.add_option("--label-delim", delim, "Separator between the labels of one image")
-      ->capture_default_str()
+  app.add_option("--label-delim", delim, "Separator between the labels of one image (default: a "
+                 "space)")
       ->check([](const std::string& s) { return s.size() == 1 ? "" : "must be one character"; });
   app.add_option("--valid-pct", o.valid_pct, "Fraction of images held out for validation")
       ->capture_default_str()->check(cudl::tools::finite())->check(CLI::Range(0.0, 0.95));

@@ -169,14 +169,16 @@ data::ImageDataset split_part(const data::ImageDataset& all, const EvalOptions& 
                               const LoadedModel& m, const nlohmann::json& rec, std::string* note) {
   const double pct = o.valid_pct.value_or(rec.value("valid_pct", 0.2));
   const uint32_t seed = o.seed.value_or(rec.value("seed", uint32_t{10}));
+  // Another split than the model's, asked for on purpose (the model's own values are not).
+  const bool other_split = pct != rec.value("valid_pct", 0.2) || seed != rec.value("seed", uint32_t{10});
   const data::Split s = data::split_by_rand_pct(all.size(), pct, seed);
   data::ImageDataset part = all.subset(o.split == "valid" ? s.valid : s.train);
   std::ostringstream how;
   how << ", valid-pct " << pct << ", seed " << seed
-      << (rec.contains("valid_pct") && !o.valid_pct && !o.seed ? " as the model was trained" : "");
+      << (rec.contains("valid_pct") && !other_split ? " as the model was trained" : "");
   *note = how.str();
   // Recorded by the model and not overridden: the validation files must be the model's.
-  if (rec.contains("valid_files") && !o.valid_pct && !o.seed) {
+  if (rec.contains("valid_files") && !other_split) {
     std::vector<std::string> names;
     for (int64_t i : s.valid) names.push_back(all.item(i).filename);
     const bool same = data::file_set_hash(names) == rec["valid_files"].get<std::string>() &&
@@ -185,7 +187,7 @@ data::ImageDataset split_part(const data::ImageDataset& all, const EvalOptions& 
                rec.value("n_valid", int64_t{-1}), " that ", o.model_path, " was validated on, so ",
                "its --split ", o.split, " scores would mix training and validation images. Score "
                "the data it was trained on", rec.value("skip_bad", false) ? " with --skip-bad" : "",
-               ", or give --seed/--valid-pct to score another split on purpose");
+               ", or give another --seed or --valid-pct to score another split on purpose");
   }
   return part;
 }

@@ -204,9 +204,11 @@ void Run::load_data() {
     if (!reuse) {
       log_ << "No --data given: writing the built-in demo data (" << o_.demo_images
            << " photo-like images of " << demo.width << "x" << demo.height << ", 4 classes) to "
-           << dir << "\n";
+           << dir << std::flush;
+      const auto t = Clock::now();
       data::write_demo_data(dir, demo);
       write_file_atomically(record, want.dump() + "\n");
+      log_ << " in " << fixed(seconds_since(t), 1) << " s\n";
     } else {
       log_ << "No --data given: using the demo data in " << dir << "\n";
     }

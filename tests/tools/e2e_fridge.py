@@ -436,7 +436,10 @@ code, out = run([EVAL, "--model", os.path.join(split_run, "model.h5"), "--data",
 check(code == 1 and "not the 12 that" in out, "fridge_eval --split refuses data that splits differently")
 code, out = run([EVAL, "--model", os.path.join(split_run, "model.h5"), "--data", shifted, "--split",
                  "valid", "--seed", "3", "--out", os.path.join(WORK, "shifted_eval"), "--threads", "1"])
-check(code == 0 and "seed 3)" in out, "... unless a split is asked for on purpose (--seed)")
+check(code == 1 and "not the 12 that" in out, "... also when --seed repeats the model's own seed")
+code, out = run([EVAL, "--model", os.path.join(split_run, "model.h5"), "--data", shifted, "--split",
+                 "valid", "--seed", "4", "--out", os.path.join(WORK, "shifted_eval"), "--threads", "1"])
+check(code == 0 and "seed 4)" in out, "... unless another split is asked for on purpose (--seed)")
 code, out = run([TRAIN, "--images", os.path.join(single, "images"), "--out", os.path.join(WORK, "images_only")])
 check(code == 2 and "--images" in out, "fridge_train --images without labels is a usage error (exit 2)")
 for opt in ("--lr", "--wd", "--valid-pct", "--threshold"):
