@@ -711,25 +711,11 @@ void Run::write_outputs(const EpochPass& v, TrainResult& result) {
 
 namespace {
 
-// One line of the epoch table (fastai's columns): each cell padded to its column, with at least
-// one space after it however long its number.
-std::string epoch_row(const std::vector<std::string>& cells) {
-  static const size_t widths[] = {7, 12, 12, 15, 15, 16, 16, 0};
-  std::string line;
-  for (size_t i = 0; i < cells.size(); ++i) {
-    line += cells[i];
-    if (i + 1 == cells.size()) break;
-    const size_t pad = widths[i] > cells[i].size() ? widths[i] - cells[i].size() : 1;
-    line += std::string(pad, ' ');
-  }
-  return line;
-}
-
 std::string epoch_row(const EpochRecord& r) {
-  return epoch_row({std::to_string(r.epoch), fixed(r.train_loss, 6), fixed(r.valid_loss, 6),
-                    fixed(r.train_hamming, 6), fixed(r.valid_hamming, 6),
-                    fixed(r.train_zero_one, 6), fixed(r.valid_zero_one, 6),
-                    fixed(r.seconds, 1) + "s"});
+  return epoch_table_row({std::to_string(r.epoch), fixed(r.train_loss, 6),
+                          fixed(r.valid_loss, 6), fixed(r.train_hamming, 6),
+                          fixed(r.valid_hamming, 6), fixed(r.train_zero_one, 6),
+                          fixed(r.valid_zero_one, 6), fixed(r.seconds, 1) + "s"});
 }
 
 }  // namespace
@@ -742,8 +728,9 @@ TrainResult Run::go() {
   build_model();
   resume_or_start();
 
-  log_ << "\n" << epoch_row({"epoch", "train_loss", "valid_loss", "train_hamming", "valid_hamming",
-                              "train_zero_one", "valid_zero_one", "time"})
+  log_ << "\n"
+       << epoch_table_row({"epoch", "train_loss", "valid_loss", "train_hamming", "valid_hamming",
+                           "train_zero_one", "valid_zero_one", "time"})
        << "\n";
   for (const EpochRecord& r : history_) log_ << epoch_row(r) << " (resumed)\n";
   EpochPass last_valid;

@@ -1,6 +1,7 @@
 #include "train/outputs.h"
 
 #include <iomanip>
+#include <iterator>
 #include <sstream>
 
 namespace cudl::train {
@@ -42,6 +43,18 @@ void add_report_json(nlohmann::json& j, const MetricsReport& r, const std::vecto
   for (size_t k = 0; k < classes.size() && k < r.average_precision.size(); ++k)
     j["average_precision"][classes[k]] = r.average_precision[k];
   j["mean_average_precision"] = r.mean_average_precision;
+}
+
+std::string epoch_table_row(const std::vector<std::string>& cells) {
+  static const size_t widths[] = {7, 12, 12, 15, 15, 16, 16};
+  std::string line;
+  for (size_t i = 0; i < cells.size(); ++i) {
+    line += cells[i];
+    if (i + 1 == cells.size()) break;
+    const size_t width = i < std::size(widths) ? widths[i] : 0;
+    line += std::string(width > cells[i].size() ? width - cells[i].size() : 1, ' ');
+  }
+  return line;
 }
 
 std::string predictions_csv(const std::vector<std::string>& classes,

@@ -29,6 +29,11 @@ struct ComputeMode {
   void add_json(nlohmann::json& j) const;
 };
 
+// One line of fridge_train's epoch table (fastai's columns: epoch, train_loss, valid_loss,
+// train_hamming, valid_hamming, train_zero_one, valid_zero_one, time): each cell padded to its
+// column's width, with at least one space after it however long its text.
+std::string epoch_table_row(const std::vector<std::string>& cells);
+
 // One row per image: filename, p_<class> per class, the predicted labels and, when `truth` is
 // given, the true labels. probs and predicted (1 where a class is predicted: scoring.h's
 // predicted_classes) are (N, C) row-major.

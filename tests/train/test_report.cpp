@@ -5,6 +5,7 @@
 #include <array>
 #include <regex>
 
+#include "train/outputs.h"
 #include "train/report.h"
 
 namespace cudl::train {
@@ -14,6 +15,23 @@ int count(const std::string& s, const std::string& needle) {
   int n = 0;
   for (size_t p = s.find(needle); p != std::string::npos; p = s.find(needle, p + 1)) ++n;
   return n;
+}
+
+// The epoch table keeps its columns for ordinary values and a space between cells however
+// long a value is (a diverging loss of 1.3e12 ran into the next column).
+TEST(EpochTable, ColumnsAlignAndLongValuesStaySeparated) {
+  const std::string header = epoch_table_row({"epoch", "train_loss", "valid_loss", "train_hamming",
+                                              "valid_hamming", "train_zero_one", "valid_zero_one",
+                                              "time"});
+  EXPECT_EQ(header,
+            "epoch  train_loss  valid_loss  train_hamming  valid_hamming  train_zero_one  "
+            "valid_zero_one  time");
+  const std::string row = epoch_table_row({"1", "0.123456", "0.654321", "0.750000", "0.700000",
+                                           "0.250000", "0.200000", "1.5s"});
+  EXPECT_EQ(row.find("0.654321"), header.find("valid_loss"));
+  EXPECT_EQ(row.find("1.5s"), header.find("time"));
+  EXPECT_EQ(epoch_table_row({"1", "92.069457", "1339948619093.333252", "0.447917"}),
+            "1      92.069457   1339948619093.333252 0.447917");
 }
 
 TEST(Report, Base64KnownVectors) {
