@@ -379,6 +379,11 @@ TEST(Checkpoint, RoundTripWithOptimizerEpochAndRng) {
   save_checkpoint(dir / "c.h5", c);
   EXPECT_FALSE(h5::H5File::open_read(dir / "c.h5").has_attr("settings"));
   EXPECT_EQ(load_checkpoint(dir / "c.h5").settings, "");
+  // The attributes alone: everything but the tensors.
+  Checkpoint head = load_checkpoint(dir / "c.h5", /*tensors=*/false);
+  EXPECT_EQ(head.epoch, c.epoch);
+  EXPECT_EQ(head.rng_offset, c.rng_offset);
+  EXPECT_TRUE(head.model.empty() && head.optimizer.empty());
 }
 
 TEST(Checkpoint, AWeightsFileIsNotACheckpoint) {
@@ -386,6 +391,9 @@ TEST(Checkpoint, AWeightsFileIsNotACheckpoint) {
   save_weights(dir / "w.h5", sample_tensors(1));
   std::string msg = error_of([&] { load_checkpoint(dir / "w.h5"); });
   EXPECT_TRUE(contains(msg, "not a checkpoint")) << msg;
+  EXPECT_TRUE(contains(msg, "can start a new run (fridge_train --weights")) << msg;
+  // Its attributes alone (tensors=false) are refused the same way.
+  EXPECT_TRUE(contains(error_of([&] { load_checkpoint(dir / "w.h5", false); }), "not a checkpoint"));
   Checkpoint c = sample_checkpoint(1);
   c.model.emplace_back("optimizer.x", zeros({1}));
   msg = error_of([&] { save_checkpoint(dir / "c.h5", c); });
