@@ -151,10 +151,6 @@ ComputeMode compute_mode(const EvalOptions& o, const Device& device) {
   return {o.mixed_precision, o.channels_last, o.winograd, device.is_cpu()};
 }
 
-}  // namespace
-
-namespace {
-
 // The split fridge_train recorded in the model (an empty object when none was).
 nlohmann::json recorded_split(const LoadedModel& m, const EvalOptions& o) {
   if (!m.meta.split) return nlohmann::json::object();
@@ -166,7 +162,7 @@ nlohmann::json recorded_split(const LoadedModel& m, const EvalOptions& o) {
 // The rows of the split (o.split: valid or train) of `all`, the rows fridge_train split; `rec`
 // is recorded_split(). `note` gets how the split was made, for the log.
 data::ImageDataset split_part(const data::ImageDataset& all, const EvalOptions& o,
-                              const LoadedModel& m, const nlohmann::json& rec, std::string* note) {
+                              const nlohmann::json& rec, std::string* note) {
   const double pct = o.valid_pct.value_or(rec.value("valid_pct", 0.2));
   const uint32_t seed = o.seed.value_or(rec.value("seed", uint32_t{10}));
   // Another split than the model's, asked for on purpose (the model's own values are not).
@@ -241,13 +237,13 @@ MetricsReport score_model(const EvalOptions& o, std::ostream& log) {
   if (o.split != "all" && !o.skip_bad) {
     // Every image decoded when the model was trained (without --skip-bad a bad one stops
     // training), so the split's rows are found before decoding, and only they are decoded.
-    ds = std::make_shared<data::ImageDataset>(split_part(*ds, o, m, rec, &split_note));
+    ds = std::make_shared<data::ImageDataset>(split_part(*ds, o, rec, &split_note));
     skipped += ds->preload(o.workers, false);
   } else {
     // With --skip-bad training split the images that decoded: so does this.
     skipped += ds->preload(o.workers, o.skip_bad);
     if (o.split != "all")
-      ds = std::make_shared<data::ImageDataset>(split_part(*ds, o, m, rec, &split_note));
+      ds = std::make_shared<data::ImageDataset>(split_part(*ds, o, rec, &split_note));
   }
   CUDL_CHECK(ds->size() > 0, o.csv, ": no images to score (split ", o.split, ")");
   log << "Model: " << o.model_path << " (" << m.arch << ", classes ";

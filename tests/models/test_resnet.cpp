@@ -131,18 +131,27 @@ TEST(ModelIo, WeightsRoundTripThroughHdf5) {
   }
 }
 
+// Loads `path` into a new notebook model with `load` and checks that a body tensor now equals
+// `source`'s `source_name` and that the head's linear layers kept their initialisation.
+void expect_body_loaded_head_kept(void (*load)(Module&, const std::string&), const std::string& path,
+                                  Module& source, const std::string& source_name, Generator& g) {
+  auto model = notebook_model(Arch::kResNet18, 4, &g);
+  const Tensor head4 = model->state_dict().at("head.4.weight").clone();
+  const Tensor head8 = model->state_dict().at("head.8.weight").clone();
+  load(*model, path);
+  EXPECT_TRUE(testing::all_close(model->state_dict().at("body.layer3.1.conv2.weight"),
+                                 source.state_dict().at(source_name), 0, 0));
+  EXPECT_TRUE(testing::all_close(model->state_dict().at("head.4.weight"), head4, 0, 0));
+  EXPECT_TRUE(testing::all_close(model->state_dict().at("head.8.weight"), head8, 0, 0));
+}
+
 TEST(ModelIo, BackboneGoesIntoTheBodyOnly) {
   testing::ScratchDir dir;
   Generator g(6);
   auto classifier = resnet(Arch::kResNet18, 1000, &g);
   std::string path = dir / "tv.h5";
   save_weights(path, named_state(*classifier));
-  auto model = notebook_model(Arch::kResNet18, 4, &g);
-  Tensor head_before = model->state_dict().at("head.4.weight").clone();
-  load_backbone_into(*model, path);
-  EXPECT_TRUE(testing::all_close(model->state_dict().at("body.layer3.1.conv2.weight"),
-                                 classifier->state_dict().at("layer3.1.conv2.weight"), 0, 0));
-  EXPECT_TRUE(testing::all_close(model->state_dict().at("head.4.weight"), head_before, 0, 0));
+  expect_body_loaded_head_kept(load_backbone_into, path, *classifier, "layer3.1.conv2.weight", g);
 }
 
 // A whole notebook model's body, or a file of body.* tensors alone, goes into the body; the
@@ -163,12 +172,7 @@ TEST(ModelIo, BodyOfAWholeModelGoesIntoTheBodyOnly) {
   save_weights(partial, missing_one);
   for (const std::string& path : {whole, body}) {
     SCOPED_TRACE(path);
-    auto model = notebook_model(Arch::kResNet18, 4, &g);
-    Tensor head_before = model->state_dict().at("head.8.weight").clone();
-    load_body_into(*model, path);
-    EXPECT_TRUE(testing::all_close(model->state_dict().at("body.layer3.1.conv2.weight"),
-                                   trained->state_dict().at("body.layer3.1.conv2.weight"), 0, 0));
-    EXPECT_TRUE(testing::all_close(model->state_dict().at("head.8.weight"), head_before, 0, 0));
+    expect_body_loaded_head_kept(load_body_into, path, *trained, "body.layer3.1.conv2.weight", g);
   }
   auto model = notebook_model(Arch::kResNet18, 4, &g);
   EXPECT_ERROR_HAS(load_body_into(*model, partial), "body.layer2.0.bn1.running_var");
