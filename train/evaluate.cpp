@@ -148,7 +148,8 @@ Session open_session(const EvalOptions& o) {
 namespace {
 
 ComputeMode compute_mode(const EvalOptions& o, const Device& device) {
-  return {o.mixed_precision, o.channels_last, o.winograd, device.is_cpu()};
+  return {o.mixed_precision, o.channels_last, o.winograd, device.is_cpu(),
+          device.is_cpu() && onednn_bf16_native()};
 }
 
 // The split fridge_train recorded in the model (an empty object when none was).

@@ -133,7 +133,8 @@ class Run {
   nlohmann::json split() const;  // the train/validation split: sizes and validation files
   nlohmann::json settings() const;
   ComputeMode compute_mode() const {
-    return {o_.mixed_precision, o_.channels_last, o_.winograd, device_.is_cpu()};
+    return {o_.mixed_precision, o_.channels_last, o_.winograd, device_.is_cpu(),
+            device_.is_cpu() && onednn_bf16_native()};
   }
   void compare_settings(const std::string& recorded, const std::string& path);
   std::string out(const std::string& file) const { return join_path(o_.out, file); }

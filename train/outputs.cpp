@@ -6,16 +6,26 @@
 
 namespace cudl::train {
 
+std::string ComputeMode::cpu_convolutions() const {
+  if (!cpu) return "";
+  if (mixed_precision && onednn_bf16) return "onednn_bf16";
+  return winograd ? "winograd" : "direct";
+}
+
 std::string ComputeMode::text() const {
+  const std::string conv = cpu_convolutions();
   return std::string(mixed_precision ? ", bfloat16 mixed precision" : "") +
          (channels_last ? ", channels-last" : "") +
-         (cpu ? (winograd ? ", Winograd 3x3 convolutions" : ", direct convolutions") : "");
+         (conv == "onednn_bf16" ? ", oneDNN bfloat16 convolutions"
+          : conv == "winograd"  ? ", Winograd 3x3 convolutions"
+          : conv == "direct"    ? ", direct convolutions"
+                                : "");
 }
 
 void ComputeMode::add_json(nlohmann::json& j) const {
   j["precision"] = mixed_precision ? "bfloat16 mixed" : "float32";
   j["memory_format"] = channels_last ? "channels_last" : "contiguous";
-  if (cpu) j["cpu_convolutions"] = winograd ? "winograd" : "direct";
+  if (cpu) j["cpu_convolutions"] = cpu_convolutions();
 }
 
 nlohmann::json metrics_json(const ClassificationMetrics& m) {

@@ -17,12 +17,17 @@ nlohmann::json metrics_json(const ClassificationMetrics& m);
 void add_report_json(nlohmann::json& j, const MetricsReport& r, const std::vector<std::string>& classes);
 
 // How a model runs, as both programs say it: bfloat16 mixed precision or float32, the memory
-// format and, on the CPU, which convolutions (Winograd or direct).
+// format and, on the CPU, which convolutions (Winograd, direct, or oneDNN's bfloat16 ones).
 struct ComputeMode {
   bool mixed_precision = false;
   bool channels_last = false;
   bool winograd = true;  // meaningful on the CPU only
   bool cpu = true;
+  // Mixed precision on a CPU whose bfloat16 convolutions run on oneDNN's bfloat16 kernels
+  // (onednn_bf16_native): then neither Winograd nor the float32 kernels compute them.
+  bool onednn_bf16 = false;
+  // On the CPU: "winograd", "direct" or "onednn_bf16"; "" on a GPU.
+  std::string cpu_convolutions() const;
   // For a log line: ", bfloat16 mixed precision, channels-last, Winograd 3x3 convolutions".
   std::string text() const;
   // Adds "precision", "memory_format" and, on the CPU, "cpu_convolutions" to j.

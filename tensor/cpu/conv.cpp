@@ -52,6 +52,9 @@ CpuConvPath cpu_conv_path() {
 std::string onednn_version() {
   return cpu::onednn::version();
 }
+bool onednn_bf16_native() {
+  return cpu::onednn::native_bf16();
+}
 
 namespace cpu {
 
@@ -429,14 +432,17 @@ namespace {
 
 // oneDNN for float32 unless a path forces im2col. In kAuto, only its JIT kernels and not for
 // 1x1 kernels: a 1x1 convolution is a plain GEMM, which OpenBLAS does faster (bench_conv:
-// ResNet-18's downsample convolutions took ~1.6x longer on oneDNN).
+// ResNet-18's downsample convolutions took ~1.6x longer on oneDNN). bfloat16: every kernel
+// size, on a CPU with bfloat16 instructions (onednn::native_bf16), unless a path forces
+// im2col; the float kernels would first widen every operand.
 bool try_onednn(DType dtype, const ConvGeometry& g, bool* jit_only) {
   const CpuConvPath path = cpu_conv_path();
   *jit_only = path != CpuConvPath::kOneDnn;
+  if (path == CpuConvPath::kIm2colSampleParallel || path == CpuConvPath::kIm2colBlasThreads)
+    return false;
+  if (dtype == kBFloat16) return onednn::native_bf16();
   if (dtype != kFloat32) return false;
-  if (path == CpuConvPath::kOneDnn) return true;
-  return (path == CpuConvPath::kAuto || path == CpuConvPath::kWinograd) &&
-         !(g.kh == 1 && g.kw == 1);
+  return path == CpuConvPath::kOneDnn || !(g.kh == 1 && g.kw == 1);
 }
 
 // Winograd for float32 3x3 stride-1 convolutions, in kWinograd.
@@ -483,7 +489,11 @@ T* ptr(const Tensor& t) {
 
 void conv2d_forward(DType dtype, const ConvGeometry& g, const void* x, const void* w,
                     const void* bias, void* y, const ConvAlgoOptions& algo) {
-  if (dtype == kBFloat16) {  // through the float path (widen.h)
+  bool jit_only = true;
+  if (dtype == kBFloat16) {
+    // oneDNN's bfloat16 kernels, in either memory format; else the float path (widen.h).
+    if (try_onednn(dtype, g, &jit_only) && onednn::conv2d_forward(dtype, g, x, w, bias, y, jit_only))
+      return;
     const Tensor xf = widen(x, g.n * g.c * g.h * g.w);
     const Tensor wf = widen(w, g.o * (g.c / g.groups) * g.kh * g.kw);
     const Tensor bf = widen(bias, g.o);
@@ -511,10 +521,8 @@ void conv2d_forward(DType dtype, const ConvGeometry& g, const void* x, const voi
                              static_cast<const float*>(bias), static_cast<float*>(y));
     return;
   }
-  bool jit_only = true;
   if (try_onednn(dtype, g, &jit_only) &&
-      onednn::conv2d_forward(g, static_cast<const float*>(x), static_cast<const float*>(w),
-                             static_cast<const float*>(bias), static_cast<float*>(y), jit_only)) {
+      onednn::conv2d_forward(dtype, g, x, w, bias, y, jit_only)) {
     return;
   }
   CUDL_DISPATCH_FLOATING(dtype, "conv2d", [&] {
@@ -526,7 +534,17 @@ void conv2d_forward(DType dtype, const ConvGeometry& g, const void* x, const voi
 void conv2d_backward(DType dtype, const ConvGeometry& g, const void* x, const void* w,
                      const void* dy, void* dx, void* dw, void* db,
                      const ConvAlgoOptions& algo) {
-  if (dtype == kBFloat16) {  // through the float path (widen.h)
+  bool jit_only = true;
+  if (dtype == kBFloat16) {
+    // oneDNN's bfloat16 kernels for what they take, in either memory format; the float path
+    // (widen.h) for the rest (the bias gradient always).
+    if ((dx || dw) && try_onednn(dtype, g, &jit_only)) {
+      const onednn::BackwardDone done =
+          onednn::conv2d_backward(dtype, g, x, w, dy, dx, dw, jit_only);
+      if (done.dx) dx = nullptr;
+      if (done.dw) dw = nullptr;
+    }
+    if (!dx && !dw && !db) return;
     const int64_t nx = g.n * g.c * g.h * g.w, nw = g.o * (g.c / g.groups) * g.kh * g.kw;
     const Tensor xf = dw ? widen(x, nx) : Tensor();
     const Tensor wf = dx ? widen(w, nw) : Tensor();
@@ -566,11 +584,8 @@ void conv2d_backward(DType dtype, const ConvGeometry& g, const void* x, const vo
       dw = nullptr;
     }
   }
-  bool jit_only = true;
   if ((dx || dw) && try_onednn(dtype, g, &jit_only)) {
-    const onednn::BackwardDone done = onednn::conv2d_backward(
-        g, static_cast<const float*>(x), static_cast<const float*>(w),
-        static_cast<const float*>(dy), static_cast<float*>(dx), static_cast<float*>(dw), jit_only);
+    const onednn::BackwardDone done = onednn::conv2d_backward(dtype, g, x, w, dy, dx, dw, jit_only);
     if (done.dx) dx = nullptr;  // what oneDNN computed is left out of the im2col pass
     if (done.dw) dw = nullptr;
   }

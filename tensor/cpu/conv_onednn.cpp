@@ -45,7 +45,7 @@ struct Reorder {
 
 // Everything oneDNN needs for one convolution shape; the backward parts are made on first use.
 struct Entry {
-  memory::desc src_md, weights_md, bias_md, dst_md;  // cudl's layouts: NCHW, (G)OIHW, (O)
+  memory::desc src_md, weights_md, bias_md, dst_md;  // cudl's: NCHW or NHWC, (G)OIHW, (O)
   memory::dims strides, dilates, pad_l, pad_r;
   dnnl::convolution_forward::primitive_desc fwd_pd;
   dnnl::convolution_forward fwd;
@@ -72,18 +72,26 @@ dnnl::primitive_attr user_scratchpad() {
 }
 
 memory::desc any_like(const memory::desc& md) {
-  return memory::desc(md.dims(), memory::data_type::f32, tag::any);
+  return memory::desc(md.dims(), md.data_type(), tag::any);
 }
 
-std::shared_ptr<Entry> make_entry(const ConvGeometry& g, bool has_bias) {
+memory::data_type onednn_type(DType dtype) {
+  return dtype == kBFloat16 ? memory::data_type::bf16 : memory::data_type::f32;
+}
+
+std::shared_ptr<Entry> make_entry(DType dtype, const ConvGeometry& g, bool has_bias) {
   auto e = std::make_shared<Entry>();
-  e->src_md = memory::desc({g.n, g.c, g.h, g.w}, memory::data_type::f32, tag::nchw);
-  e->dst_md = memory::desc({g.n, g.o, g.oh, g.ow}, memory::data_type::f32, tag::nchw);
-  e->weights_md = g.groups == 1
-                      ? memory::desc({g.o, g.c, g.kh, g.kw}, memory::data_type::f32, tag::oihw)
-                      : memory::desc({g.groups, g.o / g.groups, g.c / g.groups, g.kh, g.kw},
-                                     memory::data_type::f32, tag::goihw);
-  if (has_bias) e->bias_md = memory::desc({g.o}, memory::data_type::f32, tag::x);
+  const memory::data_type dt = onednn_type(dtype);
+  // Channels-last activations are reordered from and to NHWC like NCHW ones; the weights are
+  // OIHW in both (conv_geometry.h).
+  const tag act = g.channels_last ? tag::nhwc : tag::nchw;
+  e->src_md = memory::desc({g.n, g.c, g.h, g.w}, dt, act);
+  e->dst_md = memory::desc({g.n, g.o, g.oh, g.ow}, dt, act);
+  e->weights_md = g.groups == 1 ? memory::desc({g.o, g.c, g.kh, g.kw}, dt, tag::oihw)
+                                : memory::desc({g.groups, g.o / g.groups, g.c / g.groups, g.kh,
+                                                g.kw},
+                                               dt, tag::goihw);
+  if (has_bias) e->bias_md = memory::desc({g.o}, dt, tag::x);
   e->strides = {g.sh, g.sw};
   e->dilates = {g.dh - 1, g.dw - 1};  // oneDNN counts the gaps: 0 = no dilation
   // Right padding as large as the left: oneDNN's output size formula then floors exactly as
@@ -141,12 +149,13 @@ void make_backward(Entry& e) {
   }
 }
 
-// Entries by shape, bias and thread count (oneDNN's kernels are laid out for a thread count).
-// A workload sees a handful of shapes; the cache is cleared if it ever grows past kMaxEntries.
+// Entries by element type, shape, bias and thread count (oneDNN's kernels are laid out for a
+// thread count). A workload sees a handful of shapes; the cache is cleared if it ever grows past
+// kMaxEntries.
 constexpr size_t kMaxEntries = 512;
-using Key = std::array<int64_t, 17>;
+using Key = std::array<int64_t, 19>;
 
-std::shared_ptr<Entry> entry(const ConvGeometry& g, bool has_bias) {
+std::shared_ptr<Entry> entry(DType dtype, const ConvGeometry& g, bool has_bias) {
   static std::mutex mutex;
   static std::map<Key, std::shared_ptr<Entry>> cache;
   const Key key = {g.n,
@@ -165,12 +174,14 @@ std::shared_ptr<Entry> entry(const ConvGeometry& g, bool has_bias) {
                    g.groups,
                    g.oh,
                    has_bias,
-                   get_num_threads()};
+                   get_num_threads(),
+                   static_cast<int64_t>(dtype),
+                   g.channels_last};
   std::lock_guard<std::mutex> lock(mutex);
   auto it = cache.find(key);
   if (it != cache.end()) return it->second;
   if (cache.size() >= kMaxEntries) cache.clear();
-  auto e = make_entry(g, has_bias);
+  auto e = make_entry(dtype, g, has_bias);
   cache.emplace(key, e);
   return e;
 }
@@ -181,8 +192,8 @@ memory scratch_memory(const memory::desc& md, Tensor& owner) {
   return memory(md, cpu_engine(), owner.data_ptr());
 }
 
-memory user_memory(const memory::desc& md, const float* p) {
-  return memory(md, cpu_engine(), const_cast<float*>(p));  // inputs are only read
+memory user_memory(const memory::desc& md, const void* p) {
+  return memory(md, cpu_engine(), const_cast<void*>(p));  // inputs are only read
 }
 
 // `from` in the layout r wants: `from` itself, or a reordered copy kept alive by `owner`.
@@ -204,9 +215,22 @@ std::string version() {
   return std::to_string(v->major) + "." + std::to_string(v->minor) + "." + std::to_string(v->patch);
 }
 
-bool conv2d_forward(const ConvGeometry& g, const float* x, const float* w, const float* bias,
-                    float* y, bool jit_only) {
-  std::shared_ptr<Entry> e = entry(g, bias != nullptr);
+bool native_bf16() {
+  static const bool native = [] {
+    const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
+    const auto bf16 = static_cast<unsigned>(dnnl::cpu_isa::avx512_core_bf16);
+    return (isa & bf16) == bf16;  // the ISA values are bit sets: each holds those it extends
+  }();
+  return native;
+}
+
+bool conv2d_forward(DType dtype, const ConvGeometry& g, const void* x, const void* w,
+                    const void* bias, void* y, bool jit_only) {
+  if (dtype == kBFloat16) {
+    if (!native_bf16()) return false;
+    jit_only = true;  // oneDNN's reference bfloat16 code is far slower than widening
+  }
+  std::shared_ptr<Entry> e = entry(dtype, g, bias != nullptr);
   if (!e->fwd_ok || (jit_only && !e->fwd_jit)) return false;
   try {
     dnnl::stream s(cpu_engine());
@@ -230,12 +254,16 @@ bool conv2d_forward(const ConvGeometry& g, const float* x, const float* w, const
   return true;
 }
 
-BackwardDone conv2d_backward(const ConvGeometry& g, const float* x, const float* w, const float* dy,
-                             float* dx, float* dw, bool jit_only) {
+BackwardDone conv2d_backward(DType dtype, const ConvGeometry& g, const void* x, const void* w,
+                             const void* dy, void* dx, void* dw, bool jit_only) {
+  BackwardDone done;
+  if (dtype == kBFloat16) {
+    if (!native_bf16()) return done;
+    jit_only = true;
+  }
   // The forward entry (made by the forward pass) carries the backward primitives; bias does
   // not change them, so look it up without.
-  std::shared_ptr<Entry> e = entry(g, false);
-  BackwardDone done;
+  std::shared_ptr<Entry> e = entry(dtype, g, false);
   if (!e->fwd_ok) return done;
   std::call_once(e->bwd_once, [&] { make_backward(*e); });
   const bool do_dx = dx && e->bwd_data_ok && (!jit_only || e->bwd_data_jit);
@@ -299,12 +327,17 @@ std::string version() {
   return "";
 }
 
-bool conv2d_forward(const ConvGeometry&, const float*, const float*, const float*, float*, bool) {
+bool native_bf16() {
   return false;
 }
 
-BackwardDone conv2d_backward(const ConvGeometry&, const float*, const float*, const float*, float*,
-                             float*, bool) {
+bool conv2d_forward(DType, const ConvGeometry&, const void*, const void*, const void*, void*,
+                    bool) {
+  return false;
+}
+
+BackwardDone conv2d_backward(DType, const ConvGeometry&, const void*, const void*, const void*,
+                             void*, void*, bool) {
   return {};
 }
 

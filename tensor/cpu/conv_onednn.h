@@ -1,5 +1,8 @@
-// float32 conv2d on oneDNN (Debian's libdnnl, the library PyTorch runs its CPU convolutions
-// on), used by tensor/cpu/conv.cpp when CpuConvPath (tensor/ops/conv.h) allows it. oneDNN's
+// conv2d on oneDNN (Debian's libdnnl, the library PyTorch runs its CPU convolutions on), used
+// by tensor/cpu/conv.cpp when CpuConvPath (tensor/ops/conv.h) allows it: float32, and
+// bfloat16 (bfloat16 operands and results, float accumulation, one rounding per result, as the
+// widening path of widen.h computes them) where oneDNN has JIT kernels that use the CPU's own
+// bfloat16 instructions (native_bf16()). oneDNN's
 // JIT kernels work on channel-blocked layouts: the NCHW input, the OIHW weights and the output
 // are reordered to and from what the primitive asks for, in buffers taken from cudl's
 // allocator (so memory_stats counts them). Primitives are created once per shape and thread
@@ -13,6 +16,7 @@
 
 #include <string>
 
+#include "tensor/dtype.h"
 #include "tensor/ops/conv_geometry.h"
 
 namespace cudl::cpu::onednn {
@@ -20,16 +24,23 @@ namespace cudl::cpu::onednn {
 // oneDNN's version ("2.6.3"), or "" when cudl was built without it.
 std::string version();
 
-// y (N, O, OH, OW) = conv(x, w) + bias (bias may be null).
-bool conv2d_forward(const ConvGeometry& g, const float* x, const float* w, const float* bias,
-                    float* y, bool jit_only);
+// Whether oneDNN's kernels may use bfloat16 instructions on this CPU (AVX512-BF16 or AMX,
+// within ONEDNN_MAX_CPU_ISA). Without them oneDNN's bfloat16 convolutions emulate the
+// instructions or run its reference code, both slower than widening to float: the bfloat16
+// calls below then decline.
+bool native_bf16();
+
+// y (N, O, OH, OW) = conv(x, w) + bias (bias may be null); every operand of type `dtype`
+// (kFloat32 or kBFloat16).
+bool conv2d_forward(DType dtype, const ConvGeometry& g, const void* x, const void* w,
+                    const void* bias, void* y, bool jit_only);
 
 // The gradients of the input (dx, when not null) and of the weights (dw, when not null), from
 // dy (N, O, OH, OW). Returns which of the two it computed; the caller computes the others.
 struct BackwardDone {
   bool dx = false, dw = false;
 };
-BackwardDone conv2d_backward(const ConvGeometry& g, const float* x, const float* w, const float* dy,
-                             float* dx, float* dw, bool jit_only);
+BackwardDone conv2d_backward(DType dtype, const ConvGeometry& g, const void* x, const void* w,
+                             const void* dy, void* dx, void* dw, bool jit_only);
 
 }  // namespace cudl::cpu::onednn

@@ -70,7 +70,7 @@ void set_conv_deterministic(bool on);
 bool conv_deterministic();
 
 // The CPU convolution's implementation (see above). kAuto: oneDNN's JIT kernels for float32
-// kernels larger than 1x1, when cudl is built with oneDNN; im2col otherwise, with the thread
+// kernels larger than 1x1, when cudl is built with oneDNN (bfloat16: onednn_bf16_native below); im2col otherwise, with the thread
 // strategy picked from the batch and the thread count. kWinograd: kAuto, except that float32
 // 3x3 stride-1 convolutions (forward and both gradients) take Winograd's F(4x4, 3x3)
 // (tensor/cpu/conv_winograd.h): faster, with float32 rounding errors some 10-40x the direct
@@ -85,5 +85,13 @@ void set_cpu_conv_path(CpuConvPath path);
 CpuConvPath cpu_conv_path();
 // oneDNN's version ("2.6.3") when cudl was built with it, "" otherwise.
 std::string onednn_version();
+// Whether the CPU's bfloat16 convolutions (mixed precision) run on oneDNN's bfloat16 kernels:
+// cudl built with oneDNN, on a CPU with bfloat16 instructions (AVX512-BF16 or AMX) that
+// ONEDNN_MAX_CPU_ISA does not exclude. They do so in every path but the forced im2col ones, in
+// both memory formats, wherever oneDNN has a JIT kernel for the shape and direction (every
+// convolution of ResNet-18); the rest, and every bfloat16 convolution on other CPUs, widen the
+// operands to float32 and take the float32 path (kWinograd's Winograd included), rounding each
+// result once.
+bool onednn_bf16_native();
 
 }  // namespace cudl

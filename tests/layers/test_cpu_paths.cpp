@@ -1,7 +1,7 @@
 // The CPU kernels' alternative paths, each against an independent reference:
 // - conv2d: every CpuConvPath (oneDNN, sample-parallel im2col, BLAS-threaded im2col, Winograd,
 //   auto), at 1, 2 and 3 threads, forward and backward, against a direct float64 loop over conv.h's
-//   formula; shapes reach the row bands of large maps, multi-sample groups of small maps, the
+//   formula, in float32 and (both memory formats) bfloat16; shapes reach the row bands of large maps, multi-sample groups of small maps, the
 //   1x1 direct GEMM, strides, dilation, groups, bias and an input without gradient.
 // - max pooling: the vectorised interior loop against the shared per-window formula
 //   (pool::max_window / pool::max_grad_at, which the CUDA kernels use), bit for bit, with ties
@@ -319,10 +319,11 @@ TEST(CpuConvPaths, WinogradIsAnOption) {
     // (every direction here on AVX2 and AVX-512 machines; without AVX2 the gradients' are not,
     // and kAuto's im2col computes them): those directions equal kOneDnn's.
     Tensor y1 = zeros(y.shape()), dx1 = zeros(dx.shape()), dw1 = zeros(dw.shape());
-    const bool y_jit = cpu::onednn::conv2d_forward(g, x32.data<float>(), w32.data<float>(),
-                                                   nullptr, y1.data<float>(), true);
+    const bool y_jit = cpu::onednn::conv2d_forward(kFloat32, g, x32.data<float>(),
+                                                   w32.data<float>(), nullptr, y1.data<float>(),
+                                                   true);
     const cpu::onednn::BackwardDone jit = cpu::onednn::conv2d_backward(
-        g, x32.data<float>(), w32.data<float>(), dy32.data<float>(), dx1.data<float>(),
+        kFloat32, g, x32.data<float>(), w32.data<float>(), dy32.data<float>(), dx1.data<float>(),
         dw1.data<float>(), true);
     const ConvResult direct = run(CpuConvPath::kOneDnn);
     EXPECT_TRUE(y_jit);  // oneDNN's forward kernels are JIT-compiled from SSE4.1 on
@@ -340,6 +341,113 @@ TEST(CpuConvPaths, WinogradIsAnOption) {
       EXPECT_TRUE(jit.dx && jit.dw);
     }
 #endif
+  }
+}
+
+// bfloat16 convolutions (mixed precision): oneDNN's bfloat16 kernels where the CPU has
+// bfloat16 instructions, else the float kernels on widened operands; both round each result
+// once from a float sum. Against the float64 definition on the bfloat16 values of the inputs,
+// for every path, at 1 and 2 threads, in both memory formats: within 2^-8 of each value (twice
+// bfloat16's largest relative rounding error) plus 2e-5 of the tensor's largest magnitude (the
+// float sums' rounding, as in float32). A wrong tap or a channels-last element read as
+// row-major is off by O(1) of the largest magnitude.
+TEST(CpuConvPaths, BFloat16MatchesTheDefinition) {
+  CpuSettingsGuard guard;
+  uint64_t seed = 900;
+  for (const ConvCase& c : conv_cases()) {
+    CaseData d = random_case(c, seed);
+    seed += 4;
+    for (Tensor* t : {&d.x, &d.w, &d.b, &d.dy}) *t = t->to(kBFloat16).to(kFloat64);
+    d.ref = naive_conv(c, d.x, d.w, d.b, d.dy);
+    for (CpuConvPath path : {CpuConvPath::kAuto, CpuConvPath::kWinograd, CpuConvPath::kOneDnn,
+                             CpuConvPath::kIm2colSampleParallel}) {
+      for (int threads : {1, 2}) {
+        for (MemoryFormat format : {MemoryFormat::kContiguous, MemoryFormat::kChannelsLast}) {
+          SCOPED_TRACE(std::string(c.name) + ", path " + std::to_string(static_cast<int>(path)) +
+                       ", " + std::to_string(threads) + " threads, " + toString(format));
+          set_cpu_conv_path(path);
+          set_num_threads(threads);
+          Tensor x = d.x.to(kBFloat16).contiguous(format).set_requires_grad(c.grad_x);
+          Tensor w = d.w.to(kBFloat16).set_requires_grad();
+          Tensor b = c.bias ? d.b.to(kBFloat16).set_requires_grad() : Tensor();
+          Tensor y = conv2d(x, w, b, c.stride, c.pad, c.dil, c.groups);
+          ASSERT_EQ(y.dtype(), kBFloat16);
+          EXPECT_TRUE(y.is_contiguous(format));
+          y.backward(d.dy.to(kBFloat16).contiguous(format));
+          auto check = [](const Tensor& got, const Tensor& want, const char* what) {
+            SCOPED_TRACE(what);
+            ASSERT_TRUE(got.defined());
+            EXPECT_TRUE(all_close(got.to(kFloat64), want, 2e-5 * max_abs(want), 1.0 / 256));
+          };
+          check(y, d.ref.y, "output");
+          check(w.grad(), d.ref.dw, "weight gradient");
+          if (c.grad_x) check(x.grad(), d.ref.dx, "input gradient");
+          if (c.bias) check(b.grad(), d.ref.db, "bias gradient");
+        }
+      }
+    }
+  }
+}
+
+// Where oneDNN may use the CPU's bfloat16 instructions (AVX512-BF16 or AMX), bfloat16
+// convolutions run on its JIT kernels wherever it has one: the results of conv2d in the default
+// path are those of cpu::onednn's functions called directly, bit for bit, in every direction
+// they compute. It has them in all three directions for every kind of convolution in the
+// notebook's ResNet-18 (the stem, 3x3 stride 1 and 2, the 1x1 stride-2 downsample, at 2 x
+// 64x64 here); some shapes of the other cases (e.g. 12 output channels) leave a direction to
+// the widening path.
+TEST(CpuConvPaths, BFloat16RunsOnOneDnnWhereTheCpuHasBFloat16Instructions) {
+  if (onednn_version().empty()) GTEST_SKIP() << "cudl was built without oneDNN";
+#if defined(__x86_64__)
+  if (!std::getenv("ONEDNN_MAX_CPU_ISA") && !std::getenv("DNNL_MAX_CPU_ISA")) {
+    EXPECT_EQ(cpu::onednn::native_bf16(), __builtin_cpu_supports("avx512bf16") != 0);
+  }
+#endif
+  if (!cpu::onednn::native_bf16()) {
+    GTEST_SKIP() << "no bfloat16 instructions for oneDNN on this CPU: bfloat16 convolutions "
+                    "widen to float (checked by BFloat16MatchesTheDefinition)";
+  }
+  CpuSettingsGuard guard;
+  set_cpu_conv_path(CpuConvPath::kAuto);
+  set_num_threads(2);
+  std::vector<std::pair<ConvCase, bool>> cases;  // (case, all three directions on oneDNN)
+  for (const ConvCase& c : conv_cases()) cases.push_back({c, false});
+  for (const ConvCase& c : std::vector<ConvCase>{
+           {"ResNet-18 stem", {2, 3, 64, 64}, {64, 3, 7, 7}, false, 2, 3, 1, 1, false},
+           {"ResNet-18 3x3", {2, 64, 16, 16}, {64, 64, 3, 3}, false, 1, 1, 1, 1, true},
+           {"ResNet-18 3x3 stride 2", {2, 64, 16, 16}, {128, 64, 3, 3}, false, 2, 1, 1, 1, true},
+           {"ResNet-18 downsample", {2, 128, 8, 8}, {256, 128, 1, 1}, false, 2, 0, 1, 1, true}})
+    cases.push_back({c, true});
+  uint64_t seed = 1000;
+  for (const auto& [c, resnet] : cases) {
+    SCOPED_TRACE(c.name);
+    const CaseData d = random_case(c, seed);
+    seed += 4;
+    const Tensor x = d.x.to(kBFloat16), w = d.w.to(kBFloat16), dy = d.dy.to(kBFloat16);
+    const Tensor b = c.bias ? d.b.to(kBFloat16) : Tensor();
+    const ConvResult r = run_conv(c, kBFloat16, d.x, d.w, d.b, d.dy);
+    const ConvGeometry g = conv2d_geometry(x, w, b, c.stride, c.pad, c.dil, c.groups);
+    Tensor y = zeros(r.y.shape(), TensorOptions(kBFloat16));
+    Tensor dx = zeros(x.shape(), TensorOptions(kBFloat16));
+    Tensor dw = zeros(w.shape(), TensorOptions(kBFloat16));
+    const bool forward = cpu::onednn::conv2d_forward(
+        kBFloat16, g, x.data_ptr(), w.data_ptr(), c.bias ? b.data_ptr() : nullptr, y.data_ptr(),
+        true);
+    const cpu::onednn::BackwardDone done = cpu::onednn::conv2d_backward(
+        kBFloat16, g, x.data_ptr(), w.data_ptr(), dy.data_ptr(), dx.data_ptr(), dw.data_ptr(),
+        true);
+    if (resnet) {
+      EXPECT_TRUE(forward && done.dx && done.dw);
+    }
+    if (forward) {
+      EXPECT_TRUE(all_close(r.y, y, 0.0, 0.0));
+    }
+    if (done.dw) {
+      EXPECT_TRUE(all_close(r.dw, dw, 0.0, 0.0));
+    }
+    if (done.dx && c.grad_x) {
+      EXPECT_TRUE(all_close(r.dx, dx, 0.0, 0.0));
+    }
   }
 }
 

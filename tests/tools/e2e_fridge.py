@@ -299,6 +299,10 @@ check(code == 0 and "bfloat16 mixed precision" in out, "fridge_train --mixed-pre
 mm = json.load(open(os.path.join(mp, "metrics.json")))
 check(mm["precision"] == "bfloat16 mixed" and m_run["precision"] == "float32",
       "metrics.json says which precision ran")
+# On a CPU with bfloat16 instructions oneDNN's bfloat16 kernels compute the convolutions.
+check(mm["cpu_convolutions"] == ("onednn_bf16" if "avx512_bf16" in open("/proc/cpuinfo").read()
+                                 else "winograd"),
+      f"metrics.json says which convolutions ran in mixed precision ({mm['cpu_convolutions']})")
 check(all(np.isfinite([r["train_loss"] for r in mm["history"]])), "mixed-precision losses are finite")
 with h5py.File(os.path.join(mp, "model.h5"), "r") as f:
     check(f["head/8/weight"].dtype == np.float32, "the mixed-precision model is saved in float32")

@@ -34,6 +34,36 @@ TEST(EpochTable, ColumnsAlignAndLongValuesStaySeparated) {
             "1      92.069457   1339948619093.333252 0.447917");
 }
 
+// What both programs say of the CPU's convolutions: Winograd or direct in float32; in mixed
+// precision the same unless oneDNN's bfloat16 kernels compute them; nothing on a GPU.
+TEST(ComputeModeText, NamesTheConvolutionsThatRan) {
+  struct Case {
+    ComputeMode mode;
+    const char* conv;
+    const char* text;
+  };
+  const std::vector<Case> cases = {
+      {{false, false, true, true, false}, "winograd", ", Winograd 3x3 convolutions"},
+      {{false, false, false, true, false}, "direct", ", direct convolutions"},
+      // float32 never runs on the bfloat16 kernels, whatever the CPU.
+      {{false, true, true, true, true}, "winograd", ", channels-last, Winograd 3x3 convolutions"},
+      {{true, false, true, true, false}, "winograd",
+       ", bfloat16 mixed precision, Winograd 3x3 convolutions"},
+      {{true, false, false, true, true}, "onednn_bf16",
+       ", bfloat16 mixed precision, oneDNN bfloat16 convolutions"},
+      {{true, true, true, false, false}, "", ", bfloat16 mixed precision, channels-last"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.text);
+    EXPECT_EQ(c.mode.cpu_convolutions(), c.conv);
+    EXPECT_EQ(c.mode.text(), c.text);
+    nlohmann::json j;
+    c.mode.add_json(j);
+    EXPECT_EQ(j.value("cpu_convolutions", ""), c.conv);
+    EXPECT_EQ(j["precision"], c.mode.mixed_precision ? "bfloat16 mixed" : "float32");
+  }
+}
+
 TEST(Report, Base64KnownVectors) {
   // RFC 4648 test vectors.
   auto b = [](const std::string& s) { return base64(std::vector<uint8_t>(s.begin(), s.end())); };
