@@ -54,14 +54,16 @@ int main(int argc, char** argv) {
   app.add_flag("--skip-bad", o.skip_bad, "Skip unreadable images and bad label rows with a warning");
   app.add_flag("--mixed-precision", o.mixed_precision,
                "Run the model in bfloat16 mixed precision (torch.autocast(dtype=torch.bfloat16)), "
-               "as fridge_train --mixed-precision: for GPUs with bfloat16 tensor cores");
+               "as fridge_train --mixed-precision: for GPUs with bfloat16 tensor cores and CPUs "
+               "with bfloat16 instructions (AVX512-BF16 or AMX)");
   app.add_flag("--channels-last", o.channels_last,
                "Channels-last (NHWC) activations, as fridge_train --channels-last: for GPUs; the "
                "same results");
   app.add_flag("--winograd,!--no-winograd", o.winograd,
                "On the CPU, 3x3 stride-1 convolutions by Winograd's F(4x4,3x3) (default: on), as "
                "fridge_train: faster, with float32 rounding errors of about 1e-5 of the values "
-               "against the direct convolution's 1e-7. --no-winograd: direct convolutions only");
+               "against the direct convolution's 1e-7. --no-winograd: direct convolutions only. Not "
+               "used with --mixed-precision on a CPU with bfloat16 instructions");
   data->excludes(predict);
   csv->excludes(predict);
   app.footer(

@@ -119,19 +119,23 @@ int main(int argc, char** argv) {
                "bfloat16 mixed precision, as torch.autocast(dtype=torch.bfloat16): convolutions "
                "and linear layers compute in bfloat16 with float32 accumulation, activations are "
                "stored in bfloat16, weights, gradients and optimiser state stay float32. For GPUs "
-               "with bfloat16 tensor cores (compute capability 8.0 and later); on the CPU it "
-               "rounds the same way but runs slower than float32");
+               "with bfloat16 tensor cores (compute capability 8.0 and later), and for CPUs "
+               "with bfloat16 instructions (AVX512-BF16 or AMX), where the convolutions run on "
+               "oneDNN's bfloat16 kernels, faster than float32; on other CPUs it rounds the same "
+               "way but runs slower than float32");
   app.add_flag("--channels-last", o.channels_last,
                "Channels-last (NHWC) activations, as model.to(memory_format=torch.channels_last): "
                "the layout of cuDNN's tensor-core convolutions, meant for GPUs, with "
-               "--mixed-precision above all; the same results. On the CPU the convolutions "
-               "convert to NCHW and back, so it only costs time there");
+               "--mixed-precision above all; the same results. On the CPU the float32 "
+               "convolutions convert to NCHW and back, so it costs time there (bfloat16 ones on "
+               "oneDNN's kernels take either layout at the same speed)");
   app.add_flag("--winograd,!--no-winograd", o.winograd,
                "On the CPU, 3x3 stride-1 convolutions by Winograd's F(4x4,3x3) (default: on): a "
                "faster training step (1.6x for ResNet-18 at 16 x 300x300 on a 2-core AVX2 "
                "machine) with float32 rounding errors of about 1e-5 of the values, against the "
                "direct convolution's 1e-7 (CUDA's TF32 rounds each input to 5e-4). --no-winograd: direct "
-               "convolutions only, as PyTorch's CPU");
+               "convolutions only, as PyTorch's CPU. Not used with --mixed-precision on a CPU with "
+               "bfloat16 instructions (oneDNN's bfloat16 kernels)");
   app.add_flag("--skip-bad", o.skip_bad, "Skip unreadable images and bad label rows with a warning");
   app.add_flag("--allow-empty", o.allow_empty,
                "Rows with no labels are images with none of the classes (multi-label negatives, "
