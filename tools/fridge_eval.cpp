@@ -62,8 +62,9 @@ int main(int argc, char** argv) {
   app.add_flag("--winograd,!--no-winograd", o.winograd,
                "On the CPU, 3x3 stride-1 convolutions by Winograd's F(4x4,3x3) (default: on), as "
                "fridge_train: faster, with float32 rounding errors of about 1e-5 of the values "
-               "against the direct convolution's 1e-7. --no-winograd: direct convolutions only. Not "
-               "used with --mixed-precision on a CPU with bfloat16 instructions");
+               "against the direct convolution's 1e-7. --no-winograd: direct convolutions only. "
+               "With --mixed-precision on a CPU with bfloat16 instructions oneDNN's bfloat16 "
+               "kernels compute ResNet-18's convolutions instead");
   data->excludes(predict);
   csv->excludes(predict);
   app.footer(

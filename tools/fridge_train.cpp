@@ -134,8 +134,9 @@ int main(int argc, char** argv) {
                "faster training step (1.6x for ResNet-18 at 16 x 300x300 on a 2-core AVX2 "
                "machine) with float32 rounding errors of about 1e-5 of the values, against the "
                "direct convolution's 1e-7 (CUDA's TF32 rounds each input to 5e-4). --no-winograd: direct "
-               "convolutions only, as PyTorch's CPU. Not used with --mixed-precision on a CPU with "
-               "bfloat16 instructions (oneDNN's bfloat16 kernels)");
+               "convolutions only, as PyTorch's CPU. With --mixed-precision on a CPU with "
+               "bfloat16 instructions oneDNN's bfloat16 kernels compute ResNet-18's convolutions "
+               "instead");
   app.add_flag("--skip-bad", o.skip_bad, "Skip unreadable images and bad label rows with a warning");
   app.add_flag("--allow-empty", o.allow_empty,
                "Rows with no labels are images with none of the classes (multi-label negatives, "

@@ -24,7 +24,8 @@ struct ComputeMode {
   bool winograd = true;  // meaningful on the CPU only
   bool cpu = true;
   // Mixed precision on a CPU whose bfloat16 convolutions run on oneDNN's bfloat16 kernels
-  // (onednn_bf16_native): then neither Winograd nor the float32 kernels compute them.
+  // (onednn_bf16_native): then those compute every direction they have a kernel for (all of
+  // ResNet-18's convolutions), and only the others, and bias gradients, widen to float32.
   bool onednn_bf16 = false;
   // On the CPU: "winograd", "direct" or "onednn_bf16"; "" on a GPU.
   std::string cpu_convolutions() const;

@@ -25,8 +25,12 @@ const dnnl::engine& cpu_engine() {
   return e;
 }
 
+// oneDNN's JIT-compiled kernels: "jit:<isa>", "jit_bf16:<isa>", "jit_bf16_1x1:<isa>" and the
+// brgemm-based "brgconv:<isa>" / "brgconv_1x1:<isa>" (its choice for bfloat16 training on AMX
+// CPUs); not its reference code ("ref:...") nor its GEMM-based fallbacks ("gemm:...").
 bool is_jit(const dnnl::primitive_desc_base& pd) {
-  return std::strncmp(pd.impl_info_str(), "jit", 3) == 0;
+  const char* impl = pd.impl_info_str();
+  return std::strncmp(impl, "jit", 3) == 0 || std::strncmp(impl, "brg", 3) == 0;
 }
 
 // A reorder between a plain (user) layout and the one a primitive wants; empty when the two
@@ -50,13 +54,13 @@ struct Entry {
   dnnl::convolution_forward::primitive_desc fwd_pd;
   dnnl::convolution_forward fwd;
   bool fwd_ok = false, fwd_jit = false;
-  Reorder fwd_src, fwd_weights, fwd_dst;  // dst: from the primitive's layout to NCHW
+  Reorder fwd_src, fwd_weights, fwd_dst;  // dst: from the primitive's layout to cudl's
 
   std::once_flag bwd_once;
   dnnl::convolution_backward_data::primitive_desc bwd_data_pd;
   dnnl::convolution_backward_data bwd_data;
   bool bwd_data_ok = false, bwd_data_jit = false;
-  Reorder bd_diff_dst, bd_weights, bd_diff_src;  // diff_src: back to NCHW
+  Reorder bd_diff_dst, bd_weights, bd_diff_src;  // diff_src: back to cudl's layout
   dnnl::convolution_backward_weights::primitive_desc bwd_weights_pd;
   dnnl::convolution_backward_weights bwd_weights;
   bool bwd_weights_ok = false, bwd_weights_jit = false;

@@ -3,15 +3,16 @@
 // bfloat16 (bfloat16 operands and results, float accumulation, one rounding per result, as the
 // widening path of widen.h computes them) where oneDNN has JIT kernels that use the CPU's own
 // bfloat16 instructions (native_bf16()). oneDNN's
-// JIT kernels work on channel-blocked layouts: the NCHW input, the OIHW weights and the output
-// are reordered to and from what the primitive asks for, in buffers taken from cudl's
-// allocator (so memory_stats counts them). Primitives are created once per shape and thread
+// JIT kernels work on channel-blocked layouts: the input (NCHW, or NHWC when the geometry is
+// channels-last), the OIHW weights and the output (the input's layout) are reordered to and
+// from what the primitive asks for, in buffers taken from cudl's allocator (so memory_stats
+// counts them). Primitives are created once per element type, shape, layout, bias and thread
 // count and cached.
 //
 // Each function returns false, having done nothing, when oneDNN is not built in or has no
 // implementation the caller accepts for the shape (with `jit_only`, only oneDNN's JIT kernels:
-// its reference and GEMM fallbacks are slower than cudl's im2col); the caller then takes its
-// im2col path.
+// its reference and GEMM fallbacks are slower than cudl's im2col; always so for bfloat16); the
+// caller then takes its im2col path (float32) or widens to float32 (bfloat16).
 #pragma once
 
 #include <string>

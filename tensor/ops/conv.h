@@ -12,7 +12,8 @@
 // per call: parameters stay OIHW, as the weights file and the optimiser keep them; float64
 // converts x to NCHW and the result back). The CPU copies x (and dy) to NCHW with one parallel
 // transpose, runs the row-major kernels below on them and the OIHW weight, and transposes y (dx)
-// back: oneDNN 2.6's
+// back (bfloat16 on oneDNN's bfloat16 kernels, see onednn_bf16_native, reorders from and to
+// NHWC directly instead): oneDNN 2.6's
 // own NHWC kernels took 1.13x (forward) and 1.43x (backward) the time of its blocked ones over
 // ResNet-18's layers on the 2-core AVX2 test machine, so the copies cost less
 // (bench/results/cpu-2026-11-30-channels-last/conv_onednn_nhwc_experiment.txt).
@@ -27,7 +28,9 @@
 // kernels larger than 1x1. Its JIT kernels run ResNet-18's 3x3 convolutions forward at ~37
 // GFLOP/s per core on the 2-core test machine, where im2col + OpenBLAS reaches 31-34 with 128+
 // channels and ~20 with 64 (OpenBLAS's GEMM is weak with 64 rows); see bench/conv.sh.
-// CPU, otherwise (float64, 1x1 kernels, or without oneDNN): im2col + the BLAS GEMM. A few
+// CPU, bfloat16: oneDNN's bfloat16 kernels where the CPU has bfloat16 instructions (1x1
+// included), else widened to float32 (onednn_bf16_native below).
+// CPU, otherwise (float64, float32 1x1 kernels, or without oneDNN): im2col + the BLAS GEMM. A few
 // samples at a time are unfolded into one column buffer (C*kH*kW, samples*OH*OW) so the GEMM
 // is wide enough even for small late-stage feature maps, and large maps are unfolded a band of
 // output rows at a time, so the columns stay in the cache; the buffers are temporaries of the

@@ -347,9 +347,9 @@ TEST(CpuConvPaths, WinogradIsAnOption) {
 // bfloat16 convolutions (mixed precision): oneDNN's bfloat16 kernels where the CPU has
 // bfloat16 instructions, else the float kernels on widened operands; both round each result
 // once from a float sum. Against the float64 definition on the bfloat16 values of the inputs,
-// for every path, at 1 and 2 threads, in both memory formats: within 2^-8 of each value (twice
-// bfloat16's largest relative rounding error) plus 2e-5 of the tensor's largest magnitude (the
-// float sums' rounding, as in float32). A wrong tap or a channels-last element read as
+// for every path, at 1 and 2 threads, in both memory formats: within 2^-8 of each value
+// (bfloat16's largest relative rounding error, for the one rounding of each result) plus 2e-5
+// of the tensor's largest magnitude (the float sums' rounding, as in float32). A wrong tap or a channels-last element read as
 // row-major is off by O(1) of the largest magnitude.
 TEST(CpuConvPaths, BFloat16MatchesTheDefinition) {
   CpuSettingsGuard guard;
@@ -447,6 +447,32 @@ TEST(CpuConvPaths, BFloat16RunsOnOneDnnWhereTheCpuHasBFloat16Instructions) {
     }
     if (done.dx && c.grad_x) {
       EXPECT_TRUE(all_close(r.dx, dx, 0.0, 0.0));
+    }
+    if (!resnet) continue;
+    // Channels-last: conv2d's results are those of oneDNN called on the NHWC buffers.
+    SCOPED_TRACE("channels-last");
+    Tensor xc = x.contiguous(MemoryFormat::kChannelsLast).set_requires_grad(c.grad_x);
+    Tensor wc = w.detach().set_requires_grad();
+    Tensor yc = conv2d(xc, wc, Tensor(), c.stride, c.pad, c.dil, c.groups);
+    ASSERT_TRUE(yc.is_contiguous(MemoryFormat::kChannelsLast));
+    const Tensor dyc = dy.contiguous(MemoryFormat::kChannelsLast);
+    yc.backward(dyc);
+    ConvGeometry gc = g;
+    gc.channels_last = true;
+    Tensor y2 = zeros(r.y.shape(), TensorOptions(kBFloat16)).contiguous(MemoryFormat::kChannelsLast);
+    Tensor dx2 = zeros(x.shape(), TensorOptions(kBFloat16)).contiguous(MemoryFormat::kChannelsLast);
+    Tensor dw2 = zeros(w.shape(), TensorOptions(kBFloat16));
+    ASSERT_TRUE(cpu::onednn::conv2d_forward(kBFloat16, gc, xc.data_ptr(), wc.data_ptr(), nullptr,
+                                            y2.data_ptr(), true));
+    const cpu::onednn::BackwardDone done2 = cpu::onednn::conv2d_backward(
+        kBFloat16, gc, xc.data_ptr(), wc.data_ptr(), dyc.data_ptr(),
+        c.grad_x ? dx2.data_ptr() : nullptr, dw2.data_ptr(), true);
+    EXPECT_TRUE(done2.dw && (done2.dx || !c.grad_x));
+    EXPECT_TRUE(all_close(yc.detach(), y2, 0.0, 0.0));
+    EXPECT_TRUE(all_close(y2, r.y, 0.0, 0.0));  // and those of the row-major convolution
+    EXPECT_TRUE(all_close(wc.grad(), dw2, 0.0, 0.0));
+    if (c.grad_x) {
+      EXPECT_TRUE(all_close(xc.grad(), dx2, 0.0, 0.0));
     }
   }
 }
