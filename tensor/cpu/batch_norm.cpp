@@ -8,11 +8,12 @@
 #include <utility>
 #include <vector>
 
+#include "tensor/cpu/isa.h"
 #include "tensor/ops/batch_norm_kernels.h"
 #include "tensor/parallel.h"
 #include "tensor/tensor.h"
 
-namespace cudl::cpu {
+CUDL_CPU_KERNELS_BEGIN
 
 namespace {
 
@@ -352,8 +353,40 @@ void batch_norm_backward_train(DType dtype, int64_t n, int64_t c, int64_t s, con
   });
 }
 
+CUDL_CPU_KERNELS_END
+
+#if !defined(CUDL_CPU_AVX2_COPY)
+namespace cudl::cpu {
+
+void batch_norm_forward_train(DType dtype, int64_t n, int64_t c, int64_t s, const void* x,
+                              const void* weight, const void* bias, void* y, void* save_mean,
+                              void* save_invstd, void* running_mean, void* running_var,
+                              double momentum, double eps, const void* residual, bool relu,
+                              bool channels_last) {
+  CUDL_CPU_KERNEL_CALL(batch_norm_forward_train, dtype, n, c, s, x, weight, bias, y, save_mean,
+                       save_invstd, running_mean, running_var, momentum, eps, residual, relu,
+                       channels_last);
+}
+
+void batch_norm_forward_eval(DType dtype, int64_t n, int64_t c, int64_t s, const void* x,
+                             const void* weight, const void* bias, const void* running_mean,
+                             const void* running_var, double eps, void* y, const void* residual,
+                             bool relu, bool channels_last) {
+  CUDL_CPU_KERNEL_CALL(batch_norm_forward_eval, dtype, n, c, s, x, weight, bias, running_mean,
+                       running_var, eps, y, residual, relu, channels_last);
+}
+
+void batch_norm_backward_train(DType dtype, int64_t n, int64_t c, int64_t s, const void* x,
+                               const void* dy, const void* weight, const void* save_mean,
+                               const void* save_invstd, double eps, void* dx, void* dweight,
+                               void* dbias, bool channels_last) {
+  CUDL_CPU_KERNEL_CALL(batch_norm_backward_train, dtype, n, c, s, x, dy, weight, save_mean,
+                       save_invstd, eps, dx, dweight, dbias, channels_last);
+}
+
 void increment_counter(int64_t* counter) {
   ++*counter;
 }
 
 }  // namespace cudl::cpu
+#endif

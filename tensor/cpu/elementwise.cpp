@@ -1,8 +1,10 @@
-// CPU elementwise loops over the functors of ops/elementwise_functors.h.
+// CPU elementwise loops over the functors of ops/elementwise_functors.h, compiled for the
+// baseline and for AVX2 (isa.h).
+#include "tensor/cpu/isa.h"
 #include "tensor/ops/kernels.h"
 #include "tensor/parallel.h"
 
-namespace cudl::cpu {
+CUDL_CPU_KERNELS_BEGIN
 
 namespace {
 constexpr int64_t kGrain = 32768;
@@ -66,4 +68,20 @@ void binary(BinaryOp op, double s, DType dtype, int64_t n, const void* a, const 
   });
 }
 
+CUDL_CPU_KERNELS_END
+
+#if !defined(CUDL_CPU_AVX2_COPY)
+namespace cudl::cpu {
+
+void unary(UnaryOp op, double s, DType dtype, int64_t n, const void* in, void* out,
+           const StridedIndex<2>* idx) {
+  CUDL_CPU_KERNEL_CALL(unary, op, s, dtype, n, in, out, idx);
+}
+
+void binary(BinaryOp op, double s, DType dtype, int64_t n, const void* a, const void* b, void* out,
+            const StridedIndex<3>* idx) {
+  CUDL_CPU_KERNEL_CALL(binary, op, s, dtype, n, a, b, out, idx);
+}
+
 }  // namespace cudl::cpu
+#endif

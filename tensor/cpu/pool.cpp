@@ -5,12 +5,13 @@
 #include <type_traits>
 #include <vector>
 
+#include "tensor/cpu/isa.h"
 #include "tensor/cpu/widen.h"
 #include "tensor/ops/pool_kernels.h"
 #include "tensor/parallel.h"
 #include "tensor/tensor.h"
 
-namespace cudl::cpu {
+CUDL_CPU_KERNELS_BEGIN
 
 namespace {
 
@@ -250,4 +251,30 @@ void global_max_pool_backward(DType dtype, int64_t planes, int64_t hw, const voi
   });
 }
 
+CUDL_CPU_KERNELS_END
+
+#if !defined(CUDL_CPU_AVX2_COPY)
+namespace cudl::cpu {
+
+void max_pool2d_forward(DType dtype, const PoolGeometry& g, const void* x, void* y,
+                        int64_t* argmax) {
+  CUDL_CPU_KERNEL_CALL(max_pool2d_forward, dtype, g, x, y, argmax);
+}
+
+void max_pool2d_backward(DType dtype, const PoolGeometry& g, const void* dy, const int64_t* argmax,
+                         void* dx) {
+  CUDL_CPU_KERNEL_CALL(max_pool2d_backward, dtype, g, dy, argmax, dx);
+}
+
+void global_max_pool_forward(DType dtype, int64_t planes, int64_t hw, const void* x, void* y,
+                             int64_t* argmax, int64_t channels) {
+  CUDL_CPU_KERNEL_CALL(global_max_pool_forward, dtype, planes, hw, x, y, argmax, channels);
+}
+
+void global_max_pool_backward(DType dtype, int64_t planes, int64_t hw, const void* dy,
+                              const int64_t* argmax, void* dx, int64_t channels) {
+  CUDL_CPU_KERNEL_CALL(global_max_pool_backward, dtype, planes, hw, dy, argmax, dx, channels);
+}
+
 }  // namespace cudl::cpu
+#endif

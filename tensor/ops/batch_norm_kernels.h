@@ -110,6 +110,13 @@ CUDL_HOST_DEVICE_INLINE T epilogue(compute_t<T> v, const T* residual, int64_t at
 
 namespace cpu {
 CUDL_BATCH_NORM_KERNELS()
+// The compiled copies the launchers above call (tensor/cpu/isa.h).
+namespace baseline {
+CUDL_BATCH_NORM_KERNELS()
+}
+namespace avx2 {
+CUDL_BATCH_NORM_KERNELS()
+}
 }  // namespace cpu
 
 #ifdef CUDL_WITH_CUDA

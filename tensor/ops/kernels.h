@@ -52,6 +52,13 @@ namespace detail {
 
 namespace cpu {
 CUDL_CORE_KERNELS()
+// The compiled copies of unary and binary that the launchers above call (tensor/cpu/isa.h).
+namespace baseline {
+CUDL_CORE_KERNELS()
+}
+namespace avx2 {
+CUDL_CORE_KERNELS()
+}
 }  // namespace cpu
 
 #ifdef CUDL_WITH_CUDA

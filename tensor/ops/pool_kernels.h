@@ -140,6 +140,13 @@ CUDL_HOST_DEVICE_INLINE void max_plane(const T* plane, int64_t hw, int64_t step,
 
 namespace cpu {
 CUDL_POOL_KERNELS()
+// The compiled copies the launchers above call (tensor/cpu/isa.h).
+namespace baseline {
+CUDL_POOL_KERNELS()
+}
+namespace avx2 {
+CUDL_POOL_KERNELS()
+}
 }  // namespace cpu
 
 #ifdef CUDL_WITH_CUDA
