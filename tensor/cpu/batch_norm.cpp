@@ -292,6 +292,7 @@ void batch_norm_forward_train(DType dtype, int64_t n, int64_t c, int64_t s, cons
                               void* save_invstd, void* running_mean, void* running_var,
                               double momentum, double eps, const void* residual, bool relu,
                               bool channels_last) {
+  detail::count_kernel_call(kThisCopy);
   CUDL_DISPATCH_FLOATING_BF16(dtype, "batch_norm", [&] {
     using T = scalar_t;
     using C = compute_t<T>;
@@ -315,6 +316,7 @@ void batch_norm_forward_eval(DType dtype, int64_t n, int64_t c, int64_t s, const
                              const void* weight, const void* bias, const void* running_mean,
                              const void* running_var, double eps, void* y, const void* residual,
                              bool relu, bool channels_last) {
+  detail::count_kernel_call(kThisCopy);
   CUDL_DISPATCH_FLOATING_BF16(dtype, "batch_norm", [&] {
     using T = scalar_t;
     using C = compute_t<T>;
@@ -336,6 +338,7 @@ void batch_norm_backward_train(DType dtype, int64_t n, int64_t c, int64_t s, con
                                const void* dy, const void* weight, const void* save_mean,
                                const void* save_invstd, double /*eps*/, void* dx, void* dweight,
                                void* dbias, bool channels_last) {
+  detail::count_kernel_call(kThisCopy);
   CUDL_DISPATCH_FLOATING_BF16(dtype, "batch_norm backward", [&] {
     using T = scalar_t;
     using C = compute_t<T>;

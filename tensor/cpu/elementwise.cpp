@@ -51,6 +51,7 @@ void binary_loop(F f, int64_t n, const T* a, const T* b, T* out, const StridedIn
 
 void unary(UnaryOp op, double s, DType dtype, int64_t n, const void* in, void* out,
            const StridedIndex<2>* idx) {
+  detail::count_kernel_call(kThisCopy);
   CUDL_DISPATCH_FLOATING_BF16(dtype, "unary op", [&] {
     visit_unary(op, s, [&](auto f) {
       unary_loop(f, n, static_cast<const scalar_t*>(in), static_cast<scalar_t*>(out), idx);
@@ -60,6 +61,7 @@ void unary(UnaryOp op, double s, DType dtype, int64_t n, const void* in, void* o
 
 void binary(BinaryOp op, double s, DType dtype, int64_t n, const void* a, const void* b, void* out,
             const StridedIndex<3>* idx) {
+  detail::count_kernel_call(kThisCopy);
   CUDL_DISPATCH_FLOATING_BF16(dtype, "binary op", [&] {
     visit_binary(op, s, [&](auto f) {
       binary_loop(f, n, static_cast<const scalar_t*>(a), static_cast<const scalar_t*>(b),

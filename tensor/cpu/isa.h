@@ -14,11 +14,14 @@
 // compiled for the baseline in both copies: the linker keeps one copy of each, and it must run
 // on any x86-64 CPU. The kernel file's functions outside the two macros (its baseline
 // compilation only) are the launchers ops call (cpu:: in tensor/ops/*_kernels.h); each calls
-// one copy through CUDL_CPU_KERNEL_CALL.
+// one copy through CUDL_CPU_KERNEL_CALL. Each kernel of a copy counts its calls
+// (detail::count_kernel_call(kThisCopy)), so tests see which copy ran.
 //
 // Not FMA: fused and separate multiply-adds round differently. Both copies give the same bits
 // (tests/tensor/test_cpu_isa.cpp).
 #pragma once
+
+#include <cstdint>
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define CUDL_CPU_HAS_AVX2_COPY 1
@@ -36,18 +39,28 @@ bool avx2_kernels_available();
 KernelIsa kernel_isa();
 // For tests and benchmarks; kAvx2 where it is not available is an error.
 void set_kernel_isa(KernelIsa isa);
+// How many calls each copy's kernels have served since the process started (for tests).
+uint64_t kernel_calls(KernelIsa isa);
+
+namespace detail {
+// Counts a call for kernel_calls: each kernel of a copy calls it with the copy's kThisCopy.
+void count_kernel_call(KernelIsa isa);
+}  // namespace detail
 
 }  // namespace cudl::cpu
 
 #if defined(CUDL_CPU_AVX2_COPY)
-#define CUDL_CPU_KERNELS_BEGIN                              \
+#define CUDL_CPU_KERNELS_BEGIN                                \
   _Pragma("GCC push_options") _Pragma("GCC target(\"avx2\")") \
-  namespace cudl::cpu::avx2 {
+  namespace cudl::cpu::avx2 {                                 \
+  [[maybe_unused]] constexpr KernelIsa kThisCopy = KernelIsa::kAvx2;
 #define CUDL_CPU_KERNELS_END \
   }                          \
   _Pragma("GCC pop_options")
 #else
-#define CUDL_CPU_KERNELS_BEGIN namespace cudl::cpu::baseline {
+#define CUDL_CPU_KERNELS_BEGIN  \
+  namespace cudl::cpu::baseline { \
+  [[maybe_unused]] constexpr KernelIsa kThisCopy = KernelIsa::kBaseline;
 #define CUDL_CPU_KERNELS_END }
 #endif
 

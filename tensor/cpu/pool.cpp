@@ -164,6 +164,7 @@ void scatter_sample_cl(const PoolGeometry& g, const T* gy, const int64_t* a, T* 
 
 void max_pool2d_forward(DType dtype, const PoolGeometry& g, const void* x, void* y,
                         int64_t* argmax) {
+  detail::count_kernel_call(kThisCopy);
   if (dtype == kBFloat16) {  // the vectorised float loops, then exact narrowing (widen.h)
     const Tensor xf = widen(x, g.planes * g.h * g.w);
     const Tensor yf = float_buffer(y, g.planes * g.oh * g.ow);
@@ -199,6 +200,7 @@ void max_pool2d_forward(DType dtype, const PoolGeometry& g, const void* x, void*
 // bit, in one pass over the outputs instead of a window search per input element.
 void max_pool2d_backward(DType dtype, const PoolGeometry& g, const void* dy, const int64_t* argmax,
                          void* dx) {
+  detail::count_kernel_call(kThisCopy);
   CUDL_DISPATCH_FLOATING_BF16(dtype, "max_pool2d backward", [&] {
     const auto* pdy = static_cast<const scalar_t*>(dy);
     auto* pdx = static_cast<scalar_t*>(dx);
@@ -222,6 +224,7 @@ void max_pool2d_backward(DType dtype, const PoolGeometry& g, const void* dy, con
 
 void global_max_pool_forward(DType dtype, int64_t planes, int64_t hw, const void* x, void* y,
                              int64_t* argmax, int64_t channels) {
+  detail::count_kernel_call(kThisCopy);
   CUDL_DISPATCH_FLOATING_BF16(dtype, "global_max_pool2d", [&] {
     const auto* px = static_cast<const scalar_t*>(x);
     auto* py = static_cast<scalar_t*>(y);
@@ -236,6 +239,7 @@ void global_max_pool_forward(DType dtype, int64_t planes, int64_t hw, const void
 
 void global_max_pool_backward(DType dtype, int64_t planes, int64_t hw, const void* dy,
                               const int64_t* argmax, void* dx, int64_t channels) {
+  detail::count_kernel_call(kThisCopy);
   CUDL_DISPATCH_FLOATING_BF16(dtype, "global_max_pool2d backward", [&] {
     const auto* pdy = static_cast<const scalar_t*>(dy);
     auto* pdx = static_cast<scalar_t*>(dx);

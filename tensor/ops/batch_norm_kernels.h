@@ -104,12 +104,12 @@ CUDL_HOST_DEVICE_INLINE T epilogue(compute_t<T> v, const T* residual, int64_t at
   void batch_norm_backward_train(STREAM_ARG DType dtype, int64_t n, int64_t c, int64_t s,         \
                                  const void* x, const void* dy, const void* weight,               \
                                  const void* save_mean, const void* save_invstd, double eps,      \
-                                 void* dx, void* dweight, void* dbias, bool channels_last);       \
-  /* *counter += 1 (one int64). */                                                                \
-  void increment_counter(STREAM_ARG int64_t* counter);
+                                 void* dx, void* dweight, void* dbias, bool channels_last);
 
 namespace cpu {
 CUDL_BATCH_NORM_KERNELS()
+// *counter += 1 (one int64).
+void increment_counter(int64_t* counter);
 // The compiled copies the launchers above call (tensor/cpu/isa.h).
 namespace baseline {
 CUDL_BATCH_NORM_KERNELS()
@@ -124,6 +124,7 @@ namespace cuda {
 #define CUDL_STREAM_ARG cudaStream_t stream,
 CUDL_BATCH_NORM_KERNELS(CUDL_STREAM_ARG)
 #undef CUDL_STREAM_ARG
+void increment_counter(cudaStream_t stream, int64_t* counter);
 }  // namespace cuda
 #endif
 

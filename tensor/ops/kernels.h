@@ -26,13 +26,17 @@ namespace detail {
 [[noreturn]] void throw_no_cuda(const char* what);
 }
 
-#define CUDL_CORE_KERNELS(STREAM_ARG)                                                            \
+// (variadic: the CUDA stream argument, "cudaStream_t stream,", holds a comma)
+#define CUDL_ELEMENTWISE_KERNELS(...)                                                            \
   /* out = op(in); idx == nullptr when both are contiguous. Index operands: 0 out, 1 in. */     \
-  void unary(STREAM_ARG UnaryOp op, double s, DType dtype, int64_t n, const void* in, void* out, \
-             const StridedIndex<2>* idx);                                                        \
+  void unary(__VA_ARGS__ UnaryOp op, double s, DType dtype, int64_t n, const void* in,           \
+             void* out, const StridedIndex<2>* idx);                                             \
   /* out = op(a, b); idx == nullptr when all three are contiguous of the same shape. */          \
-  void binary(STREAM_ARG BinaryOp op, double s, DType dtype, int64_t n, const void* a,           \
-              const void* b, void* out, const StridedIndex<3>* idx);                             \
+  void binary(__VA_ARGS__ BinaryOp op, double s, DType dtype, int64_t n, const void* a,          \
+              const void* b, void* out, const StridedIndex<3>* idx);
+
+#define CUDL_CORE_KERNELS(STREAM_ARG)                                                            \
+  CUDL_ELEMENTWISE_KERNELS(STREAM_ARG)                                                           \
   /* dst[idx 0] = src[idx 1], element size in bytes (1, 2, 4 or 8). */                          \
   void copy_strided(STREAM_ARG size_t elem_size, int64_t n, const void* src, void* dst,          \
                     const StridedIndex<2>& idx);                                                 \
@@ -54,10 +58,10 @@ namespace cpu {
 CUDL_CORE_KERNELS()
 // The compiled copies of unary and binary that the launchers above call (tensor/cpu/isa.h).
 namespace baseline {
-CUDL_CORE_KERNELS()
+CUDL_ELEMENTWISE_KERNELS()
 }
 namespace avx2 {
-CUDL_CORE_KERNELS()
+CUDL_ELEMENTWISE_KERNELS()
 }
 }  // namespace cpu
 

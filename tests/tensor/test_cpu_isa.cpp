@@ -38,26 +38,30 @@ Tensor input(const Shape& s, uint64_t seed, DType dt, double lo = -1, double hi 
   return from_vector(v, s, TensorOptions(kFloat64)).to(dt);
 }
 
-// Every result of the ops that have two copies, for one dtype and memory format.
-std::vector<Tensor> workload(DType dt, MemoryFormat format) {
+// Every result of the ops that have two copies, for one dtype, memory format and shape (with
+// 6 channels and 13x11 maps most loops run their vector remainders; with 35 channels and 21x45
+// maps whole 256-bit vectors, in both layouts).
+std::vector<Tensor> workload(DType dt, MemoryFormat format, const Shape& s) {
   std::vector<Tensor> out;
-  const Shape s{4, 6, 13, 11};
+  const int64_t c = s[1];
   Tensor x = input(s, 1, dt).contiguous(format).set_requires_grad();
   Tensor x2 = input(s, 2, dt).contiguous(format).set_requires_grad();
   const Tensor g = input(s, 3, dt, -2, 2).contiguous(format);
   // Elementwise, forward and backward (the backward passes are binary ops too).
-  Tensor e = add(mul(relu(x), sigmoid(x2)), exp(mul(x, 0.5)));
+  Tensor bc = input({1, c, 1, 1}, 13, dt).set_requires_grad();  // broadcast: the strided loops
+  Tensor e = add(mul(relu(x), sigmoid(x2)), exp(mul(add(x, bc), 0.5)));
   e.backward(g);
-  out.insert(out.end(), {e.detach(), x.grad(), x2.grad(), maximum(x.detach(), x2.detach())});
+  out.insert(out.end(), {e.detach(), x.grad(), x2.grad(), bc.grad(),
+                         maximum(x.detach(), x2.detach())});
   // Batch norm (statistics, epilogue, running statistics, gradients), without NaNs, with a
   // mean far from zero.
   const DType pt = compute_dtype(dt);
   Tensor xb = (testing::rand64(s, 4, 3, 5).to(dt)).contiguous(format).set_requires_grad();
   Tensor res = testing::rand64(s, 5).to(dt).contiguous(format).set_requires_grad();
-  Tensor w = testing::rand64({6}, 6, 0.5, 1.5).to(pt).set_requires_grad();
-  Tensor b = testing::rand64({6}, 7).to(pt).set_requires_grad();
+  Tensor w = testing::rand64({c}, 6, 0.5, 1.5).to(pt).set_requires_grad();
+  Tensor b = testing::rand64({c}, 7).to(pt).set_requires_grad();
   for (bool training : {true, false}) {
-    Tensor rm = testing::rand64({6}, 8).to(pt), rv = testing::rand64({6}, 9, 0.5, 2).to(pt);
+    Tensor rm = testing::rand64({c}, 8).to(pt), rv = testing::rand64({c}, 9, 0.5, 2).to(pt);
     for (Tensor* t : {&xb, &res, &w, &b}) t->set_grad(Tensor());
     Tensor y = batch_norm_act(xb, w, b, rm, rv, training, 0.1, 1e-5, res, true);
     Tensor y2 = batch_norm(xb, w, b, rm, rv, training);
@@ -114,17 +118,28 @@ TEST(CpuKernelIsa, BothCopiesGiveTheSameBits) {
                     );
   }
   IsaGuard guard;
-  for (DType dt : {kFloat32, kFloat64, kBFloat16}) {
-    for (MemoryFormat format : {MemoryFormat::kContiguous, MemoryFormat::kChannelsLast}) {
-      SCOPED_TRACE(std::string(toString(dt)) + ", " + toString(format));
-      cpu::set_kernel_isa(cpu::KernelIsa::kBaseline);
-      const std::vector<Tensor> base = workload(dt, format);
-      cpu::set_kernel_isa(cpu::KernelIsa::kAvx2);
-      const std::vector<Tensor> avx2 = workload(dt, format);
-      ASSERT_EQ(base.size(), avx2.size());
-      for (size_t i = 0; i < base.size(); ++i) {
-        ASSERT_TRUE(base[i].defined() && avx2[i].defined()) << "result " << i;
-        EXPECT_TRUE(same_bits(base[i], avx2[i])) << "result " << i << " differs";
+  using cpu::KernelIsa;
+  // Runs the workload on one copy: the launchers call that copy and not the other.
+  auto run_on = [](KernelIsa isa, DType dt, MemoryFormat format, const Shape& s) {
+    const KernelIsa other = isa == KernelIsa::kAvx2 ? KernelIsa::kBaseline : KernelIsa::kAvx2;
+    cpu::set_kernel_isa(isa);
+    const uint64_t mine = cpu::kernel_calls(isa), theirs = cpu::kernel_calls(other);
+    std::vector<Tensor> r = workload(dt, format, s);
+    EXPECT_GT(cpu::kernel_calls(isa), mine + 20) << toString(isa) << " copy not called";
+    EXPECT_EQ(cpu::kernel_calls(other), theirs) << toString(other) << " copy called";
+    return r;
+  };
+  for (const Shape& s : {Shape{4, 6, 13, 11}, Shape{3, 35, 21, 45}}) {
+    for (DType dt : {kFloat32, kFloat64, kBFloat16}) {
+      for (MemoryFormat format : {MemoryFormat::kContiguous, MemoryFormat::kChannelsLast}) {
+        SCOPED_TRACE(shape_str(s) + ", " + toString(dt) + ", " + toString(format));
+        const std::vector<Tensor> base = run_on(KernelIsa::kBaseline, dt, format, s);
+        const std::vector<Tensor> avx2 = run_on(KernelIsa::kAvx2, dt, format, s);
+        ASSERT_EQ(base.size(), avx2.size());
+        for (size_t i = 0; i < base.size(); ++i) {
+          ASSERT_TRUE(base[i].defined() && avx2[i].defined()) << "result " << i;
+          EXPECT_TRUE(same_bits(base[i], avx2[i])) << "result " << i << " differs";
+        }
       }
     }
   }
