@@ -492,8 +492,10 @@ void conv2d_forward(DType dtype, const ConvGeometry& g, const void* x, const voi
   bool jit_only = true;
   if (dtype == kBFloat16) {
     // oneDNN's bfloat16 kernels, in either memory format; else the float path (widen.h).
-    if (try_onednn(dtype, g, &jit_only) && onednn::conv2d_forward(dtype, g, x, w, bias, y, jit_only))
+    if (try_onednn(dtype, g, &jit_only) &&
+        onednn::conv2d_forward(dtype, g, x, w, bias, y, jit_only)) {
       return;
+    }
     const Tensor xf = widen(x, g.n * g.c * g.h * g.w);
     const Tensor wf = widen(w, g.o * (g.c / g.groups) * g.kh * g.kw);
     const Tensor bf = widen(bias, g.o);

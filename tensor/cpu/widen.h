@@ -1,8 +1,8 @@
 // bfloat16 on the CPU through the float kernels: operands widen to float (exactly), the float
 // kernel runs (accumulating in float, as bf16 hardware does), and results round once to
 // bfloat16. Used by the CPU matrix product and max pooling, and by the convolution where oneDNN
-// has no bfloat16 kernel for the CPU or the shape (onednn_bf16_native in tensor/ops/conv.h); the extra passes cost
-// memory traffic, not precision. The float buffers are tensors, so they come from (and go back
+// has no bfloat16 kernel for the CPU or the shape (onednn_bf16_native in tensor/ops/conv.h);
+// the extra passes cost memory traffic, not precision. The float buffers are tensors, so they come from (and go back
 // to) the CPU allocator's cached blocks rather than fresh pages every call.
 #pragma once
 

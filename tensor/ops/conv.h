@@ -73,8 +73,9 @@ void set_conv_deterministic(bool on);
 bool conv_deterministic();
 
 // The CPU convolution's implementation (see above). kAuto: oneDNN's JIT kernels for float32
-// kernels larger than 1x1, when cudl is built with oneDNN (bfloat16: onednn_bf16_native below); im2col otherwise, with the thread
-// strategy picked from the batch and the thread count. kWinograd: kAuto, except that float32
+// kernels larger than 1x1, when cudl is built with oneDNN (bfloat16: onednn_bf16_native
+// below); im2col otherwise, with the thread strategy picked from the batch and the thread
+// count. kWinograd: kAuto, except that float32
 // 3x3 stride-1 convolutions (forward and both gradients) take Winograd's F(4x4, 3x3)
 // (tensor/cpu/conv_winograd.h): faster, with float32 rounding errors some 10-40x the direct
 // kernels' (about 1e-5 of the values instead of 1e-7). kAuto keeps PyTorch's rounding (its CPU

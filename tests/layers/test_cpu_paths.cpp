@@ -1,8 +1,9 @@
 // The CPU kernels' alternative paths, each against an independent reference:
 // - conv2d: every CpuConvPath (oneDNN, sample-parallel im2col, BLAS-threaded im2col, Winograd,
-//   auto), at 1, 2 and 3 threads, forward and backward, against a direct float64 loop over conv.h's
-//   formula, in float32 and (both memory formats) bfloat16; shapes reach the row bands of large maps, multi-sample groups of small maps, the
-//   1x1 direct GEMM, strides, dilation, groups, bias and an input without gradient.
+//   auto), at 1, 2 and 3 threads, forward and backward, against a direct float64 loop over
+//   conv.h's formula, in float32 and (both memory formats) bfloat16; shapes reach the row bands
+//   of large maps, multi-sample groups of small maps, the 1x1 direct GEMM, strides, dilation,
+//   groups, bias and an input without gradient.
 // - max pooling: the vectorised interior loop against the shared per-window formula
 //   (pool::max_window / pool::max_grad_at, which the CUDA kernels use), bit for bit, with ties
 //   and NaNs.
@@ -349,8 +350,8 @@ TEST(CpuConvPaths, WinogradIsAnOption) {
 // once from a float sum. Against the float64 definition on the bfloat16 values of the inputs,
 // for every path, at 1 and 2 threads, in both memory formats: within 2^-8 of each value
 // (bfloat16's largest relative rounding error, for the one rounding of each result) plus 2e-5
-// of the tensor's largest magnitude (the float sums' rounding, as in float32). A wrong tap or a channels-last element read as
-// row-major is off by O(1) of the largest magnitude.
+// of the tensor's largest magnitude (the float sums' rounding, as in float32). A wrong tap or a
+// channels-last element read as row-major is off by O(1) of the largest magnitude.
 TEST(CpuConvPaths, BFloat16MatchesTheDefinition) {
   CpuSettingsGuard guard;
   uint64_t seed = 900;
@@ -459,8 +460,9 @@ TEST(CpuConvPaths, BFloat16RunsOnOneDnnWhereTheCpuHasBFloat16Instructions) {
     yc.backward(dyc);
     ConvGeometry gc = g;
     gc.channels_last = true;
-    Tensor y2 = zeros(r.y.shape(), TensorOptions(kBFloat16)).contiguous(MemoryFormat::kChannelsLast);
-    Tensor dx2 = zeros(x.shape(), TensorOptions(kBFloat16)).contiguous(MemoryFormat::kChannelsLast);
+    const TensorOptions bf16(kBFloat16);
+    Tensor y2 = zeros(r.y.shape(), bf16).contiguous(MemoryFormat::kChannelsLast);
+    Tensor dx2 = zeros(x.shape(), bf16).contiguous(MemoryFormat::kChannelsLast);
     Tensor dw2 = zeros(w.shape(), TensorOptions(kBFloat16));
     ASSERT_TRUE(cpu::onednn::conv2d_forward(kBFloat16, gc, xc.data_ptr(), wc.data_ptr(), nullptr,
                                             y2.data_ptr(), true));
