@@ -166,6 +166,14 @@ data::ImageDataset split_part(const data::ImageDataset& all, const EvalOptions& 
                               const nlohmann::json& rec, std::string* note) {
   const double pct = o.valid_pct.value_or(rec.value("valid_pct", 0.2));
   const uint32_t seed = o.seed.value_or(rec.value("seed", uint32_t{10}));
+  if (!rec.contains("valid_pct") && !(o.valid_pct && o.seed)) {
+    // A model written before fridge_train recorded its split: its defaults are all there is.
+    log_warning(o.model_path + " does not record the split it was trained with (it was written "
+                "by an older fridge_train): scoring the split of valid-pct " + str(pct) +
+                ", seed " + std::to_string(seed) + " (fridge_train's defaults unless given), "
+                "unchecked. If the model was trained with another --valid-pct or --seed, give "
+                "them, or its --split scores mix training and validation images");
+  }
   // Another split than the model's, asked for on purpose (the model's own values are not).
   const bool other_split = pct != rec.value("valid_pct", 0.2) || seed != rec.value("seed", uint32_t{10});
   const data::Split s = data::split_by_rand_pct(all.size(), pct, seed);

@@ -450,6 +450,19 @@ check(code == 1 and "not the 12 that" in out, "... also when --seed repeats the 
 code, out = run([EVAL, "--model", os.path.join(split_run, "model.h5"), "--data", shifted, "--split",
                  "valid", "--seed", "4", "--out", os.path.join(WORK, "shifted_eval"), "--threads", "1"])
 check(code == 0 and "seed 4)" in out, "... unless another split is asked for on purpose (--seed)")
+# A model written before the split was recorded: scored on the default split, with a warning.
+old_model = os.path.join(WORK, "old_model.h5")
+shutil.copy(os.path.join(split_run, "model.h5"), old_model)
+with h5py.File(old_model, "a") as f:
+    del f.attrs["split"]
+code, out = run([EVAL, "--model", old_model, "--data", single, "--split", "valid",
+                 "--out", os.path.join(WORK, "old_eval"), "--threads", "1"])
+check(code == 0 and "does not record the split" in out and "valid-pct 0.2, seed 10" in out,
+      "fridge_eval --split on a model without a recorded split warns that it assumes the defaults")
+code, out = run([EVAL, "--model", old_model, "--data", single, "--split", "valid", "--seed", "3",
+                 "--valid-pct", "0.3", "--out", os.path.join(WORK, "old_eval"), "--threads", "1"])
+check(code == 0 and "does not record the split" not in out and "seed 3" in out,
+      "... and not when --seed and --valid-pct give the split")
 code, out = run([TRAIN, "--images", os.path.join(single, "images"), "--out", os.path.join(WORK, "images_only")])
 check(code == 2 and "--images" in out, "fridge_train --images without labels is a usage error (exit 2)")
 for opt in ("--lr", "--wd", "--valid-pct", "--threshold"):
