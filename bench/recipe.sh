@@ -44,10 +44,16 @@ torch_precision=fp32
 case " ${CUDL_TRAIN_FLAGS:-} " in *" --mixed-precision "*) torch_precision=bf16 ;; esac
 torch_layout=()
 case " ${CUDL_TRAIN_FLAGS:-} " in *" --channels-last "*) torch_layout=(--channels-last) ;; esac
-(cd "$here" && "$py" recipe_torch.py --data "$data" --out "$results/torch_run" --device "$device" \
-  --threads "$threads" --workers "$threads" --precision "$torch_precision" \
-  ${torch_layout[@]+"${torch_layout[@]}"}) \
-  | tee "$results/recipe_torch.log"
+# torch_run NAME [FLAGS...]: the PyTorch script into RESULTS_DIR/NAME_run, logged to
+# RESULTS_DIR/recipe_NAME.log.
+torch_run() {
+  local name=$1
+  shift
+  (cd "$here" && "$py" recipe_torch.py --data "$data" --out "$results/${name}_run" \
+    --device "$device" --threads "$threads" --workers "$threads" --precision "$torch_precision" \
+    ${torch_layout[@]+"${torch_layout[@]}"} "$@") | tee "$results/recipe_$name.log"
+}
+torch_run torch
 t2=$(now)
 # report [FROM TO FLAGS]: writes recipe.json and prints the line; with FLAGS, also the second
 # PyTorch run (those flags) that ran from FROM to TO. Called after the first PyTorch run
@@ -79,9 +85,7 @@ else
   report > /dev/null
   t2b=$(now)
   # shellcheck disable=SC2086
-  (cd "$here" && "$py" recipe_torch.py --data "$data" --out "$results/torch_also_run" \
-    --device "$device" --threads "$threads" --workers "$threads" --precision "$torch_precision" \
-    ${torch_layout[@]+"${torch_layout[@]}"} $CUDL_TORCH_ALSO) | tee "$results/recipe_torch_also.log"
+  torch_run torch_also $CUDL_TORCH_ALSO
   t3=$(now)
   report "$t2b" "$t3" "$CUDL_TORCH_ALSO"
 fi

@@ -41,7 +41,7 @@ build="$root/build" device=cpu threads=2 rounds=5 warmup=1 steps=3 shape=16x300 
 precision=fp32 channels_last=0 also_cl=0 also_direct=0 torch_benchmark=0
 out=""
 also=()
-usage() { sed -n '2,36p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,/^[^#]/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --build) build=$(cd "$2" && pwd); shift 2 ;;

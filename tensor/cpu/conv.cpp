@@ -433,14 +433,17 @@ namespace {
 // oneDNN for float32 unless a path forces im2col. In kAuto, only its JIT kernels and not for
 // 1x1 kernels: a 1x1 convolution is a plain GEMM, which OpenBLAS does faster (bench_conv:
 // ResNet-18's downsample convolutions took ~1.6x longer on oneDNN). bfloat16: every kernel
-// size, on a CPU with bfloat16 instructions (onednn::native_bf16), unless a path forces
-// im2col; the float kernels would first widen every operand.
+// size, on a CPU with bfloat16 instructions (onednn::native_bf16), JIT kernels only, unless a
+// path forces im2col; the float kernels would first widen every operand.
 bool try_onednn(DType dtype, const ConvGeometry& g, bool* jit_only) {
   const CpuConvPath path = cpu_conv_path();
   *jit_only = path != CpuConvPath::kOneDnn;
   if (path == CpuConvPath::kIm2colSampleParallel || path == CpuConvPath::kIm2colBlasThreads)
     return false;
-  if (dtype == kBFloat16) return onednn::native_bf16();
+  if (dtype == kBFloat16) {
+    *jit_only = true;  // oneDNN's reference bfloat16 code is far slower than widening
+    return onednn::native_bf16();
+  }
   if (dtype != kFloat32) return false;
   return path == CpuConvPath::kOneDnn || !(g.kh == 1 && g.kw == 1);
 }

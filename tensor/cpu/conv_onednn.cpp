@@ -230,10 +230,7 @@ bool native_bf16() {
 
 bool conv2d_forward(DType dtype, const ConvGeometry& g, const void* x, const void* w,
                     const void* bias, void* y, bool jit_only) {
-  if (dtype == kBFloat16) {
-    if (!native_bf16()) return false;
-    jit_only = true;  // oneDNN's reference bfloat16 code is far slower than widening
-  }
+  if (dtype == kBFloat16 && !native_bf16()) return false;
   std::shared_ptr<Entry> e = entry(dtype, g, bias != nullptr);
   if (!e->fwd_ok || (jit_only && !e->fwd_jit)) return false;
   try {
@@ -261,10 +258,7 @@ bool conv2d_forward(DType dtype, const ConvGeometry& g, const void* x, const voi
 BackwardDone conv2d_backward(DType dtype, const ConvGeometry& g, const void* x, const void* w,
                              const void* dy, void* dx, void* dw, bool jit_only) {
   BackwardDone done;
-  if (dtype == kBFloat16) {
-    if (!native_bf16()) return done;
-    jit_only = true;
-  }
+  if (dtype == kBFloat16 && !native_bf16()) return done;
   // The forward entry (made by the forward pass) carries the backward primitives; bias does
   // not change them, so look it up without.
   std::shared_ptr<Entry> e = entry(dtype, g, false);

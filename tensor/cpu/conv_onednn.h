@@ -11,8 +11,9 @@
 //
 // Each function returns false, having done nothing, when oneDNN is not built in or has no
 // implementation the caller accepts for the shape (with `jit_only`, only oneDNN's JIT kernels:
-// its reference and GEMM fallbacks are slower than cudl's im2col; always so for bfloat16); the
-// caller then takes its im2col path (float32) or widens to float32 (bfloat16).
+// its reference and GEMM fallbacks are slower than cudl's im2col; tensor/cpu/conv.cpp always
+// asks so for bfloat16); the caller then takes its im2col path (float32) or widens to float32
+// (bfloat16).
 #pragma once
 
 #include <string>

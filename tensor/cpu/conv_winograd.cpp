@@ -33,6 +33,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "tensor/cpu/isa.h"
 #include "tensor/parallel.h"
 #include "tensor/tensor.h"
 
@@ -40,7 +41,9 @@
 #include <oneapi/dnnl/dnnl.h>
 #endif
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+// The loader's choice (target_clones), not cpu::kernel_isa(): CUDL_CPU_KERNELS does not
+// reach these; where isa.h builds AVX2 copies, these get AVX2 clones.
+#if defined(CUDL_CPU_HAS_AVX2_COPY)
 #define CUDL_WINOGRAD_CLONES __attribute__((target_clones("avx2", "default")))
 #else
 #define CUDL_WINOGRAD_CLONES

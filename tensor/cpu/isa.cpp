@@ -21,8 +21,6 @@ std::atomic<KernelIsa>& chosen() {
   return isa;
 }
 
-std::atomic<uint64_t> g_calls[2];
-
 }  // namespace
 
 const char* toString(KernelIsa isa) {
@@ -47,15 +45,5 @@ void set_kernel_isa(KernelIsa isa) {
              "set_kernel_isa: no AVX2 kernels (this build has none, or the CPU lacks AVX2)");
   chosen().store(isa, std::memory_order_relaxed);
 }
-
-uint64_t kernel_calls(KernelIsa isa) {
-  return g_calls[isa == KernelIsa::kAvx2].load(std::memory_order_relaxed);
-}
-
-namespace detail {
-void count_kernel_call(KernelIsa isa) {
-  g_calls[isa == KernelIsa::kAvx2].fetch_add(1, std::memory_order_relaxed);
-}
-}  // namespace detail
 
 }  // namespace cudl::cpu

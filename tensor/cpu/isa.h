@@ -17,6 +17,9 @@
 // one copy through CUDL_CPU_KERNEL_CALL. Each kernel of a copy counts its calls
 // (detail::count_kernel_call(kThisCopy)), so tests see which copy ran.
 //
+// The Winograd transforms (conv_winograd.cpp) have AVX2 clones of their own, chosen by the
+// loader (target_clones) where these copies are built; CUDL_CPU_KERNELS does not reach them.
+//
 // Not FMA: fused and separate multiply-adds round differently. Both copies give the same bits
 // (tests/tensor/test_cpu_isa.cpp).
 #pragma once
@@ -39,13 +42,19 @@ bool avx2_kernels_available();
 KernelIsa kernel_isa();
 // For tests and benchmarks; kAvx2 where it is not available is an error.
 void set_kernel_isa(KernelIsa isa);
-// How many calls each copy's kernels have served since the process started (for tests).
-uint64_t kernel_calls(KernelIsa isa);
-
 namespace detail {
+inline thread_local uint64_t kernel_call_count[2] = {0, 0};
 // Counts a call for kernel_calls: each kernel of a copy calls it with the copy's kThisCopy.
-void count_kernel_call(KernelIsa isa);
+inline void count_kernel_call(KernelIsa isa) {
+  ++kernel_call_count[isa == KernelIsa::kAvx2];
+}
 }  // namespace detail
+
+// How many calls each copy's kernels have served on the calling thread (for tests; the
+// launchers run on the thread that calls the op).
+inline uint64_t kernel_calls(KernelIsa isa) {
+  return detail::kernel_call_count[isa == KernelIsa::kAvx2];
+}
 
 }  // namespace cudl::cpu
 
