@@ -60,10 +60,8 @@ Predictions run(const LoadedModel& m, std::shared_ptr<data::ImageDataset> ds, co
       logits = (*m.model)(model_input(b.images, o.channels_last)).to(kFloat32);
     }
     if (labelled) {
-      loss_sum += (m.multi_label ? binary_cross_entropy_with_logits(logits, b.targets)
-                                 : cross_entropy(logits, b.targets))
-                      .item() *
-                  b.size();
+      const LossKind kind = m.multi_label ? LossKind::kBCEWithLogits : LossKind::kCrossEntropy;
+      loss_sum += compute_loss(kind, logits, b.targets).item() * b.size();
     }
     acc.append(logits, labelled ? b.targets : zeros({b.size(), c}, TensorOptions().device(device)));
   }

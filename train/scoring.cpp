@@ -55,34 +55,29 @@ std::vector<uint8_t> predicted_classes(const std::vector<float>& probs, int64_t 
 }
 
 Scorer::Scorer(int64_t num_classes, Device device, bool multi_label)
-    : c_(num_classes), device_(device), multi_label_(multi_label), probs_(num_classes, device) {
-  if (!multi_label) decided_.emplace(num_classes, device);
-}
+    : c_(num_classes), device_(device), multi_label_(multi_label), probs_(num_classes, device) {}
 
 void Scorer::append(const Tensor& logits, const Tensor& targets) {
   Tensor t = targets;
   if (!multi_label_ && t.dim() == 1)
     t = one_hot(t.to(Device::cpu()).to_vector<int64_t>(), c_, device_);
-  const Tensor p = class_probabilities(logits, multi_label_);
-  probs_.append(p, t);
-  if (decided_) {
-    const std::vector<float> v = p.to(Device::cpu()).contiguous().to_vector<float>();
-    std::vector<int64_t> best(v.size() / static_cast<size_t>(c_));
-    for (size_t i = 0; i < best.size(); ++i) best[i] = argmax_or_none(v.data() + i * c_, c_);
-    decided_->append(one_hot(best, c_, device_), t);
-  }
+  probs_.append(class_probabilities(logits, multi_label_), t);
 }
 
 Tensor Scorer::probabilities() const { return probs_.probabilities(); }
 
 MetricsReport Scorer::compute(double threshold, Metric optimise) const {
   MetricsReport r = probs_.compute(threshold, optimise);
-  if (decided_) {
-    // The one-hot decisions' metrics (read at 0.5: they do not depend on the threshold), at
-    // the threshold asked for and at every sweep threshold alike; the probabilities' average
-    // precision.
-    const MetricsReport d = decided_->compute(0.5, optimise);
-    const ClassificationMetrics& m = d.at_threshold;
+  if (!multi_label_ && probs_.size() > 0) {
+    // The one-hot argmax decisions' metrics (read at 0.5: they do not depend on the
+    // threshold), at the threshold asked for and at every sweep threshold alike; the
+    // probabilities' average precision. The decisions are taken once, over the whole pass.
+    const std::vector<float> v =
+        probs_.probabilities().to(Device::cpu()).contiguous().to_vector<float>();
+    const std::vector<uint8_t> d = predicted_classes(v, c_, threshold, false);
+    const Tensor decided = from_vector(std::vector<float>(d.begin(), d.end()),
+                                       {probs_.size(), c_}, TensorOptions().device(device_));
+    const ClassificationMetrics m = classification_metrics(decided, probs_.targets(), 0.5);
     r.at_threshold = m;
     r.at_threshold.threshold = threshold;
     for (ClassificationMetrics& row : r.sweep) {

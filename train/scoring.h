@@ -10,7 +10,6 @@
 #pragma once
 
 #include <cstdint>
-#include <optional>
 #include <vector>
 
 #include "tensor/ops/metrics.h"
@@ -39,8 +38,7 @@ class Scorer {
   int64_t c_;
   Device device_;
   bool multi_label_;
-  MetricsAccumulator probs_;                    // the probabilities
-  std::optional<MetricsAccumulator> decided_;  // single-label: one-hot argmax decisions
+  MetricsAccumulator probs_;  // the probabilities and targets
 };
 
 }  // namespace cudl::train
