@@ -20,22 +20,34 @@ void load_named(Module& model, const NamedTensors& tensors, bool strict) {
   model.load_state_dict(dict, strict);
 }
 
-void load_weights_into(Module& model, const std::string& path) {
-  load_named(model, load_weights_checked(path, spec_of(model)));
+void load_weights_into(Module& model, const WeightsFile& file, const std::string& path) {
+  load_named(model, match_weights_file(file, path, spec_of(model)));
 }
 
-void load_backbone_into(Module& notebook_model, const std::string& path) {
+void load_backbone_into(Module& notebook_model, const WeightsFile& file, const std::string& path) {
   load_named(notebook_model,
-             load_weights_checked(path, spec_of(notebook_model), torchvision_backbone_to_body()),
+             match_weights_file(file, path, spec_of(notebook_model), torchvision_backbone_to_body()),
              /*strict=*/false);
 }
 
-void load_body_into(Module& notebook_model, const std::string& path) {
+void load_body_into(Module& notebook_model, const WeightsFile& file, const std::string& path) {
   WeightsMapping m;
   m.ignore = {"head.*"};
   m.required_prefix = "body.";
-  load_named(notebook_model, load_weights_checked(path, spec_of(notebook_model), m),
+  load_named(notebook_model, match_weights_file(file, path, spec_of(notebook_model), m),
              /*strict=*/false);
+}
+
+void load_weights_into(Module& model, const std::string& path) {
+  load_weights_into(model, load_weights(path), path);
+}
+
+void load_backbone_into(Module& notebook_model, const std::string& path) {
+  load_backbone_into(notebook_model, load_weights(path), path);
+}
+
+void load_body_into(Module& notebook_model, const std::string& path) {
+  load_body_into(notebook_model, load_weights(path), path);
 }
 
 }  // namespace cudl::models

@@ -29,5 +29,9 @@ void load_backbone_into(Module& notebook_model, const std::string& path);
 // fridge_train model, or weights_import --prefix body.); its head.* tensors, if any, are left
 // out and the model's head keeps its initialisation. Every body tensor must be present.
 void load_body_into(Module& notebook_model, const std::string& path);
+// The same three from a file already read (load_weights(path)); `path` names it in errors.
+void load_weights_into(Module& model, const WeightsFile& file, const std::string& path);
+void load_backbone_into(Module& notebook_model, const WeightsFile& file, const std::string& path);
+void load_body_into(Module& notebook_model, const WeightsFile& file, const std::string& path);
 
 }  // namespace cudl::models

@@ -432,12 +432,17 @@ NamedTensors match_weights(const NamedTensors& tensors, const std::vector<Tensor
   CUDL_THROW(msg);
 }
 
-NamedTensors load_weights_checked(const std::string& path, const std::vector<TensorSpec>& expected,
-                                  const WeightsMapping& mapping) {
-  WeightsFile f = load_weights(path);
+NamedTensors match_weights_file(const WeightsFile& f, const std::string& path,
+                                const std::vector<TensorSpec>& expected,
+                                const WeightsMapping& mapping) {
   std::string what = "'" + path + "'";
   if (f.meta.architecture) what += " (" + *f.meta.architecture + ")";
   return match_weights(f.tensors, expected, mapping, what);
+}
+
+NamedTensors load_weights_checked(const std::string& path, const std::vector<TensorSpec>& expected,
+                                  const WeightsMapping& mapping) {
+  return match_weights_file(load_weights(path), path, expected, mapping);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -105,7 +105,12 @@ WeightsMapping torchvision_backbone_to_body();
 // file name and the architecture). Returns the matched tensors in `expected`'s order.
 NamedTensors match_weights(const NamedTensors& tensors, const std::vector<TensorSpec>& expected,
                            const WeightsMapping& mapping = {}, const std::string& what = "weights");
-// load_weights(path) then match_weights(...), with the file name in the message.
+// match_weights(...) of a file read by load_weights(path), with the file name (and the
+// architecture it records) in the message.
+NamedTensors match_weights_file(const WeightsFile& file, const std::string& path,
+                                const std::vector<TensorSpec>& expected,
+                                const WeightsMapping& mapping = {});
+// load_weights(path) then match_weights_file(...).
 NamedTensors load_weights_checked(const std::string& path, const std::vector<TensorSpec>& expected,
                                   const WeightsMapping& mapping = {});
 

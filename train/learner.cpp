@@ -44,6 +44,15 @@ std::string fixed(double v, int decimals) {
   return buf;
 }
 
+// The train/validation split as recorded in checkpoints and models: its sizes and a hash of the
+// validation files (sorted: the same files listed in another order are the same split).
+nlohmann::json split_record(const data::ImageData& d) {
+  std::vector<std::string> names;
+  for (int64_t i = 0; i < d.valid->size(); ++i) names.push_back(d.valid->item(i).filename);
+  return {{"n_train", d.train->size()}, {"n_valid", d.valid->size()},
+          {"valid_files", data::file_set_hash(std::move(names))}};
+}
+
 // fastai's SmoothenValue: exponential moving average with bias correction.
 struct SmoothLoss {
   double beta = 0.98, mov_avg = 0;
@@ -130,11 +139,9 @@ class Run {
   void save_checkpoint(int64_t epochs_done);
   void write_outputs(const EpochPass& last_valid, TrainResult& result);
   WeightsMeta meta() const;
-  nlohmann::json split() const;  // the train/validation split: sizes and validation files
   nlohmann::json settings() const;
   ComputeMode compute_mode() const {
-    return {o_.mixed_precision, o_.channels_last, o_.winograd, device_.is_cpu(),
-            device_.is_cpu() && onednn_bf16_native()};
+    return ComputeMode::of(device_, o_.mixed_precision, o_.channels_last, o_.winograd);
   }
   void compare_settings(const std::string& recorded, const std::string& path);
   std::string out(const std::string& file) const { return join_path(o_.out, file); }
@@ -146,6 +153,7 @@ class Run {
   Device device_;
   std::string data_desc_;
   data::ImageData data_;
+  nlohmann::json split_;  // the train/validation split: sizes and validation files (load_data)
   std::unique_ptr<data::DataLoader> train_dl_, valid_dl_;
   std::shared_ptr<Sequential> model_;
   std::unique_ptr<AdamW> opt_;
@@ -233,6 +241,7 @@ void Run::load_data() {
              " (the last incomplete batch is dropped, so no training batch would remain); use a "
              "smaller --bs");
   CUDL_CHECK(data_.valid->size() > 0, "the validation set is empty; raise --valid-pct");
+  split_ = split_record(data_);
   data_desc_ = d.csv_path;
   log_ << "Data: " << d.csv_path << ": " << data_.train->size() << " training and "
        << data_.valid->size() << " validation images, " << data_.classes.size() << " classes (";
@@ -270,30 +279,30 @@ void Run::build_model() {
     // in this order; otherwise, and for a file of body.* tensors alone, its body loads and the
     // head starts afresh (as fastai's learner on new classes). Anything else is a torchvision
     // backbone (conv1.*, layer1.*, ..., fc.* left out).
-    WeightsFile probe = load_weights(o_.weights);
+    const WeightsFile file = load_weights(o_.weights);  // read once: inspected, then loaded
     auto starts = [](const std::string& name, const char* prefix) { return name.rfind(prefix, 0) == 0; };
-    const bool has_head = std::any_of(probe.tensors.begin(), probe.tensors.end(),
+    const bool has_head = std::any_of(file.tensors.begin(), file.tensors.end(),
                                       [&](const auto& t) { return starts(t.first, "head."); });
-    const bool all_body = !probe.tensors.empty() &&
-                          std::all_of(probe.tensors.begin(), probe.tensors.end(), [&](const auto& t) {
+    const bool all_body = !file.tensors.empty() &&
+                          std::all_of(file.tensors.begin(), file.tensors.end(), [&](const auto& t) {
                             return starts(t.first, "body.") || starts(t.first, "head.");
                           });
-    const bool other_classes = probe.meta.class_names && *probe.meta.class_names != data_.classes;
+    const bool other_classes = file.meta.class_names && *file.meta.class_names != data_.classes;
     if (has_head && !other_classes) {
-      models::load_weights_into(*model_, o_.weights);
+      models::load_weights_into(*model_, file, o_.weights);
       log_ << "Weights: the whole model from " << o_.weights << "\n";
     } else if (all_body) {
-      models::load_body_into(*model_, o_.weights);
+      models::load_body_into(*model_, file, o_.weights);
       log_ << "Weights: " << o_.arch << " body from " << o_.weights << " (head initialised";
       if (has_head) {
         log_ << ": its head predicts ";
-        for (size_t i = 0; i < probe.meta.class_names->size(); ++i)
-          log_ << (i ? ", " : "") << (*probe.meta.class_names)[i];
+        for (size_t i = 0; i < file.meta.class_names->size(); ++i)
+          log_ << (i ? ", " : "") << (*file.meta.class_names)[i];
         log_ << ", not this data's classes in this order";
       }
       log_ << ")\n";
     } else {
-      models::load_backbone_into(*model_, o_.weights);
+      models::load_backbone_into(*model_, file, o_.weights);
       log_ << "Weights: " << o_.arch << " body from " << o_.weights << " (head initialised)\n";
     }
   } else {
@@ -357,7 +366,7 @@ WeightsMeta Run::meta() const {
   m.source = "fridge_train on " + data_desc_;
   m.task = data_.multi_label ? "multi_label" : "single_label";
   // The split, for fridge_eval --split: how it was made and which validation files it gave.
-  nlohmann::json sp = split();
+  nlohmann::json sp = split_;
   if (o_.valid_csv.empty()) {
     sp["mode"] = "random";
     sp["valid_pct"] = o_.valid_pct;
@@ -374,19 +383,11 @@ WeightsMeta Run::meta() const {
 
 // What a run's results depend on beyond the model and the optimiser's state: recorded in each
 // checkpoint, compared on --resume (compare_settings), named by the options that set them.
-// "split" is the train/validation split itself: its sizes and a hash of the validation files
-// (sorted: the same files listed in another order are the same split), so that a resumed run
-// never validates on images it trained on, whatever options or paths produced the split.
-nlohmann::json Run::split() const {
-  std::vector<std::string> names;
-  for (int64_t i = 0; i < data_.valid->size(); ++i) names.push_back(data_.valid->item(i).filename);
-  return {{"n_train", data_.train->size()}, {"n_valid", data_.valid->size()},
-          {"valid_files", data::file_set_hash(std::move(names))}};
-}
-
+// "split" is the train/validation split itself (split_record), so that a resumed run never
+// validates on images it trained on, whatever options or paths produced the split.
 nlohmann::json Run::settings() const {
   nlohmann::json s = {
-      {"split", split()},
+      {"split", split_},
       {"--seed", o_.seed}, {"--size", o_.size}, {"--bs", o_.bs}, {"--epochs", o_.epochs},
       {"--lr", o_.lr}, {"--wd", o_.wd}, {"--schedule", o_.schedule}, {"--augment", o_.augment},
       {"--freeze-body", o_.freeze_body}, {"--device", device_.str()},

@@ -4,7 +4,15 @@
 #include <iterator>
 #include <sstream>
 
+#include "tensor/ops/conv.h"
+
 namespace cudl::train {
+
+ComputeMode ComputeMode::of(const Device& device, bool mixed_precision, bool channels_last,
+                            bool winograd) {
+  return {mixed_precision, channels_last, winograd, device.is_cpu(),
+          device.is_cpu() && onednn_bf16_native()};
+}
 
 std::string ComputeMode::cpu_convolutions() const {
   if (!cpu) return "";

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "tensor/device.h"
 #include "tensor/ops/metrics.h"
 
 namespace cudl::train {
@@ -27,6 +28,9 @@ struct ComputeMode {
   // (onednn_bf16_native): then those compute every direction they have a kernel for (all of
   // ResNet-18's convolutions), and only the others, and bias gradients, widen to float32.
   bool onednn_bf16 = false;
+  // The mode of a run on `device`, onednn_bf16 as this CPU decides it.
+  static ComputeMode of(const Device& device, bool mixed_precision, bool channels_last,
+                        bool winograd);
   // On the CPU: "winograd", "direct" or "onednn_bf16"; "" on a GPU.
   std::string cpu_convolutions() const;
   // For a log line: ", bfloat16 mixed precision, channels-last, Winograd 3x3 convolutions".
