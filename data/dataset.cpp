@@ -170,6 +170,7 @@ ImageData load_image_data(const ImageDataOptions& o) {
              "load_image_data: no labels file given (ImageDataOptions::csv_path)");
   LabelsOptions lo = o.labels;
   if (o.split == SplitMode::kValidColumn && lo.valid_column.empty()) lo.valid_column = "is_valid";
+  if (o.multi_label == false) lo.single_label = true;
   LabelTable train_table = read_labels(o.csv_path, o.image_dir, lo);
   std::optional<LabelTable> valid_table;
   if (o.split == SplitMode::kValidCsv) {
@@ -191,7 +192,8 @@ ImageData load_image_data(const ImageDataOptions& o) {
   } else {
     out.classes = lo.classes;
   }
-  out.multi_label = train_table.multi_label || (valid_table && valid_table->multi_label);
+  out.multi_label = o.multi_label.value_or(train_table.multi_label ||
+                                           (valid_table && valid_table->multi_label));
   assign_classes(train_table, out.classes);
   train_table.multi_label = out.multi_label;
   out.skipped = train_table.skipped;
@@ -210,7 +212,9 @@ ImageData load_image_data(const ImageDataOptions& o) {
     if (o.preload) out.skipped += out.valid->preload(o.threads, lo.skip_bad);
   } else {
     Split s;
-    if (o.split == SplitMode::kRandom) {
+    if (o.split == SplitMode::kNone) {
+      s = split_by_flags(std::vector<bool>(static_cast<size_t>(train_all->size()), false));
+    } else if (o.split == SplitMode::kRandom) {
       s = split_by_rand_pct(train_all->size(), o.valid_pct, o.seed);
     } else {
       std::vector<bool> flags(static_cast<size_t>(train_all->size()));

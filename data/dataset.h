@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -68,6 +69,7 @@ class ImageDataset {
 };
 
 enum class SplitMode {
+  kNone,         // no split: every usable row is a training row, and valid is empty
   kRandom,       // split_by_rand_pct(valid_pct, seed) over the usable rows
   kValidColumn,  // the CSV's boolean is_valid column (LabelsOptions::valid_column)
   kValidCsv,     // a second labels file (valid_csv) for validation
@@ -83,6 +85,11 @@ struct ImageDataOptions {
   uint32_t seed = 10;
   std::string valid_csv;  // kValidCsv; images in valid_image_dir (default image_dir)
   std::string valid_image_dir;
+  // The task when it is not the data's own: a trained model's. A multi-label model's targets are
+  // multi-hot even where every row has one label; for a single-label model a row with more than
+  // one label is bad (LabelsOptions::single_label). Unset: multi-label when any row has a number
+  // of labels other than one.
+  std::optional<bool> multi_label;
   bool preload = true;  // decode everything up front (bad images found before training)
   int threads = 0;      // for preloading; 0: all cores
 };

@@ -142,6 +142,9 @@ LabelTable read_labels(const std::string& csv_path, const std::string& image_dir
         problem = str("row without labels for '", item.filename,
                       "': expected at least one label in column '", header[lcol],
                       "' (separated by '", o.label_delimiter, "')");
+      } else if (o.single_label && item.labels.size() > 1) {
+        problem = str(item.labels.size(), " labels for '", item.filename,
+                      "': expected one label per image, as a single-label model predicts");
       } else if (dup != seen.end()) {
         problem = str("duplicate file name '", item.filename, "' (first listed on line ",
                       dup->second, "): expected each image once");

@@ -118,7 +118,7 @@ LoadedModel load_model(const std::string& path, Device device) {
   m.threshold = f.meta.threshold.value_or(0.5);
   m.multi_label = f.meta.task.value_or("multi_label") != "single_label";
   auto model = models::notebook_model(models::parse_arch(m.arch), static_cast<int64_t>(m.classes.size()));
-  models::load_named(*model, match_weights(f.tensors, models::spec_of(*model), {}, path));
+  models::load_weights_into(*model, f, path);
   model->to(device);
   model->eval();
   m.model = model;
@@ -146,8 +146,7 @@ Session open_session(const EvalOptions& o) {
 namespace {
 
 ComputeMode compute_mode(const EvalOptions& o, const Device& device) {
-  return {o.mixed_precision, o.channels_last, o.winograd, device.is_cpu(),
-          device.is_cpu() && onednn_bf16_native()};
+  return ComputeMode::of(device, o.mixed_precision, o.channels_last, o.winograd);
 }
 
 // The split fridge_train recorded in the model (an empty object when none was).
@@ -158,41 +157,43 @@ nlohmann::json recorded_split(const LoadedModel& m, const EvalOptions& o) {
   return rec;
 }
 
-// The rows of the split (o.split: valid or train) of `all`, the rows fridge_train split; `rec`
-// is recorded_split(). `note` gets how the split was made, for the log.
-data::ImageDataset split_part(const data::ImageDataset& all, const EvalOptions& o,
-                              const nlohmann::json& rec, std::string* note) {
-  const double pct = o.valid_pct.value_or(rec.value("valid_pct", 0.2));
-  const uint32_t seed = o.seed.value_or(rec.value("seed", uint32_t{10}));
+// How fridge_train split the rows (o.split: valid or train), from `rec` (recorded_split()) and
+// the options: the valid-pct and seed, and whether they are the model's own. Warns when the
+// model records no split.
+struct SplitChoice {
+  double valid_pct;
+  uint32_t seed;
+  bool models_own;  // recorded by the model and not overridden
+};
+SplitChoice split_choice(const EvalOptions& o, const nlohmann::json& rec) {
+  SplitChoice c{o.valid_pct.value_or(rec.value("valid_pct", 0.2)),
+                o.seed.value_or(rec.value("seed", uint32_t{10})), false};
   if (!rec.contains("valid_pct") && !(o.valid_pct && o.seed)) {
     // A model written before fridge_train recorded its split: its defaults are all there is.
     log_warning(o.model_path + " does not record the split it was trained with (it was written "
-                "by an older fridge_train): scoring the split of valid-pct " + str(pct) +
-                ", seed " + std::to_string(seed) + " (fridge_train's defaults unless given), "
+                "by an older fridge_train): scoring the split of valid-pct " + str(c.valid_pct) +
+                ", seed " + std::to_string(c.seed) + " (fridge_train's defaults unless given), "
                 "unchecked. If the model was trained with another --valid-pct or --seed, give "
                 "them, or its --split scores mix training and validation images");
   }
-  // Another split than the model's, asked for on purpose (the model's own values are not).
-  const bool other_split = pct != rec.value("valid_pct", 0.2) || seed != rec.value("seed", uint32_t{10});
-  const data::Split s = data::split_by_rand_pct(all.size(), pct, seed);
-  data::ImageDataset part = all.subset(o.split == "valid" ? s.valid : s.train);
-  std::ostringstream how;
-  how << ", valid-pct " << pct << ", seed " << seed
-      << (rec.contains("valid_pct") && !other_split ? " as the model was trained" : "");
-  *note = how.str();
-  // Recorded by the model and not overridden: the validation files must be the model's.
-  if (rec.contains("valid_files") && !other_split) {
-    std::vector<std::string> names;
-    for (int64_t i : s.valid) names.push_back(all.item(i).filename);
-    const bool same = data::file_set_hash(names) == rec["valid_files"].get<std::string>() &&
-                      static_cast<int64_t>(s.valid.size()) == rec.value("n_valid", int64_t{-1});
-    CUDL_CHECK(same, o.csv, ": this split's ", s.valid.size(), " validation images are not the ",
-               rec.value("n_valid", int64_t{-1}), " that ", o.model_path, " was validated on, so ",
-               "its --split ", o.split, " scores would mix training and validation images. Score "
-               "the data it was trained on", rec.value("skip_bad", false) ? " with --skip-bad" : "",
-               ", or give another --seed or --valid-pct to score another split on purpose");
-  }
-  return part;
+  // Another split than the model's is asked for on purpose (the model's own values are not).
+  c.models_own = rec.contains("valid_pct") && c.valid_pct == rec.value("valid_pct", 0.2) &&
+                 c.seed == rec.value("seed", uint32_t{10});
+  return c;
+}
+
+// The model's own split must give the validation files it was validated on.
+void check_split(const data::ImageDataset& valid, const EvalOptions& o, const nlohmann::json& rec) {
+  if (!rec.contains("valid_files")) return;
+  std::vector<std::string> names;
+  for (int64_t i = 0; i < valid.size(); ++i) names.push_back(valid.item(i).filename);
+  const bool same = data::file_set_hash(names) == rec["valid_files"].get<std::string>() &&
+                    valid.size() == rec.value("n_valid", int64_t{-1});
+  CUDL_CHECK(same, o.csv, ": this split's ", valid.size(), " validation images are not the ",
+             rec.value("n_valid", int64_t{-1}), " that ", o.model_path, " was validated on, so ",
+             "its --split ", o.split, " scores would mix training and validation images. Score "
+             "the data it was trained on", rec.value("skip_bad", false) ? " with --skip-bad" : "",
+             ", or give another --seed or --valid-pct to score another split on purpose");
 }
 
 }  // namespace
@@ -201,57 +202,49 @@ MetricsReport score_model(const EvalOptions& o, std::ostream& log) {
   const auto [device, m, threshold] = open_session(o);
   CUDL_CHECK(!o.csv.empty(), "scoring needs a labels file (--data or --csv)");
 
-  data::LabelsOptions lo;
-  lo.label_delimiter = o.label_delim;
-  lo.skip_bad = o.skip_bad;
-  lo.classes = m.classes;  // the model's output order; unknown labels are bad rows
-  // --split: rows of fridge_train's random split (EvalOptions::split), read as it read them.
+  // The rows as fridge_train read them: the model's classes in its output order (an unknown
+  // label makes a bad row) and its task, not what these rows happen to hold (a multi-label
+  // model scored on images with one label each is still scored per class).
+  data::ImageDataOptions d;
+  d.csv_path = o.csv;
+  d.image_dir = o.images;
+  d.labels.label_delimiter = o.label_delim;
+  d.labels.skip_bad = o.skip_bad;
+  d.labels.classes = m.classes;
+  d.multi_label = m.multi_label;
+  d.load.size = m.size;
+  d.threads = o.workers;
+  d.split = data::SplitMode::kNone;
   const nlohmann::json rec = recorded_split(m, o);
+  std::string split_note;
+  SplitChoice choice{};
   if (o.split != "all") {
+    // --split: rows of fridge_train's random split (EvalOptions::split).
     CUDL_CHECK(rec.value("mode", "random") == "random", o.model_path, " was validated on a "
                "separate labels file (", rec.value("valid_csv", "--valid-csv"), "), not a random "
                "split: score ", o.split == "valid" ? "that file" : "its training labels file",
                " with --split all");
+    choice = split_choice(o, rec);
+    d.split = data::SplitMode::kRandom;
+    d.valid_pct = choice.valid_pct;
+    d.seed = choice.seed;
+    // Without --skip-bad every image decoded when the model was trained (a bad one stops
+    // training), so the split is made before decoding and only its rows are decoded. With
+    // --skip-bad training split the images that decoded: so does this.
+    d.preload = o.skip_bad;
+    std::ostringstream how;
+    how << ", valid-pct " << choice.valid_pct << ", seed " << choice.seed
+        << (choice.models_own ? " as the model was trained" : "");
+    split_note = how.str();
   }
   // An image with none of the classes is a valid case for a multi-label model, except in a
   // split, whose rows must be read as fridge_train read them (--allow-empty or not).
-  lo.allow_no_labels = m.multi_label && (o.split == "all" || rec.value("allow_empty", false));
-  auto table = std::make_shared<data::LabelTable>(data::read_labels(o.csv, o.images, lo));
-  // The task is the model's, not what these rows happen to hold: a multi-label model scored on
-  // images with one label each is still scored per class.
-  if (!m.multi_label) {
-    std::vector<data::LabelledImage> kept;
-    for (data::LabelledImage& item : table->items) {
-      if (item.labels.size() == 1) {
-        kept.push_back(std::move(item));
-        continue;
-      }
-      const std::string problem = str(o.csv, ":", item.line, ": ", item.labels.size(),
-                                      " labels for ", item.filename, ", but ", o.model_path,
-                                      " is a single-label model (one label per image)");
-      CUDL_CHECK(o.skip_bad, problem);
-      log_warning(problem + " (row skipped)");
-      table->skipped++;
-    }
-    table->items = std::move(kept);
-  }
-  table->multi_label = m.multi_label;
-  data::LoadOptions load;
-  load.size = m.size;
-  auto ds = std::make_shared<data::ImageDataset>(table, load);
-  int64_t skipped = table->skipped;
-  std::string split_note;
-  if (o.split != "all" && !o.skip_bad) {
-    // Every image decoded when the model was trained (without --skip-bad a bad one stops
-    // training), so the split's rows are found before decoding, and only they are decoded.
-    ds = std::make_shared<data::ImageDataset>(split_part(*ds, o, rec, &split_note));
-    skipped += ds->preload(o.workers, false);
-  } else {
-    // With --skip-bad training split the images that decoded: so does this.
-    skipped += ds->preload(o.workers, o.skip_bad);
-    if (o.split != "all")
-      ds = std::make_shared<data::ImageDataset>(split_part(*ds, o, rec, &split_note));
-  }
+  d.labels.allow_no_labels = m.multi_label && (o.split == "all" || rec.value("allow_empty", false));
+  data::ImageData data = data::load_image_data(d);
+  int64_t skipped = data.skipped;
+  std::shared_ptr<data::ImageDataset> ds = o.split == "valid" ? data.valid : data.train;
+  if (choice.models_own) check_split(*data.valid, o, rec);
+  if (!d.preload) skipped += ds->preload(o.workers, false);
   CUDL_CHECK(ds->size() > 0, o.csv, ": no images to score (split ", o.split, ")");
   log << "Model: " << o.model_path << " (" << m.arch << ", classes ";
   for (size_t i = 0; i < m.classes.size(); ++i) log << (i ? ", " : "") << m.classes[i];

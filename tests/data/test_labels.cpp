@@ -221,6 +221,23 @@ TEST(BadLabels, LabelOutsideGivenClasses) {
                     HasSubstr("label 'banana' is not one of the classes (can, carton)")));
 }
 
+TEST(BadLabels, MoreThanOneLabelWhereOneIsAskedFor) {
+  LabelsDir d("filename,labels\n1.jpg,can\n2.jpg,can carton\n3.jpg,carton\n",
+              {"1.jpg", "2.jpg", "3.jpg"});
+  LabelsOptions o;
+  EXPECT_TRUE(d.read(o).multi_label);  // by default the data decide the task
+  o.single_label = true;
+  EXPECT_THAT(error_of([&] { d.read(o); }),
+              AllOf(HasSubstr("labels.csv:3"), HasSubstr("2 labels for '2.jpg'"),
+                    HasSubstr("expected one label per image")));
+  o.skip_bad = true;
+  const LabelTable t = d.read(o);
+  EXPECT_EQ(t.skipped, 1);
+  EXPECT_FALSE(t.multi_label);
+  ASSERT_EQ(t.items.size(), 2u);
+  EXPECT_EQ(t.items[1].filename, "3.jpg");
+}
+
 TEST(BadLabels, SkipBadWarnsCountsAndKeepsTheRest) {
   LabelsDir d(
       "filename,labels\n"

@@ -17,6 +17,7 @@
 namespace cudl::data {
 namespace {
 
+using ::cudl::testing::error_of;
 using ::testing::AllOf;
 using ::testing::HasSubstr;
 using testing::TempDir;
@@ -418,6 +419,42 @@ TEST(ImageData, ValidColumnAndValidCsvSplits) {
         return std::string();
       }(),
       AllOf(HasSubstr("no 'is_valid' column")));
+}
+
+TEST(ImageData, NoSplitAndATaskGivenByAModel) {
+  // Single-label rows scored by a multi-label model: multi-hot targets, every row in order.
+  Folder f(6, /*multi=*/false);
+  ImageDataOptions o;
+  o.csv_path = f.csv();
+  o.image_dir = f.images();
+  o.load.size = kSize;
+  o.split = SplitMode::kNone;
+  o.preload = false;
+  EXPECT_FALSE(load_image_data(o).multi_label);
+  o.multi_label = true;
+  const ImageData d = load_image_data(o);
+  EXPECT_TRUE(d.multi_label);
+  EXPECT_EQ(d.train->rows(), (std::vector<int64_t>{0, 1, 2, 3, 4, 5}));
+  EXPECT_EQ(d.valid->size(), 0);
+  EXPECT_FALSE(d.train->is_cached(0));  // preload = false
+  DataLoaderOptions lo;
+  lo.batch_size = 6;
+  DataLoader dl(d.train, lo);
+  const auto bs = epoch_batches(dl, 0);
+  ASSERT_EQ(bs.size(), 1u);
+  EXPECT_EQ(bs[0].targets.shape(), (Shape{6, 4}));  // multi-hot, not class indices
+  // A single-label model's task: a row with two labels is bad.
+  Folder m(6, /*multi=*/true);
+  o.csv_path = m.csv();
+  o.image_dir = m.images();
+  o.multi_label = false;
+  EXPECT_THAT(error_of([&] { load_image_data(o); }),
+              AllOf(HasSubstr("labels.csv:2"), HasSubstr("2 labels for 'img0.jpg'")));
+  o.labels.skip_bad = true;
+  const ImageData s = load_image_data(o);
+  EXPECT_FALSE(s.multi_label);
+  EXPECT_EQ(s.skipped, 2);  // img0 and img3
+  EXPECT_EQ(s.train->size(), 4);
 }
 
 TEST(ImageData, BadImagesFailNamingFileAndLineOrAreSkipped) {
