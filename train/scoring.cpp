@@ -20,16 +20,6 @@ int64_t argmax_or_none(const float* p, int64_t c) {
   return c > 0 ? best : -1;
 }
 
-// One-hot (B, C) float32 rows of class indices (B,) (-1: an all-zero row), on `device`.
-Tensor one_hot(const std::vector<int64_t>& t, int64_t c, Device device) {
-  std::vector<float> oh(t.size() * static_cast<size_t>(c), 0.f);
-  for (size_t i = 0; i < t.size(); ++i) {
-    CUDL_CHECK(t[i] >= -1 && t[i] < c, "class index ", t[i], " outside 0..", c - 1);
-    if (t[i] >= 0) oh[i * static_cast<size_t>(c) + static_cast<size_t>(t[i])] = 1.f;
-  }
-  return from_vector(oh, {static_cast<int64_t>(t.size()), c}, TensorOptions().device(device));
-}
-
 }  // namespace
 
 Tensor class_probabilities(const Tensor& logits, bool multi_label) {
@@ -55,12 +45,18 @@ std::vector<uint8_t> predicted_classes(const std::vector<float>& probs, int64_t 
 }
 
 Scorer::Scorer(int64_t num_classes, Device device, bool multi_label)
-    : c_(num_classes), device_(device), multi_label_(multi_label), probs_(num_classes, device) {}
+    : c_(num_classes), device_(device), multi_label_(multi_label), probs_(num_classes, device) {
+  if (!multi_label_) {
+    std::vector<float> ids(static_cast<size_t>(c_));
+    for (int64_t k = 0; k < c_; ++k) ids[static_cast<size_t>(k)] = static_cast<float>(k);
+    class_ids_ = from_vector(ids, {1, c_}, TensorOptions().device(device_));
+  }
+}
 
 void Scorer::append(const Tensor& logits, const Tensor& targets) {
   Tensor t = targets;
-  if (!multi_label_ && t.dim() == 1)
-    t = one_hot(t.to(Device::cpu()).to_vector<int64_t>(), c_, device_);
+  // Class indices to one-hot rows on the device: (B, 1) == (1, C).
+  if (!multi_label_ && t.dim() == 1) t = eq(t.to(kFloat32).reshape({t.size(0), 1}), class_ids_);
   probs_.append(class_probabilities(logits, multi_label_), t);
 }
 

@@ -39,6 +39,7 @@ class Scorer {
   Device device_;
   bool multi_label_;
   MetricsAccumulator probs_;  // the probabilities and targets
+  Tensor class_ids_;          // single-label: (1, C) float32 0, 1, ..., C-1 on the device
 };
 
 }  // namespace cudl::train
