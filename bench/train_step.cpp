@@ -41,6 +41,7 @@
 #include "tensor/ops/conv.h"
 #include "tensor/parallel.h"
 #include "tensor/profiler.h"
+#include "train/outputs.h"
 #include "train/train_step.h"
 
 #ifdef CUDL_WITH_CUDA
@@ -190,8 +191,11 @@ int main(int argc, char** argv) {
     const bool graphed = train_step.graphed();
     // A capture that failed leaves TrainStep eager: named so, not passed off as the graph's row.
     const bool fell_back = d.is_cuda() && graph != 0 && !graphed;
-    // bfloat16 convolutions on oneDNN's bfloat16 kernels: --winograd changes nothing then.
-    const bool bf16_onednn = d.is_cpu() && so.mixed_precision && onednn_bf16_native();
+    // As fridge_train names them (bfloat16 convolutions on oneDNN's bfloat16 kernels, where
+    // --winograd changes nothing, are "onednn_bf16").
+    const std::string cpu_convolutions =
+        train::ComputeMode::of(d, so.mixed_precision, so.channels_last, winograd != 0)
+            .cpu_convolutions();
     if (fell_back)
       std::cerr << "bench_train_step: no CUDA graph, the steps ran eagerly: " << train_step.reason()
                 << "\n";
@@ -205,10 +209,7 @@ int main(int argc, char** argv) {
                         {"train_step", graphed ? "cuda graph" : "eager (" + train_step.reason() + ")"},
                         {"tf32", d.is_cuda() && tf32 != 0},
                         // what "cudl" ran: before cb10eec the CPU default was "direct"
-                        {"cpu_convolutions", !d.is_cpu()  ? "cudnn"
-                                             : bf16_onednn ? "onednn_bf16"
-                                             : winograd != 0 ? "winograd"
-                                                             : "direct"},
+                        {"cpu_convolutions", d.is_cpu() ? cpu_convolutions : "cudnn"},
                         {"device", d.str()},
                         {"batch", batch},
                         {"size", size},

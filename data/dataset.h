@@ -8,7 +8,9 @@
 //
 // load_image_data() is the whole of RECIPE.md's data block: read labels.csv, check the images,
 // decode them once, split (NumPy-identical random split, an is_valid column, or a separate
-// validation CSV) and return the two datasets.
+// validation CSV; or no split, every row a training row) and return the two datasets. The task
+// is the data's (multi-label when a row has other than one label) or one given (a trained
+// model's, for scoring).
 #pragma once
 
 #include <cstdint>
@@ -102,9 +104,14 @@ struct ImageData {
   int64_t skipped = 0;  // bad rows and images skipped (labels.skip_bad)
 };
 
+// file_set_hash (split.h) of the dataset's file names: what fridge_train records of its
+// validation set, and fridge_eval --split compares.
+std::string file_set_hash(const ImageDataset& dataset);
+
 // RECIPE.md's data block. With labels.skip_bad, bad rows (CSV problems, missing files) and images
 // that fail to decode are dropped with a warning before the split, which then applies to the
-// usable rows.
+// usable rows. A split must leave training images; without one (SplitMode::kNone) an empty
+// result is the caller's to judge.
 ImageData load_image_data(const ImageDataOptions& options);
 
 }  // namespace cudl::data

@@ -142,7 +142,7 @@ LabelTable read_labels(const std::string& csv_path, const std::string& image_dir
         problem = str("row without labels for '", item.filename,
                       "': expected at least one label in column '", header[lcol],
                       "' (separated by '", o.label_delimiter, "')");
-      } else if (o.single_label && item.labels.size() > 1) {
+      } else if (o.single_label && item.labels.size() != 1) {
         problem = str(item.labels.size(), " labels for '", item.filename,
                       "': expected one label per image, as a single-label model predicts");
       } else if (dup != seen.end()) {

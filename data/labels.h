@@ -11,10 +11,9 @@
 // Bad input is refused with one message naming the CSV file, the line and what was expected:
 // an empty file, a header without the needed columns, a row with the wrong number of fields,
 // an empty file name, a row without labels, a duplicate file name, a missing image file, an
-// is_valid value that is not a boolean, a label outside a given class list, more than one label
-// where LabelsOptions::single_label asks for one. With
-// LabelsOptions::skip_bad each bad row is instead skipped with a warning (cudl::log_warning)
-// and counted in LabelTable::skipped.
+// is_valid value that is not a boolean, a label outside a given class list, other than one label
+// where LabelsOptions::single_label asks for one. With LabelsOptions::skip_bad each bad row is
+// instead skipped with a warning (cudl::log_warning) and counted in LabelTable::skipped.
 #pragma once
 
 #include <cstdint>
@@ -31,8 +30,8 @@ struct LabelsOptions {
   char label_delimiter = ' ';             // between labels in the labels field
   bool skip_bad = false;                  // skip bad rows with a warning instead of failing
   bool allow_no_labels = false;           // accept rows with an empty labels field (multi-label)
-  bool single_label = false;              // a row with more than one label is bad (the data of a
-                                          // single-label model)
+  bool single_label = false;              // a row without exactly one label is bad (the data of
+                                          // a single-label model), allow_no_labels or not
   bool check_files = true;                // every image file must exist
   // When non-empty: the classes to use, in this order (e.g. those of a trained model); a label
   // outside it makes the row bad.

@@ -185,9 +185,7 @@ SplitChoice split_choice(const EvalOptions& o, const nlohmann::json& rec) {
 // The model's own split must give the validation files it was validated on.
 void check_split(const data::ImageDataset& valid, const EvalOptions& o, const nlohmann::json& rec) {
   if (!rec.contains("valid_files")) return;
-  std::vector<std::string> names;
-  for (int64_t i = 0; i < valid.size(); ++i) names.push_back(valid.item(i).filename);
-  const bool same = data::file_set_hash(names) == rec["valid_files"].get<std::string>() &&
+  const bool same = data::file_set_hash(valid) == rec["valid_files"].get<std::string>() &&
                     valid.size() == rec.value("n_valid", int64_t{-1});
   CUDL_CHECK(same, o.csv, ": this split's ", valid.size(), " validation images are not the ",
              rec.value("n_valid", int64_t{-1}), " that ", o.model_path, " was validated on, so ",

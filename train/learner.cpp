@@ -47,10 +47,8 @@ std::string fixed(double v, int decimals) {
 // The train/validation split as recorded in checkpoints and models: its sizes and a hash of the
 // validation files (sorted: the same files listed in another order are the same split).
 nlohmann::json split_record(const data::ImageData& d) {
-  std::vector<std::string> names;
-  for (int64_t i = 0; i < d.valid->size(); ++i) names.push_back(d.valid->item(i).filename);
   return {{"n_train", d.train->size()}, {"n_valid", d.valid->size()},
-          {"valid_files", data::file_set_hash(std::move(names))}};
+          {"valid_files", data::file_set_hash(*d.valid)}};
 }
 
 // fastai's SmoothenValue: exponential moving average with bias correction.

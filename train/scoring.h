@@ -28,8 +28,9 @@ std::vector<uint8_t> predicted_classes(const std::vector<float>& probs, int64_t 
 class Scorer {
  public:
   Scorer(int64_t num_classes, Device device, bool multi_label);
-  // logits (B, C) float32; targets: (B, C) multi-hot, or for single-label (B,) int64 class
-  // indices (also accepted as (B, C) one-hot, or all zeros when unlabelled).
+  // logits (B, C) float32; targets on the Scorer's device: (B, C) multi-hot, or for
+  // single-label (B,) int64 class indices (an index outside 0..C-1, e.g. -1, gives an all-zero
+  // row: an unlabelled image), also accepted as (B, C) one-hot, or all zeros when unlabelled.
   void append(const Tensor& logits, const Tensor& targets);
   Tensor probabilities() const;  // (N, C) gathered so far
   MetricsReport compute(double threshold, Metric optimise = Metric::kZeroOneAccuracy) const;

@@ -442,7 +442,16 @@ TEST(ImageData, NoSplitAndATaskGivenByAModel) {
   DataLoader dl(d.train, lo);
   const auto bs = epoch_batches(dl, 0);
   ASSERT_EQ(bs.size(), 1u);
-  EXPECT_EQ(bs[0].targets.shape(), (Shape{6, 4}));  // multi-hot, not class indices
+  ASSERT_EQ(bs[0].targets.shape(), (Shape{6, 4}));  // multi-hot, not class indices
+  const std::vector<float> hot = bs[0].targets.to_vector<float>();
+  for (int64_t i = 0; i < 6; ++i)  // Folder's row i has the label names[i % 4]
+    for (int64_t k = 0; k < 4; ++k) EXPECT_EQ(hot[i * 4 + k], k == i % 4 ? 1.f : 0.f) << i << k;
+  // The same rows as a single-label model's: class indices.
+  o.multi_label = false;
+  DataLoader single(load_image_data(o).train, lo);
+  const auto sb = epoch_batches(single, 0);
+  ASSERT_EQ(sb.size(), 1u);
+  EXPECT_EQ(sb[0].targets.to_vector<int64_t>(), (std::vector<int64_t>{0, 1, 2, 3, 0, 1}));
   // A single-label model's task: a row with two labels is bad.
   Folder m(6, /*multi=*/true);
   o.csv_path = m.csv();
@@ -455,6 +464,15 @@ TEST(ImageData, NoSplitAndATaskGivenByAModel) {
   EXPECT_FALSE(s.multi_label);
   EXPECT_EQ(s.skipped, 2);  // img0 and img3
   EXPECT_EQ(s.train->size(), 4);
+  // Decoded first with skip_bad: an image that fails is dropped too; without a split, none left
+  // is an empty result for the caller to judge, not "no training images after the split".
+  o.preload = true;
+  testing::write_text(m.images() + "/img1.jpg", "");
+  EXPECT_EQ(load_image_data(o).train->size(), 3);
+  for (int i = 0; i < 6; ++i) testing::write_text(m.images() + "/img" + std::to_string(i) + ".jpg", "");
+  const ImageData none = load_image_data(o);
+  EXPECT_EQ(none.train->size(), 0);
+  EXPECT_EQ(none.skipped, 6);
 }
 
 TEST(ImageData, BadImagesFailNamingFileAndLineOrAreSkipped) {

@@ -502,6 +502,20 @@ code, out = run([TRAIN, "--data", bad, "--out", os.path.join(WORK, "bad_out")] +
 check(code == 1 and "5.jpg" in out, "a corrupt image stops fridge_train (exit 1) naming the file")
 code, out = run([TRAIN, "--data", bad, "--out", os.path.join(WORK, "bad_out"), "--skip-bad"] + common(1))
 check(code == 0 and "skipped" in out, "--skip-bad trains without the corrupt image and says so")
+# fridge_eval --split on that model: with --skip-bad the split is made over the images that
+# decode, as in training; without it the split over every row is not the model's, and is refused.
+code, out = run([EVAL, "--model", os.path.join(WORK, "bad_out", "model.h5"), "--data", bad, "--split",
+                 "valid", "--skip-bad", "--out", os.path.join(WORK, "bad_eval"), "--threads", "1"])
+bad_trained = sorted(r["filename"] for r in csv.DictReader(open(os.path.join(WORK, "bad_out", "predictions.csv"))))
+bad_scored = (sorted(r["filename"] for r in csv.DictReader(open(os.path.join(WORK, "bad_eval", "predictions.csv"))))
+              if code == 0 else [])
+check(code == 0 and json.load(open(os.path.join(WORK, "bad_eval", "metrics.json")))["skipped"] == 1
+      and bad_scored == bad_trained and len(bad_scored) > 0,
+      "fridge_eval --split valid --skip-bad scores the model's validation images, the corrupt one skipped")
+code, out = run([EVAL, "--model", os.path.join(WORK, "bad_out", "model.h5"), "--data", bad, "--split",
+                 "valid", "--out", os.path.join(WORK, "bad_eval2"), "--threads", "1"])
+check(code == 1 and "with --skip-bad" in out,
+      "fridge_eval --split valid without --skip-bad refuses the split that differs from the model's")
 
 # ---- CUDA: train, score, predict and resume on the GPU, when one answers -------------------------
 # With CUDL_REQUIRE_CUDA=1 (scripts/gpu_check.sh) a GPU must answer. Training on the GPU is not
