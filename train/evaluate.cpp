@@ -200,6 +200,12 @@ MetricsReport score_model(const EvalOptions& o, std::ostream& log) {
   const auto [device, m, threshold] = open_session(o);
   CUDL_CHECK(!o.csv.empty(), "scoring needs a labels file (--data or --csv)");
 
+  // Said first: a refused row (e.g. two labels for a single-label model) then follows it.
+  log << "Model: " << o.model_path << " (" << m.arch << ", "
+      << (m.multi_label ? "multi-label" : "single-label") << ", classes ";
+  for (size_t i = 0; i < m.classes.size(); ++i) log << (i ? ", " : "") << m.classes[i];
+  log << "; input " << m.size << "x" << m.size << ") on " << device.str()
+      << compute_mode(o, device).text() << "\n";
   // The rows as fridge_train read them: the model's classes in its output order (an unknown
   // label makes a bad row) and its task, not what these rows happen to hold (a multi-label
   // model scored on images with one label each is still scored per class).
@@ -244,10 +250,6 @@ MetricsReport score_model(const EvalOptions& o, std::ostream& log) {
   if (choice.models_own) check_split(*data.valid, o, rec);
   if (!d.preload) skipped += ds->preload(o.workers, false);
   CUDL_CHECK(ds->size() > 0, o.csv, ": no images to score (split ", o.split, ")");
-  log << "Model: " << o.model_path << " (" << m.arch << ", classes ";
-  for (size_t i = 0; i < m.classes.size(); ++i) log << (i ? ", " : "") << m.classes[i];
-  log << "; input " << m.size << "x" << m.size << ") on " << device.str()
-      << compute_mode(o, device).text() << "\n";
   log << "Scoring " << ds->size() << " images of " << o.csv << " (split " << o.split << split_note
       << ")";
   if (skipped) log << ", " << skipped << " bad rows or images skipped";

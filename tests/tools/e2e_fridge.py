@@ -404,8 +404,10 @@ check(code == 0 and "hamming" in out, "fridge_eval scores a multi-label model on
 two = next(i for i, (_, labels) in enumerate(rows) if len(labels.split()) > 1)
 code, out = run([EVAL, "--model", os.path.join(WORK, "single", "model.h5"), "--data", data,
                  "--out", os.path.join(WORK, "single_on_multi"), "--threads", "1"])
-check(code == 1 and "single-label model" in out and f"labels.csv:{two + 2}" in out,
-      "fridge_eval refuses two labels for a single-label model, naming the line")
+model_line = next((l for l in out.splitlines() if l.startswith("Model: ")), "")
+check(code == 1 and "single-label model" in out and f"labels.csv:{two + 2}" in out
+      and os.path.join(WORK, "single", "model.h5") in model_line and "single-label" in model_line,
+      "fridge_eval refuses two labels for a single-label model, naming the line after the model")
 # Images with none of the classes: bad rows unless --allow-empty (multi-label negatives)
 empty_csv = os.path.join(WORK, "with_empty.csv")
 with open(empty_csv, "w", newline="") as f:
