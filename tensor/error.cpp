@@ -1,6 +1,7 @@
 #include "tensor/error.h"
 
 #include <cstdio>
+#include <iostream>
 
 namespace cudl {
 
@@ -22,6 +23,10 @@ Error::Error(const std::string& what, const char* file, int line)
       message_(what) {}
 
 void log_warning(const std::string& message) {
+  // What the program printed before the warning goes first, also when stdout is a pipe or a
+  // file (fully buffered there): a log then reads in order. std::cout writes through stdout.
+  std::cout.flush();
+  std::fflush(stdout);
   std::fprintf(stderr, "cudl warning: %s\n", message.c_str());
 }
 

@@ -50,7 +50,7 @@ std::string str(const Args&... args) {
   return os.str();
 }
 
-// Logs a message to stderr without throwing; used by destructors.
+// Logs a message to stderr without throwing (used by destructors), after flushing stdout.
 void log_warning(const std::string& message);
 
 }  // namespace cudl

@@ -139,6 +139,9 @@ Session open_session(const EvalOptions& o) {
   CUDL_CHECK(o.bs >= 1, "the batch size must be positive, got ", o.bs);
   LoadedModel m = load_model(o.model_path, device);
   make_dirs(o.out);  // an unwritable --out is found before the images are run
+  const std::string slower =
+      ComputeMode::of(device, o.mixed_precision, o.channels_last, o.winograd).slower_options();
+  if (!slower.empty()) log_warning(slower);
   const double threshold = o.threshold >= 0 ? o.threshold : m.threshold;
   return {device, std::move(m), threshold};
 }

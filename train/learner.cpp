@@ -345,11 +345,14 @@ void Run::build_model() {
   log_ << "Model: " << o_.arch << " body + fastai head, " << trainable << " trainable parameters"
        << (o_.freeze_body ? " (body frozen)" : "") << ", on " << device_.str()
        << (device_.is_cpu() ? " (" + std::to_string(get_num_threads()) + " threads)" : "") << "\n";
-  log_ << "Training: " << o_.epochs << " epochs of " << train_dl_->num_batches()
-       << " batches of " << o_.bs << ", AdamW lr " << o_.lr << " wd " << o_.wd << ", "
+  log_ << "Training: " << o_.epochs << (o_.epochs == 1 ? " epoch of " : " epochs of ")
+       << train_dl_->num_batches() << (train_dl_->num_batches() == 1 ? " batch of " : " batches of ")
+       << o_.bs << ", AdamW lr " << o_.lr << " wd " << o_.wd << ", "
        << o_.schedule << " schedule, " << toString(loss_kind_) << " loss"
        << (o_.augment ? ", augmentation (flips, brightness/contrast)" : "")
        << compute_mode().text() << "\n";
+  const std::string slower = compute_mode().slower_options();
+  if (!slower.empty()) log_warning(slower);
 }
 
 WeightsMeta Run::meta() const {

@@ -30,6 +30,19 @@ std::string ComputeMode::text() const {
                                 : "");
 }
 
+std::string ComputeMode::slower_options() const {
+  if (!cpu) return "";
+  std::string out;
+  if (mixed_precision && !onednn_bf16)
+    out = "--mixed-precision on a CPU without bfloat16 instructions (AVX512-BF16 or AMX): the "
+          "bfloat16 convolutions widen to float32, so the run is slower than in float32";
+  if (channels_last && cpu_convolutions() != "onednn_bf16")
+    out += std::string(out.empty() ? "" : "; ") +
+           "--channels-last on the CPU: the float32 convolutions convert to NCHW and back, so "
+           "the run is slower than in the default layout (channels-last is meant for GPUs)";
+  return out;
+}
+
 void ComputeMode::add_json(nlohmann::json& j) const {
   j["precision"] = mixed_precision ? "bfloat16 mixed" : "float32";
   j["memory_format"] = channels_last ? "channels_last" : "contiguous";

@@ -35,6 +35,11 @@ struct ComputeMode {
   std::string cpu_convolutions() const;
   // For a log line: ", bfloat16 mixed precision, channels-last, Winograd 3x3 convolutions".
   std::string text() const;
+  // On the CPU, the options of this mode that make a run slower than without them, and why,
+  // for a warning: --mixed-precision where the CPU has no bfloat16 instructions (its
+  // convolutions then widen to float32), --channels-last outside oneDNN's bfloat16 kernels (the
+  // float32 convolutions convert to NCHW and back); "" when none does, and on a GPU.
+  std::string slower_options() const;
   // Adds "precision", "memory_format" and, on the CPU, "cpu_convolutions" to j.
   void add_json(nlohmann::json& j) const;
 };

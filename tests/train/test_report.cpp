@@ -1,5 +1,6 @@
 // The HTML report's building blocks. (The rendered page is checked in a real browser by the
 // end-to-end tool test.)
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <array>
@@ -62,6 +63,27 @@ TEST(ComputeModeText, NamesTheConvolutionsThatRan) {
     EXPECT_EQ(j.value("cpu_convolutions", ""), c.conv);
     EXPECT_EQ(j["precision"], c.mode.mixed_precision ? "bfloat16 mixed" : "float32");
   }
+}
+
+// The CPU options that slow a run down, said as a warning by both programs.
+TEST(ComputeModeText, NamesTheOptionsThatSlowTheCpuDown) {
+  using ::testing::AllOf;
+  using ::testing::HasSubstr;
+  using ::testing::Not;
+  EXPECT_EQ(ComputeMode({false, false, true, true, false}).slower_options(), "");
+  // bfloat16 is fast on oneDNN's bfloat16 kernels, in either layout.
+  EXPECT_EQ(ComputeMode({true, false, true, true, true}).slower_options(), "");
+  EXPECT_EQ(ComputeMode({true, true, true, true, true}).slower_options(), "");
+  EXPECT_THAT(ComputeMode({true, false, true, true, false}).slower_options(),
+              AllOf(HasSubstr("--mixed-precision"), HasSubstr("without bfloat16 instructions"),
+                    Not(HasSubstr("--channels-last"))));
+  EXPECT_THAT(ComputeMode({false, true, true, true, true}).slower_options(),
+              AllOf(HasSubstr("--channels-last"), HasSubstr("NCHW"),
+                    Not(HasSubstr("--mixed-precision"))));
+  EXPECT_THAT(ComputeMode({true, true, false, true, false}).slower_options(),
+              AllOf(HasSubstr("--mixed-precision"), HasSubstr("; --channels-last")));
+  // Nothing on a GPU, where both options are meant to be fast.
+  EXPECT_EQ(ComputeMode({true, true, true, false, false}).slower_options(), "");
 }
 
 TEST(Report, Base64KnownVectors) {
