@@ -1,7 +1,9 @@
 #include "models/hdf5_util.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <exception>
 
 #include "models/float16.h"
 
@@ -39,7 +41,12 @@ void H5Handle::reset() {
       rc = H5Idec_ref(id_) < 0 ? -1 : 0;
       break;
   }
-  if (rc < 0) log_warning("HDF5: closing an identifier failed: " + library_error());
+  // While an exception unwinds, that error is the one to report: a close that fails after it
+  // (the file's last metadata cannot be written either on a full disk) only follows from it.
+  if (rc < 0 && std::uncaught_exceptions() == 0)
+    log_warning("HDF5: closing an identifier failed: " + library_error());
+  else if (rc < 0)
+    H5Eclear2(H5E_DEFAULT);
   id_ = -1;
 }
 
@@ -52,15 +59,34 @@ H5Handle& H5Handle::operator=(H5Handle&& o) noexcept {
   return *this;
 }
 
-void silence_library_errors() {
+void prepare_library() {
+  // Once, before the library initialises itself (i.e. before any other call).
+  static const herr_t no_atexit = H5dont_atexit();
+  (void)no_atexit;
+  // Every time: a thread-safe HDF5 keeps one error stack setting per thread.
   H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
 }
 
 namespace {
 
+// HDF5's I/O errors spell out the system call ("file write failed: time = ..., filename = ...,
+// file descriptor = 3, errno = 28, error message = 'No space left on device', buf = 0x..., ..."):
+// kept as their first words and the system's message ("file write failed: No space left on
+// device").
+std::string short_description(const std::string& d) {
+  const std::string key = "error message = '";
+  const size_t m = d.find(key);
+  const size_t end = m == std::string::npos ? m : d.find('\'', m + key.size());
+  if (end == std::string::npos) return d;
+  const size_t cut = std::min(d.find_first_of(":,"), m);
+  std::string head = d.substr(0, cut);
+  while (!head.empty() && head.back() == ' ') head.pop_back();
+  return head + ": " + d.substr(m + key.size(), end - m - key.size());
+}
+
 herr_t collect_error(unsigned, const H5E_error2_t* e, void* data) {
   auto* out = static_cast<std::vector<std::string>*>(data);
-  if (e->desc && *e->desc) out->emplace_back(e->desc);
+  if (e->desc && *e->desc) out->push_back(short_description(e->desc));
   return 0;
 }
 
@@ -159,7 +185,7 @@ std::string library_error() {
 // files
 
 H5File H5File::create(const std::string& path, const std::string& shown_as) {
-  silence_library_errors();
+  prepare_library();
   const std::string& name = shown_as.empty() ? path : shown_as;
   H5Handle fcpl(checked(H5Pcreate(H5P_FILE_CREATE), path, "cannot create a property list"));
   check_rc(H5Pset_link_creation_order(fcpl.get(), H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED),
@@ -170,7 +196,7 @@ H5File H5File::create(const std::string& path, const std::string& shown_as) {
 }
 
 H5File H5File::open_read(const std::string& path) {
-  silence_library_errors();
+  prepare_library();
   hid_t id = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
   if (id < 0) fail(path, "cannot open as an HDF5 file");
   return H5File(path, id);

@@ -38,8 +38,12 @@ class H5Handle {
   hid_t id_ = -1;
 };
 
-// Switches off HDF5's printing of error stacks to stderr (idempotent).
-void silence_library_errors();
+// Prepares the library before any other HDF5 call (idempotent): no clean-up at process exit
+// (H5dont_atexit) and no error stacks printed to stderr. HDF5 1.10's clean-up at exit crashes
+// on a file whose close failed (a full disk: its last metadata could not be written), turning
+// the program's exit status 1 into a segmentation fault; every file cudl opens is closed by
+// its handle before that, so there is nothing for it to do.
+void prepare_library();
 // "what failed (innermost reason)" from HDF5's current error stack, then clears it.
 std::string library_error();
 

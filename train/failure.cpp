@@ -8,6 +8,16 @@ std::string failure_report(const std::string& program, const std::exception& e,
                            const std::string& checkpoint) {
   const auto* ce = dynamic_cast<const Error*>(&e);
   std::string r = program + ": error: " + (ce ? ce->message() : std::string(e.what())) + "\n";
+  const std::string message = e.what();
+  for (const char* full : {"No space left on device", "Disk quota exceeded", "File too large"}) {
+    if (message.find(full) == std::string::npos) continue;
+    r += program + ": hint: a file could not be written (" + full + "); free some space, or " +
+         "give an --out on another file system\n";
+    if (!checkpoint.empty())
+      r += program + ": hint: --resume (with the same --out) continues from " + checkpoint +
+           ", the last checkpoint of this run\n";
+    return r;
+  }
   const auto* de = dynamic_cast<const DeviceError*>(&e);
   if (!de) return r;
   if (de->out_of_memory()) {

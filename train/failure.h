@@ -1,8 +1,9 @@
 // How fridge_train and fridge_eval report the error that ended them, on stderr:
 //   PROGRAM: error: MESSAGE
 // (cudl's errors without their source location: the message names what is wrong), and after a
-// failure of the GPU backend (cudl::DeviceError: CUDA, cuBLAS, cuDNN, device memory) what to
-// try instead, one "PROGRAM: hint: ..." line each.
+// failure of the GPU backend (cudl::DeviceError: CUDA, cuBLAS, cuDNN, device memory) or of a
+// write for lack of space (a full disk, a quota, a file size limit) what to try instead, one
+// "PROGRAM: hint: ..." line each.
 #pragma once
 
 #include <exception>

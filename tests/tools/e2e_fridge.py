@@ -9,6 +9,7 @@ import csv
 import json
 import os
 import random
+import resource
 import re
 import shutil
 import signal
@@ -504,6 +505,17 @@ code, out = run([TRAIN, "--data", bad, "--out", os.path.join(WORK, "bad_out")] +
 check(code == 1 and "5.jpg" in out, "a corrupt image stops fridge_train (exit 1) naming the file")
 code, out = run([TRAIN, "--data", bad, "--out", os.path.join(WORK, "bad_out"), "--skip-bad"] + common(1))
 check(code == 0 and "skipped" in out, "--skip-bad trains without the corrupt image and says so")
+# A disk that fills during a checkpoint (a file size limit stands in for it): exit 1 with the
+# reason and a hint, not a crash at exit, and no temporary file left behind.
+def small_files():
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (20 << 20, 20 << 20))
+full = os.path.join(WORK, "full_disk")
+code, out = run([TRAIN, "--data", data, "--out", full] + common(1), preexec_fn=small_files)
+check(code == 1 and "checkpoint.h5" in out and "File too large" in out and "hint: a file could "
+      "not be written" in out and not any(".tmp-" in f for f in os.listdir(full)),
+      f"a write that fails for lack of space ends fridge_train with exit 1, a hint and no "
+      f"temporary file (exit {code})")
 # fridge_eval --split on that model: with --skip-bad the split is made over the images that
 # decode, as in training; without it the split over every row is not the model's, and is refused.
 code, out = run([EVAL, "--model", os.path.join(WORK, "bad_out", "model.h5"), "--data", bad, "--split",

@@ -47,6 +47,22 @@ TEST(FailureReport, OtherErrorsAreOneLineWithoutSourceLocation) {
   EXPECT_EQ(report(p, "out/checkpoint.h5"), "prog: error: labels.csv line 3: no image a.jpg\n");
 }
 
+TEST(FailureReport, AFullDiskSaysSoAndPointsToTheCheckpoint) {
+  const auto p = thrown([] {
+    CUDL_THROW("run1/checkpoint.h5: cannot write dataset 'w': can't write data (file write "
+               "failed: No space left on device)");
+  });
+  const std::string first =
+      "prog: error: run1/checkpoint.h5: cannot write dataset 'w': can't write data (file write "
+      "failed: No space left on device)\n"
+      "prog: hint: a file could not be written (No space left on device); free some space, or "
+      "give an --out on another file system\n";
+  EXPECT_EQ(report(p), first);
+  EXPECT_EQ(report(p, "run1/checkpoint.h5"),
+            first + "prog: hint: --resume (with the same --out) continues from "
+                    "run1/checkpoint.h5, the last checkpoint of this run\n");
+}
+
 TEST(FailureReport, GpuOutOfMemorySaysWhatNeedsLessMemory) {
   const auto p = thrown([] { CUDL_THROW_DEVICE(true, "CUDA out of memory on cuda:0"); });
   try {
