@@ -40,7 +40,7 @@ int main(int argc, char** argv) {
   auto* seed_opt = app.add_option("--seed", seed, "Seed of that split (default: the model's, else 10)");
   auto* predict = app.add_option("--predict", o.predict,
                                  "Image files or folders to label (no labels needed)")
-                      ->expected(1, -1);
+                      ->expected(1, -1)->check(CLI::ExistingPath);
   app.add_option("--threshold", o.threshold,
                  "Decision threshold on probabilities of a multi-label model (default: the "
                  "model's; a single-label model predicts its most probable class)")

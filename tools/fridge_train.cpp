@@ -57,7 +57,7 @@ int main(int argc, char** argv) {
                              "--data, DATA is the file's folder)")->check(CLI::ExistingFile);
   auto* images = app.add_option("--images", o.images, "Image folder (default DATA/images)")
                      ->check(CLI::ExistingDirectory);
-  app.add_option("--valid-csv", o.valid_csv,
+  auto* valid_csv = app.add_option("--valid-csv", o.valid_csv,
                  "Separate labels file for validation (instead of a random split)")
       ->check(CLI::ExistingFile);
   std::string delim = " ";
@@ -65,7 +65,8 @@ int main(int argc, char** argv) {
                  "space)")
       ->check([](const std::string& s) { return s.size() == 1 ? "" : "must be one character"; });
   app.add_option("--valid-pct", o.valid_pct, "Fraction of images held out for validation")
-      ->capture_default_str()->check(cudl::tools::finite())->check(CLI::Range(0.0, 0.95));
+      ->capture_default_str()->check(cudl::tools::finite())->check(CLI::Range(0.0, 0.95))
+      ->excludes(valid_csv);
   app.add_option("--seed", o.seed, "Seed of the validation split and of the shuffling (NumPy-identical)")
       ->capture_default_str();
   auto* size = app.add_option("--size", o.size, "Image size: shorter side resized, then centre crop")
@@ -78,7 +79,7 @@ int main(int argc, char** argv) {
       ->capture_default_str()->check(cudl::tools::finite())->check(CLI::NonNegativeNumber);
   app.add_option("--arch", o.arch, "Architecture of the body")
       ->capture_default_str()->check(CLI::IsMember({"resnet18", "resnet34", "resnet50"}));
-  app.add_option("--weights", o.weights,
+  auto* weights = app.add_option("--weights", o.weights,
                  "HDF5 weights from weights_import (torchvision ImageNet backbone for the body), or "
                  "a model.h5 of fridge_train (the whole model; its body only, with a new head, "
                  "when its classes differ); default: train from scratch")
@@ -92,8 +93,11 @@ int main(int argc, char** argv) {
       ->capture_default_str()->check(cudl::tools::finite())->check(CLI::Range(0.0, 1.0));
   app.add_option("--out", o.out, "Output folder")->capture_default_str()->check(cudl::tools::non_empty());
   app.add_flag("--resume", o.resume,
-               "Continue from OUT/checkpoint.h5 after an interruption (on the same train/validation "
-               "split; settings that differ from the checkpoint's run are named)");
+               "Continue the run in --out from its checkpoint.h5 after an interruption, with that "
+               "run's options (its data, --size, --bs, --epochs, --lr, ...) unless given again: "
+               "more --epochs extend it; on the same train/validation split only; options given "
+               "that differ from the run's are named")
+      ->excludes(weights);
   app.add_flag("--freeze-body", o.freeze_body,
                "Train the head only (default: everything trains, as after learn.unfreeze())");
   auto* schedule = app.add_option("--schedule", o.schedule, "Learning-rate schedule")
@@ -163,6 +167,35 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;  // --help is 0; every usage error is 2
+  }
+  if (o.resume) {
+    // The run's own options, as its checkpoint recorded them, for those not given here: parsed
+    // again with them added, so that they pass the same checks as typed ones.
+    auto option = [&](const std::string& name) { return app.get_option_no_throw(name); };
+    std::vector<std::string> restored;
+    try {
+      restored = cudl::train::recorded_options(
+          o.out, [&](const std::string& name) { return option(name) != nullptr; },
+          [&](const std::string& name) { return option(name) && option(name)->count() > 0; });
+    } catch (const std::exception& e) {
+      std::fputs(cudl::train::failure_report("fridge_train", e).c_str(), stderr);
+      return 1;
+    }
+    if (!restored.empty()) {
+      std::string shown;
+      for (const std::string& a : restored)
+        shown += " " + (a.empty() || a.find(' ') != std::string::npos ? "'" + a + "'" : a);
+      std::printf("Resuming the run in %s with its options:%s\n", o.out.c_str(), shown.c_str());
+      std::vector<std::string> args(argv + 1, argv + argc);
+      args.insert(args.end(), restored.begin(), restored.end());
+      std::reverse(args.begin(), args.end());  // CLI11 takes a vector last argument first
+      app.clear();
+      try {
+        app.parse(args);
+      } catch (const CLI::ParseError& e) {
+        return app.exit(e) == 0 ? 0 : 2;
+      }
+    }
   }
   // --csv alone names the dataset (its folder is DATA, as in fridge_eval); --images alone does
   // not say which labels go with the images.

@@ -9,6 +9,7 @@
 #include <iomanip>
 #include <nlohmann/json.hpp>
 #include <ostream>
+#include <set>
 #include <sstream>
 
 #include "data/dataset.h"
@@ -42,6 +43,17 @@ std::string fixed(double v, int decimals) {
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
   return buf;
+}
+
+// The options that say where the data is (recorded for --resume, not compared by it).
+bool is_data_path(const std::string& option) {
+  return option == "--csv" || option == "--images" || option == "--valid-csv";
+}
+
+std::string absolute_path(const std::string& path) {
+  std::error_code ec;
+  const std::filesystem::path a = std::filesystem::absolute(path, ec);
+  return ec ? path : a.lexically_normal().string();
 }
 
 // The train/validation split as recorded in checkpoints and models: its sizes and a hash of the
@@ -149,7 +161,8 @@ class Run {
   Generator gen_;
   ProgressBar bar_;
   Device device_;
-  std::string data_desc_;
+  std::string data_desc_;  // the labels file
+  std::string image_dir_;
   data::ImageData data_;
   nlohmann::json split_;  // the train/validation split: sizes and validation files (load_data)
   std::unique_ptr<data::DataLoader> train_dl_, valid_dl_;
@@ -239,8 +252,24 @@ void Run::load_data() {
              " (the last incomplete batch is dropped, so no training batch would remain); use a "
              "smaller --bs");
   CUDL_CHECK(data_.valid->size() > 0, "the validation set is empty; raise --valid-pct");
+  CUDL_CHECK(data_.multi_label || data_.classes.size() >= 2, d.csv_path, ": every image has the ",
+             "one class '", data_.classes.front(), "', so there is nothing to tell apart: a ",
+             "classifier needs two classes or more, or images with none of them (rows with an ",
+             "empty labels field, read so with --allow-empty)");
+  if (!o_.valid_csv.empty()) {
+    // A validation file that lists training images scores what the model memorised.
+    std::set<std::string> trained;
+    for (int64_t i = 0; i < data_.train->size(); ++i) trained.insert(data_.train->item(i).path);
+    int64_t both = 0;
+    for (int64_t i = 0; i < data_.valid->size(); ++i) both += trained.count(data_.valid->item(i).path);
+    if (both > 0)
+      log_warning(str(both, " of the ", data_.valid->size(), " validation images of ", o_.valid_csv,
+                      " are training images of ", d.csv_path, " too: their validation scores ",
+                      "measure what the model memorised, not how it does on new images"));
+  }
   split_ = split_record(data_);
   data_desc_ = d.csv_path;
+  image_dir_ = d.image_dir;
   log_ << "Data: " << d.csv_path << ": " << data_.train->size() << " training and "
        << data_.valid->size() << " validation images, " << data_.classes.size() << " classes (";
   for (size_t i = 0; i < data_.classes.size(); ++i) log_ << (i ? ", " : "") << data_.classes[i];
@@ -344,7 +373,10 @@ void Run::build_model() {
   for (const Tensor& p : group.params) trainable += p.numel();
   log_ << "Model: " << o_.arch << " body + fastai head, " << trainable << " trainable parameters"
        << (o_.freeze_body ? " (body frozen)" : "") << ", on " << device_.str()
-       << (device_.is_cpu() ? " (" + std::to_string(get_num_threads()) + " threads)" : "") << "\n";
+       << (device_.is_cpu() ? " (" + std::to_string(get_num_threads()) +
+                                  (get_num_threads() == 1 ? " thread)" : " threads)")
+                            : "")
+       << "\n";
   log_ << "Training: " << o_.epochs << (o_.epochs == 1 ? " epoch of " : " epochs of ")
        << train_dl_->num_batches() << (train_dl_->num_batches() == 1 ? " batch of " : " batches of ")
        << o_.bs << ", AdamW lr " << o_.lr << " wd " << o_.wd << ", "
@@ -395,6 +427,15 @@ nlohmann::json Run::settings() const {
       {"--mixed-precision", o_.mixed_precision}, {"--channels-last", o_.channels_last},
       {"--deterministic", o_.deterministic}, {"--threshold", o_.threshold}};
   if (o_.valid_csv.empty()) s["--valid-pct"] = o_.valid_pct;
+  s["--arch"] = o_.arch;
+  s["--label-delim"] = std::string(1, o_.label_delim);
+  s["--skip-bad"] = o_.skip_bad;
+  s["--allow-empty"] = o_.allow_empty;
+  if (!o_.data_dir.empty()) {  // where the data is, for a --resume without data options
+    s["--csv"] = absolute_path(data_desc_);
+    s["--images"] = absolute_path(image_dir_);
+    if (!o_.valid_csv.empty()) s["--valid-csv"] = absolute_path(o_.valid_csv);
+  }
   if (device_.is_cpu()) {
     s["--winograd"] = o_.winograd;
     s["--threads"] = get_num_threads();  // the CPU's reductions depend on it
@@ -444,7 +485,8 @@ void Run::compare_settings(const std::string& recorded, const std::string& path)
                was["--freeze-body"].get<bool>() ? "with" : "without", " it", afresh);
   std::string changed;
   for (const auto& [key, value] : now.items()) {
-    if (key == "split" || !was.contains(key) || was[key] == value) continue;
+    // Where the data is does not matter, the split it gives does (compared above).
+    if (key == "split" || is_data_path(key) || !was.contains(key) || was[key] == value) continue;
     changed += (changed.empty() ? "" : ", ") + key + " " + value.dump() + " (was " +
                was[key].dump() + ")";
   }
@@ -646,8 +688,11 @@ void Run::write_outputs(const EpochPass& v, TrainResult& result) {
   j["epochs"] = o_.epochs;
   j["options"] = {{"data", o_.data_dir.empty() ? "demo" : o_.data_dir}, {"size", o_.size},
                   {"bs", o_.bs}, {"lr", o_.lr}, {"wd", o_.wd}, {"schedule", o_.schedule},
-                  {"seed", o_.seed}, {"valid_pct", o_.valid_pct}, {"weights", o_.weights},
-                  {"freeze_body", o_.freeze_body}};
+                  {"seed", o_.seed}, {"weights", o_.weights}, {"freeze_body", o_.freeze_body}};
+  if (o_.valid_csv.empty())
+    j["options"]["valid_pct"] = o_.valid_pct;
+  else
+    j["options"]["valid_csv"] = o_.valid_csv;
   j["history"] = nlohmann::json::array();
   for (const EpochRecord& r : history_) {
     j["history"].push_back({{"epoch", r.epoch}, {"train_loss", r.train_loss},
@@ -797,6 +842,37 @@ TrainResult fit(const TrainOptions& options, std::ostream& log, std::string* che
                               "training), got ", options.bs);
   Run run(options, log, checkpoint);
   return run.go();
+}
+
+std::vector<std::string> recorded_options(const std::string& out_dir,
+                                          const std::function<bool(const std::string&)>& is_option,
+                                          const std::function<bool(const std::string&)>& given) {
+  const std::string path = join_path(out_dir, "checkpoint.h5");
+  if (!file_exists(path)) return {};
+  const std::string recorded = load_checkpoint(path, /*tensors=*/false).settings;
+  const nlohmann::json was = nlohmann::json::parse(recorded, nullptr, /*allow_exceptions=*/false);
+  if (!was.is_object()) return {};  // the resume names the problem (compare_settings)
+  const bool data_given =
+      given("--data") || given("--csv") || given("--images") || given("--valid-csv");
+  std::vector<std::string> args;
+  for (const auto& [option, value] : was.items()) {
+    if (option.rfind("--", 0) != 0 || !is_option(option) || given(option)) continue;
+    if (is_data_path(option) && data_given) continue;
+    if (option == "--valid-pct" && given("--valid-csv")) continue;
+    if (value.is_boolean()) {
+      // Flags; --winograd and --augment are on/off pairs (--no-winograd, --no-augment).
+      const bool pair = option == "--winograd" || option == "--augment";
+      if (value.get<bool>())
+        args.push_back(option);
+      else if (pair)
+        args.push_back("--no-" + option.substr(2));
+    } else if (value.is_string()) {
+      args.insert(args.end(), {option, value.get<std::string>()});
+    } else if (value.is_number()) {
+      args.insert(args.end(), {option, value.dump()});
+    }
+  }
+  return args;
 }
 
 std::string demo_description() {

@@ -22,6 +22,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <iosfwd>
 #include <string>
 #include <vector>
@@ -101,6 +102,17 @@ struct TrainResult {
 // resumed from ("" when neither), also when fit() throws (its checkpoint writer has finished by
 // then). fridge_train offers it to --resume after a GPU failure.
 TrainResult fit(const TrainOptions& options, std::ostream& log, std::string* checkpoint = nullptr);
+
+// --resume: the options of the run in `out_dir` that its checkpoint recorded (settings) and
+// that were not given again, as command-line arguments to add: {"--size", "32", "--augment",
+// "--no-winograd", ...}. is_option(name) says whether the program has the option (a later
+// version's record may have more), given(name) whether the command line gave it. The data
+// options (--csv, --images, --valid-csv, recorded when the run had data other than the demo's)
+// come back together, and only when none of --data, --csv, --images and --valid-csv was given.
+// Empty when out_dir has no checkpoint (the resume itself then says so) or it records nothing.
+std::vector<std::string> recorded_options(const std::string& out_dir,
+                                          const std::function<bool(const std::string&)>& is_option,
+                                          const std::function<bool(const std::string&)>& given);
 
 // The demo defaults, for the documentation and the tool: what fit() trains on without data.
 std::string demo_description();

@@ -205,6 +205,22 @@ check(len(note) == 1 and all(k in note[0] for k in ("--epochs 7 (was 6)", "--lr 
       + (note[0] if note else out[-300:]))
 check(len(list(csv.DictReader(open(os.path.join(other, "history.csv"))))) == EPOCHS + 1,
       "the extended run has one more epoch in history.csv")
+# --resume alone: the run's own options (its data, size, batch size, lr, schedule, ...) unless
+# given again, here one more epoch; --weights starts a new run instead, so it cannot be combined.
+bare = copy_of(run_dir, "run_bare")
+code, out = run([TRAIN, "--out", bare, "--resume", "--epochs", str(EPOCHS + 1)])
+restored = next((l for l in out.splitlines() if l.startswith("Resuming the run in")), "")
+note = [l for l in out.splitlines() if l.startswith("Note: resuming with settings")]
+check(code == 0 and f"Resuming after epoch {EPOCHS}" in out and all(
+          k in restored for k in ("--size 32", "--bs 4", "--lr 0.001", "--schedule one-cycle",
+                                  "--threads 1", "--csv " + os.path.join(data, "labels.csv")))
+      and "--epochs" not in restored and len(note) == 1 and note[0].count("(was") == 1
+      and not os.path.exists(os.path.join(bare, "demo_data"))
+      and len(list(csv.DictReader(open(os.path.join(bare, "history.csv"))))) == EPOCHS + 1,
+      "--resume alone continues on the run's data with its options, given ones named: "
+      + (restored or out[-300:]))
+code, out = run([TRAIN, "--out", bare, "--resume", "--weights", os.path.join(run_dir, "model.h5")])
+check(code == 2 and "--weights" in out, "--resume with --weights is a usage error (exit 2)")
 # A separate validation file: the split is its files, in any order; --seed then only shuffles.
 vdata = os.path.join(WORK, "data_vcsv")
 os.makedirs(vdata)
@@ -225,6 +241,25 @@ check(code == 0 and "Resuming after epoch 1" in out and len(note) == 1
       and "--seed 3 (was 10)" in note[0] and "--epochs 2 (was 1)" in note[0],
       "with --valid-csv, --resume takes the validation file in another order and another --seed, "
       "and says so: " + (note[0] if note else out[-300:]))
+code, out = run([TRAIN, "--data", vdata, "--csv", os.path.join(vdata, "train.csv"), "--valid-csv",
+                 os.path.join(vdata, "valid.csv"), "--valid-pct", "0.3", "--out",
+                 os.path.join(WORK, "run_vcsv_pct")] + common(1))
+check(code == 2 and "--valid-pct" in out, "--valid-csv with --valid-pct is a usage error (exit 2)")
+code, out = run([TRAIN, "--data", vdata, "--csv", os.path.join(vdata, "train.csv"), "--valid-csv",
+                 os.path.join(vdata, "train.csv"), "--out", os.path.join(WORK, "run_vcsv_same")] + common(1))
+check(code == 0 and "32 of the 32 validation images" in out and "memorised" in out,
+      "a validation file of training images trains, with a warning that says what its scores mean")
+# One class on every image: nothing to learn, said before any training.
+one = os.path.join(WORK, "data_one_class")
+os.makedirs(one)
+os.symlink(os.path.join(data, "images"), os.path.join(one, "images"))
+with open(os.path.join(one, "labels.csv"), "w", newline="") as f:
+    w = csv.writer(f)
+    w.writerow(["filename", "labels"])
+    w.writerows((name, "red_square") for name, _ in rows)
+code, out = run([TRAIN, "--data", one, "--out", os.path.join(WORK, "run_one_class")] + common(1))
+check(code == 1 and "nothing to tell apart" in out and "--allow-empty" in out and "epoch" not in out,
+      "data with one class on every image is refused before training, saying why")
 
 # ---- outputs: contents --------------------------------------------------------------------------
 m = m_run
@@ -481,6 +516,9 @@ code, out = run([EVAL, "--model", os.path.join(run_dir, "model.h5"), "--predict"
                  "--out", os.path.join(WORK, "not_image_eval")])
 check(code == 1 and "not a JPEG or PNG" in out and "line 0" not in out,
       "fridge_eval --predict names an undecodable image without a labels-file line")
+code, out = run([EVAL, "--model", os.path.join(run_dir, "model.h5"), "--predict",
+                 os.path.join(WORK, "no_such_photo.jpg")])
+check(code == 2 and "no_such_photo.jpg" in out, "fridge_eval --predict on a missing path is a usage error (exit 2)")
 code, out = run([EVAL, "--model", os.path.join(run_dir, "model.h5"), "--data", data, "--threshold", "nan"])
 check(code == 2 and "finite" in out, "fridge_eval --threshold nan is a usage error (exit 2)")
 code, out = run([TRAIN, "--help"])
