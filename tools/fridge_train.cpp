@@ -8,6 +8,7 @@
 
 #include "tools/cli_checks.h"
 #include "train/failure.h"
+#include "train/interrupt.h"
 #include "train/learner.h"
 
 namespace {
@@ -159,8 +160,8 @@ int main(int argc, char** argv) {
   app.add_flag("--no-progress", no_progress, "No live progress bar (it is only drawn on a terminal)");
   app.footer(
       "Demo defaults (without --data or --csv, unless given): " + demo.flags() +
-      ".\nExit codes: 0 ok, 1 failure (bad data, ...), 2 "
-      "usage error.\nExample: fridge_train --data multilabelFridgeObjects --weights "
+      ".\nExit codes: 0 ok, 1 failure (bad data, ...), 2 usage error, 130 interrupted (Ctrl-C: "
+      "the run stops at the next batch, --resume continues it).\nExample: fridge_train --data multilabelFridgeObjects --weights "
       "resnet18_imagenet.h5 --out run1");
 
   try {
@@ -222,9 +223,18 @@ int main(int argc, char** argv) {
     if (demo_height->count() == 0) o.demo_height = std::max(demo.image_height, (4 * o.size + 2) / 3);
     if (augment->count() == 0) o.augment = demo.augment;
   }
-  std::string checkpoint;  // this run's, offered to --resume after a GPU failure
+  std::string checkpoint;  // this run's, offered to --resume after a failure
+  cudl::train::install_interrupt_handler("fridge_train");
   try {
     cudl::train::fit(o, std::cout, &checkpoint);
+  } catch (const cudl::train::Interrupted& e) {
+    std::fflush(stdout);
+    if (checkpoint.empty())
+      std::fprintf(stderr, "fridge_train: stopped before the first checkpoint\n");
+    else
+      std::fprintf(stderr, "fridge_train: stopped; --resume (with the same --out) continues from "
+                           "%s\n", checkpoint.c_str());
+    return 128 + e.signal();
   } catch (const std::exception& e) {
     std::fflush(stdout);
     std::fputs(cudl::train::failure_report("fridge_train", e, checkpoint).c_str(), stderr);

@@ -25,6 +25,7 @@
 #include "tensor/ops/conv.h"
 #include "train/checkpoint_writer.h"
 #include "train/files.h"
+#include "train/interrupt.h"
 #include "train/outputs.h"
 #include "train/progress.h"
 #include "train/scoring.h"
@@ -435,6 +436,9 @@ nlohmann::json Run::settings() const {
     s["--csv"] = absolute_path(data_desc_);
     s["--images"] = absolute_path(image_dir_);
     if (!o_.valid_csv.empty()) s["--valid-csv"] = absolute_path(o_.valid_csv);
+  } else {  // which demo data (a resume writes it again when its demo.json differs)
+    s["--demo-images"] = o_.demo_images;
+    s["--demo-height"] = o_.demo_height;
   }
   if (device_.is_cpu()) {
     s["--winograd"] = o_.winograd;
@@ -570,6 +574,7 @@ EpochPass Run::train_epoch(int64_t epoch) {
   data::Batch b;
   int64_t done = 0;
   while (train_dl_->next(b)) {
+    stop_if_interrupted();
     schedule_->apply(*opt_, iteration_++);
     TrainStep::Result step = step_->run(b.images, b.targets);
     const double l = step.loss.item();
@@ -601,6 +606,7 @@ EpochPass Run::validate() {
   double loss_sum = 0;
   int64_t n = 0, done = 0;
   while (valid_dl_->next(b)) {
+    stop_if_interrupted();
     Tensor logits;
     {
       AutocastGuard autocast(o_.mixed_precision);

@@ -153,6 +153,28 @@ check(abs(m_ref["valid"]["hamming_accuracy"] - m_run["valid"]["hamming_accuracy"
 check("differ from the checkpoint" not in out and "Note:" not in out,
       "a resume with the same settings says nothing about them")
 
+# ---- Ctrl-C: SIGINT stops at the next batch, after the checkpoint in flight; --resume goes on ----
+intr = os.path.join(WORK, "run_sigint")
+p = subprocess.Popen([TRAIN, "--data", data, "--out", intr, "--device", "cpu"] + COMMON,
+                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+intr_hist = os.path.join(intr, "history.csv")
+deadline = time.time() + 600
+while time.time() < deadline and p.poll() is None:
+    if os.path.exists(intr_hist) and len(open(intr_hist).read().strip().splitlines()) >= 2:
+        break
+    time.sleep(0.05)
+interrupted_while_running = p.poll() is None
+p.send_signal(signal.SIGINT)
+out = p.communicate()[0]
+check(interrupted_while_running and p.returncode == 130 and "stopped; --resume (with the same --out) "
+      "continues from" in out and not [n for n in os.listdir(intr) if ".tmp" in n]
+      and "model.h5" not in os.listdir(intr),
+      f"SIGINT stops fridge_train with exit 130, the --resume hint and no temporary file "
+      f"(exit {p.returncode})")
+code, out = run([TRAIN, "--out", intr, "--resume"])
+check(code == 0 and len(list(csv.DictReader(open(intr_hist)))) == EPOCHS,
+      "--resume alone finishes the interrupted run")
+
 # ---- --resume with other settings (on copies of the finished run) -------------------------------
 def copy_of(src, name):
     dst = os.path.join(WORK, name)
