@@ -133,7 +133,16 @@ int64_t ImageDataset::preload(int threads, bool skip_bad) {
       kept.push_back(rows_[static_cast<size_t>(i)]);
       continue;
     }
-    if (!skip_bad) std::rethrow_exception(e);
+    if (!skip_bad) {
+      // cudl's own errors here are the image's (unreadable, not an image, corrupt): skippable.
+      try {
+        std::rethrow_exception(e);
+      } catch (const Error& err) {
+        if (dynamic_cast<const BadDataError*>(&err) || dynamic_cast<const DeviceError*>(&err))
+          throw;
+        throw BadDataError(err.message(), __FILE__, __LINE__, BadDataError::Kind::kImage);
+      }
+    }
     log_warning(message_of(e) + " (image skipped)");
     ++bad;
   }

@@ -117,6 +117,7 @@ LabelTable read_labels(const std::string& csv_path, const std::string& image_dir
   std::unordered_set<std::string> known(o.classes.begin(), o.classes.end());
   for (const CsvRecord& row : csv.rows) {
     std::string problem;
+    BadDataError::Kind kind = BadDataError::Kind::kRow;
     LabelledImage item;
     item.line = row.line;
     if (row.fields.size() != header.size()) {
@@ -139,6 +140,7 @@ LabelTable read_labels(const std::string& csv_path, const std::string& image_dir
         problem =
             str("empty file name in column '", header[fcol], "': expected an image file name");
       } else if (item.labels.empty() && !o.allow_no_labels) {
+        kind = BadDataError::Kind::kRowWithoutLabels;
         problem = str("row without labels for '", item.filename,
                       "': expected at least one label in column '", header[lcol],
                       "' (separated by '", o.label_delimiter, "')");
@@ -174,7 +176,7 @@ LabelTable read_labels(const std::string& csv_path, const std::string& image_dir
     }
     if (!problem.empty()) {
       const std::string msg = str(csv_path, ":", row.line, ": ", problem);
-      CUDL_CHECK(o.skip_bad, msg);
+      if (!o.skip_bad) throw BadDataError(msg, __FILE__, __LINE__, kind);
       log_warning(msg + " (row skipped)");
       t.warnings.push_back(msg);
       ++t.skipped;

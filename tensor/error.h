@@ -33,6 +33,20 @@ class DeviceError : public Error {
   bool out_of_memory_;
 };
 
+// One bad item of input data: a label row that cannot be used or an image that cannot be read
+// or decoded. The programs skip such items with --skip-bad, and say so when one stops them
+// (train/failure.h). Thrown by data/labels.cpp and by ImageDataset::preload.
+class BadDataError : public Error {
+ public:
+  enum class Kind { kRow, kRowWithoutLabels, kImage };
+  BadDataError(const std::string& what, const char* file, int line, Kind kind)
+      : Error(what, file, line), kind_(kind) {}
+  Kind kind() const { return kind_; }
+
+ private:
+  Kind kind_;
+};
+
 namespace detail {
 inline void concat_into(std::ostringstream&) {}
 template <class T, class... Rest>

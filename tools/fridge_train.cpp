@@ -237,7 +237,7 @@ int main(int argc, char** argv) {
     return 128 + e.signal();
   } catch (const std::exception& e) {
     std::fflush(stdout);
-    std::fputs(cudl::train::failure_report("fridge_train", e, checkpoint).c_str(), stderr);
+    std::fputs(cudl::train::failure_report("fridge_train", e, checkpoint, /*allow_empty=*/true).c_str(), stderr);
     return 1;
   }
   return 0;

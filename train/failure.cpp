@@ -5,9 +5,17 @@
 namespace cudl::train {
 
 std::string failure_report(const std::string& program, const std::exception& e,
-                           const std::string& checkpoint) {
+                           const std::string& checkpoint, bool allow_empty) {
   const auto* ce = dynamic_cast<const Error*>(&e);
   std::string r = program + ": error: " + (ce ? ce->message() : std::string(e.what())) + "\n";
+  if (const auto* bad = dynamic_cast<const BadDataError*>(&e)) {
+    if (allow_empty && bad->kind() == BadDataError::Kind::kRowWithoutLabels)
+      r += program + ": hint: --allow-empty reads a row with an empty labels field as an image "
+                     "with none of the classes\n";
+    r += program + ": hint: --skip-bad skips bad label rows and unreadable images with a " +
+         "warning and goes on with the rest\n";
+    return r;
+  }
   const std::string message = e.what();
   for (const char* full : {"No space left on device", "Disk quota exceeded", "File too large"}) {
     if (message.find(full) == std::string::npos) continue;

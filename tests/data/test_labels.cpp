@@ -178,6 +178,12 @@ TEST(BadLabels, RowWithoutLabels) {
   EXPECT_THAT(error_of([&] { d.read(); }),
               AllOf(HasSubstr("labels.csv:3"), HasSubstr("row without labels for '2.jpg'"),
                     HasSubstr("expected at least one label")));
+  // A bad row that --skip-bad would skip, and --allow-empty would read.
+  try {
+    d.read();
+  } catch (const BadDataError& e) {
+    EXPECT_EQ(e.kind(), BadDataError::Kind::kRowWithoutLabels);
+  }
   LabelsOptions o;
   o.allow_no_labels = true;
   const LabelTable t = d.read(o);
@@ -197,6 +203,11 @@ TEST(BadLabels, MissingImage) {
   EXPECT_THAT(error_of([&] { d.read(); }),
               AllOf(HasSubstr("labels.csv:3"), HasSubstr("404.jpg' not found"),
                     HasSubstr("expected the file")));
+  try {
+    d.read();
+  } catch (const BadDataError& e) {  // one that --skip-bad would skip
+    EXPECT_EQ(e.kind(), BadDataError::Kind::kRow);
+  }
   LabelsOptions o;
   o.check_files = false;
   EXPECT_EQ(d.read(o).items.size(), 2u);

@@ -489,7 +489,8 @@ TEST(ImageData, BadImagesFailNamingFileAndLineOrAreSkipped) {
   try {
     load_image_data(o);
     ADD_FAILURE() << "expected an error";
-  } catch (const Error& e) {
+  } catch (const BadDataError& e) {
+    EXPECT_EQ(e.kind(), BadDataError::Kind::kRow);
     EXPECT_THAT(std::string(e.what()),
                 AllOf(HasSubstr("labels.csv:10"), HasSubstr("img8.jpg' not found")));
   }
@@ -497,7 +498,8 @@ TEST(ImageData, BadImagesFailNamingFileAndLineOrAreSkipped) {
   try {
     load_image_data(o);
     ADD_FAILURE() << "expected an error";
-  } catch (const Error& e) {  // the first bad image in row order
+  } catch (const BadDataError& e) {  // the first bad image in row order, one to skip
+    EXPECT_EQ(e.kind(), BadDataError::Kind::kImage);
     EXPECT_THAT(std::string(e.what()),
                 AllOf(HasSubstr("img3.jpg"), HasSubstr("empty file"), HasSubstr("line 5")));
   }

@@ -562,7 +562,8 @@ bad = os.path.join(WORK, "bad_data")
 shutil.copytree(data, bad)
 open(os.path.join(bad, "images", "5.jpg"), "wb").write(b"\xff\xd8\xff\xe0 truncated")
 code, out = run([TRAIN, "--data", bad, "--out", os.path.join(WORK, "bad_out")] + COMMON)
-check(code == 1 and "5.jpg" in out, "a corrupt image stops fridge_train (exit 1) naming the file")
+check(code == 1 and "5.jpg" in out and "hint: --skip-bad skips" in out,
+      "a corrupt image stops fridge_train (exit 1) naming the file and pointing to --skip-bad")
 code, out = run([TRAIN, "--data", bad, "--out", os.path.join(WORK, "bad_out"), "--skip-bad"] + common(1))
 check(code == 0 and "skipped" in out, "--skip-bad trains without the corrupt image and says so")
 # A disk that fills during a checkpoint (a file size limit stands in for it): exit 1 with the

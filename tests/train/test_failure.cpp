@@ -63,6 +63,33 @@ TEST(FailureReport, AFullDiskSaysSoAndPointsToTheCheckpoint) {
                     "run1/checkpoint.h5, the last checkpoint of this run\n");
 }
 
+TEST(FailureReport, BadDataPointsToSkipBadAndEmptyLabelsToAllowEmpty) {
+  auto bad = [](BadDataError::Kind kind) {
+    return thrown([kind] { throw BadDataError("labels.csv:3: the problem", "f.cpp", 1, kind); });
+  };
+  auto report_of = [](const std::exception_ptr& p, bool allow_empty) {
+    try {
+      std::rethrow_exception(p);
+    } catch (const std::exception& e) {
+      return failure_report("prog", e, "run1/checkpoint.h5", allow_empty);
+    }
+  };
+  const std::string error = "prog: error: labels.csv:3: the problem\n";
+  const std::string skip =
+      "prog: hint: --skip-bad skips bad label rows and unreadable images with a warning and goes "
+      "on with the rest\n";
+  const std::string empty =
+      "prog: hint: --allow-empty reads a row with an empty labels field as an image with none "
+      "of the classes\n";
+  for (bool allow_empty : {false, true}) {
+    EXPECT_EQ(report_of(bad(BadDataError::Kind::kRow), allow_empty), error + skip);
+    EXPECT_EQ(report_of(bad(BadDataError::Kind::kImage), allow_empty), error + skip);
+  }
+  // --allow-empty only where the program has it (fridge_train; fridge_eval reads the model's).
+  EXPECT_EQ(report_of(bad(BadDataError::Kind::kRowWithoutLabels), false), error + skip);
+  EXPECT_EQ(report_of(bad(BadDataError::Kind::kRowWithoutLabels), true), error + empty + skip);
+}
+
 TEST(FailureReport, GpuOutOfMemorySaysWhatNeedsLessMemory) {
   const auto p = thrown([] { CUDL_THROW_DEVICE(true, "CUDA out of memory on cuda:0"); });
   try {
