@@ -36,10 +36,18 @@ inline const CLI::Validator& device_name() {
   return v;
 }
 
-// A non-empty text (an output folder).
-inline const CLI::Validator& non_empty() {
+// An output folder: a non-empty name, of a folder or of nothing yet (created then), not of a file.
+inline const CLI::Validator& output_folder() {
   static const CLI::Validator v(
-      [](std::string& s) -> std::string { return s.empty() ? "must not be empty" : ""; }, "TEXT");
+      [](std::string& s) -> std::string {
+        if (s.empty()) return "must not be empty";
+        std::error_code ec;
+        const auto st = std::filesystem::status(s, ec);
+        if (std::filesystem::exists(st) && !std::filesystem::is_directory(st))
+          return "'" + s + "' is a file: expected a folder, or a name for a new one";
+        return "";
+      },
+      "DIR");
   return v;
 }
 

@@ -50,7 +50,7 @@ int main(int argc, char** argv) {
   app.add_option("--workers", o.workers, "Data-loading threads")->capture_default_str()->check(CLI::Range(0, 64));
   app.add_option("--threads", o.threads, "CPU threads for the computation (0: all cores)")
       ->capture_default_str()->check(CLI::Range(0, 1024));
-  app.add_option("--out", o.out, "Output folder")->capture_default_str()->check(cudl::tools::non_empty());
+  app.add_option("--out", o.out, "Output folder")->capture_default_str()->check(cudl::tools::output_folder());
   app.add_flag("--skip-bad", o.skip_bad, "Skip unreadable images and bad label rows with a warning");
   app.add_flag("--mixed-precision", o.mixed_precision,
                "Run the model in bfloat16 mixed precision (torch.autocast(dtype=torch.bfloat16)), "

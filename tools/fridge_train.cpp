@@ -92,7 +92,7 @@ int main(int argc, char** argv) {
                  "probability is above it; single-label: the most probable class is); stored in "
                  "model.h5")
       ->capture_default_str()->check(cudl::tools::finite())->check(CLI::Range(0.0, 1.0));
-  app.add_option("--out", o.out, "Output folder")->capture_default_str()->check(cudl::tools::non_empty());
+  app.add_option("--out", o.out, "Output folder")->capture_default_str()->check(cudl::tools::output_folder());
   app.add_flag("--resume", o.resume,
                "Continue the run in --out from its checkpoint.h5 after an interruption, with that "
                "run's options (its data, --size, --bs, --epochs, --lr, ...) unless given again: "

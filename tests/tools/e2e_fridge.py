@@ -549,6 +549,13 @@ check(code == 0 and "Demo defaults (without --data or --csv, unless given): --si
 # ---- bad invocations ----------------------------------------------------------------------------
 code, out = run([TRAIN, "--bs", "0"])
 check(code == 2 and "--bs" in out, "fridge_train --bs 0 is a usage error (exit 2)")
+a_file = os.path.join(WORK, "a_file")
+open(a_file, "w").write("not a folder")
+for prog in (TRAIN, EVAL):
+    code, out = run([prog, "--out", a_file, "--model", os.path.join(run_dir, "model.h5")]
+                    if prog == EVAL else [prog, "--out", a_file])
+    check(code == 2 and "--out" in out and "is a file" in out,
+          f"{os.path.basename(prog)} --out naming a file is a usage error (exit 2)")
 code, out = run([TRAIN, "--data", os.path.join(WORK, "missing")])
 check(code == 2, "fridge_train --data on a missing folder is a usage error (exit 2)")
 code, out = run([EVAL, "--model", os.path.join(run_dir, "model.h5")])
