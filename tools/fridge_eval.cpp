@@ -39,7 +39,8 @@ int main(int argc, char** argv) {
                             ->check(cudl::tools::finite())->check(CLI::Range(0.0, 0.95));
   auto* seed_opt = app.add_option("--seed", seed, "Seed of that split (default: the model's, else 10)");
   auto* predict = app.add_option("--predict", o.predict,
-                                 "Image files or folders to label (no labels needed)")
+                                 "Image files or folders to label (no labels needed; a folder's .jpg, .jpeg "
+                                 "and .png files, in its subfolders too)")
                       ->expected(1, -1)->check(CLI::ExistingPath);
   app.add_option("--threshold", o.threshold,
                  "Decision threshold on probabilities of a multi-label model (default: the "

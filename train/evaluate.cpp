@@ -97,6 +97,24 @@ bool is_image_file(const std::filesystem::path& p) {
   return ext == ".jpg" || ext == ".jpeg" || ext == ".png";
 }
 
+// The image files in a folder and its subfolders, as fastai's get_image_files lists them (hidden
+// files and folders, whose names start with '.', left out), sorted by path.
+std::vector<std::filesystem::path> image_files_under(const std::filesystem::path& folder) {
+  namespace fs = std::filesystem;
+  auto hidden = [](const fs::path& p) { return p.filename().string().rfind('.', 0) == 0; };
+  std::vector<fs::path> files;
+  for (auto it = fs::recursive_directory_iterator(folder, fs::directory_options::skip_permission_denied);
+       it != fs::recursive_directory_iterator(); ++it) {
+    if (hidden(it->path())) {
+      if (it->is_directory()) it.disable_recursion_pending();
+      continue;
+    }
+    if (it->is_regular_file() && is_image_file(it->path())) files.push_back(it->path());
+  }
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
 }  // namespace
 
 LoadedModel load_model(const std::string& path, Device device) {
@@ -304,11 +322,8 @@ int64_t predict_images(const EvalOptions& o, std::ostream& log) {
     std::filesystem::path p(in);
     std::error_code ec;
     if (std::filesystem::is_directory(p, ec)) {
-      std::vector<std::filesystem::path> files;
-      for (const auto& e : std::filesystem::directory_iterator(p))
-        if (e.is_regular_file() && is_image_file(e.path())) files.push_back(e.path());
-      std::sort(files.begin(), files.end());
-      CUDL_CHECK(!files.empty(), in, ": no .jpg, .jpeg or .png files in this folder");
+      const std::vector<std::filesystem::path> files = image_files_under(p);
+      CUDL_CHECK(!files.empty(), in, ": no .jpg, .jpeg or .png files in this folder or below it");
       for (const auto& f : files) {
         data::LabelledImage item;
         item.filename = f.string();

@@ -320,15 +320,28 @@ check(abs(e["at_threshold"]["hamming_accuracy"] - m["valid"]["hamming_accuracy"]
       abs(e["at_threshold"]["zero_one_accuracy"] - m["valid"]["zero_one_accuracy"]) < 1e-9,
       "fridge_eval reproduces fridge_train's final validation metrics")
 pv = os.path.join(WORK, "predict")
-code, out = run([EVAL, "--model", os.path.join(run_dir, "model.h5"), "--predict",
-                 os.path.join(data, "images"), "--out", pv])
+# A folder's images in its subfolders too, hidden files and folders left out (get_image_files).
+photos = os.path.join(WORK, "photos")
+shutil.copytree(os.path.join(data, "images"), photos)
+some = sorted(os.listdir(photos))[:3]
+nested = os.path.join(photos, "2026", "june")
+os.makedirs(nested)
+os.makedirs(os.path.join(photos, ".thumbnails"))
+for name, to in ((some[0], os.path.join(nested, "1.jpg")),
+                 (some[1], os.path.join(photos, ".thumbnails", "2.jpg")),
+                 (some[2], os.path.join(photos, ".hidden.jpg"))):
+    shutil.copyfile(os.path.join(photos, name), to)
+code, out = run([EVAL, "--model", os.path.join(run_dir, "model.h5"), "--predict", photos,
+                 "--out", pv])
 check(code == 0, "fridge_eval --predict exits 0")
 pj = json.load(open(os.path.join(pv, "predictions.json")))
-check(len(pj["predictions"]) == 40, "every image of the folder is predicted")
+check(len(pj["predictions"]) == 41 and
+      any(p["file"].endswith("2026/june/1.jpg") for p in pj["predictions"]),
+      "every image of the folder and its subfolders is predicted, hidden ones left out")
 check(pj.get("cpu_convolutions") == "winograd" and "Winograd 3x3 convolutions" in out,
       "fridge_eval --predict says which CPU convolutions ran, in its log and predictions.json")
 pc = list(csv.DictReader(open(os.path.join(pv, "predictions.csv"))))
-check(len(pc) == 40 and "true" not in pc[0], "predictions.csv without labels")
+check(len(pc) == 41 and "true" not in pc[0], "predictions.csv without labels")
 
 # ---- without --data: the built-in demo data, with the demo flags overridden to stay small --------
 demo_out = os.path.join(WORK, "demo")
