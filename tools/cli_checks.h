@@ -36,6 +36,13 @@ inline const CLI::Validator& device_name() {
   return v;
 }
 
+// A non-empty text (a column name).
+inline const CLI::Validator& non_empty() {
+  static const CLI::Validator v(
+      [](std::string& s) -> std::string { return s.empty() ? "must not be empty" : ""; }, "TEXT");
+  return v;
+}
+
 // An output folder: a non-empty name, of a folder or of nothing yet (created then), not of a file.
 inline const CLI::Validator& output_folder() {
   static const CLI::Validator v(

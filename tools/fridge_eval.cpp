@@ -29,7 +29,8 @@ int main(int argc, char** argv) {
   app.add_option("--label-delim", delim, "Separator between the labels of one image (default: a space)")
       ->check([](const std::string& s) { return s.size() == 1 ? "" : "must be one character"; });
   app.add_option("--split", o.split,
-                 "Which rows to score: all, or the valid/train part of fridge_train's random split")
+                 "Which rows to score: all, or the valid/train part of fridge_train's split (its random "
+                 "split, or the rows its --valid-col marks)")
       ->capture_default_str()->check(CLI::IsMember({"all", "valid", "train"}));
   double valid_pct = 0.2;
   uint32_t seed = 10;

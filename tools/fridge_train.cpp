@@ -61,13 +61,17 @@ int main(int argc, char** argv) {
   auto* valid_csv = app.add_option("--valid-csv", o.valid_csv,
                  "Separate labels file for validation (instead of a random split)")
       ->check(CLI::ExistingFile);
+  auto* valid_col = app.add_option("--valid-col", o.valid_col,
+                 "Column of the labels file marking the validation rows (true/false or 1/0; "
+                 "fastai's ColSplitter, e.g. is_valid) instead of a random split")
+      ->check(cudl::tools::non_empty())->excludes(valid_csv);
   std::string delim = " ";
   app.add_option("--label-delim", delim, "Separator between the labels of one image (default: a "
                  "space)")
       ->check([](const std::string& s) { return s.size() == 1 ? "" : "must be one character"; });
   app.add_option("--valid-pct", o.valid_pct, "Fraction of images held out for validation")
       ->capture_default_str()->check(cudl::tools::finite())->check(CLI::Range(0.0, 0.95))
-      ->excludes(valid_csv);
+      ->excludes(valid_csv)->excludes(valid_col);
   app.add_option("--seed", o.seed, "Seed of the validation split and of the shuffling (NumPy-identical)")
       ->capture_default_str();
   auto* size = app.add_option("--size", o.size, "Image size: shorter side resized, then centre crop")

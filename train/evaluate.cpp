@@ -243,9 +243,21 @@ MetricsReport score_model(const EvalOptions& o, std::ostream& log) {
   const nlohmann::json rec = recorded_split(m, o);
   std::string split_note;
   SplitChoice choice{};
-  if (o.split != "all") {
+  const std::string mode = rec.value("mode", "random");
+  if (o.split != "all" && mode == "valid_column") {
+    // --split: the rows the model's validation column marks (or does not), as fridge_train split.
+    const std::string column = rec.value("valid_column", "is_valid");
+    CUDL_CHECK(!o.valid_pct && !o.seed, o.model_path, " was validated on the rows its labels ",
+               "file marks in column '", column, "', not on a random split: --valid-pct and ",
+               "--seed have no split to set");
+    d.split = data::SplitMode::kValidColumn;
+    d.labels.valid_column = column;
+    d.preload = o.skip_bad;  // as for the random split below: the rows fridge_train kept
+    choice.models_own = true;
+    split_note = ", column '" + column + "' as the model was trained";
+  } else if (o.split != "all") {
     // --split: rows of fridge_train's random split (EvalOptions::split).
-    CUDL_CHECK(rec.value("mode", "random") == "random", o.model_path, " was validated on a "
+    CUDL_CHECK(mode == "random", o.model_path, " was validated on a "
                "separate labels file (", rec.value("valid_csv", "--valid-csv"), "), not a random "
                "split: score ", o.split == "valid" ? "that file" : "its training labels file",
                " with --split all");

@@ -52,7 +52,8 @@ struct EvalOptions {
   // all | valid | train: rows of fridge_train's random split, made as fridge_train made it
   // (rows read, unreadable images dropped with skip_bad, then split). valid_pct and seed default
   // to the model's own (recorded by fridge_train), else 0.2 and 10; with the model's, the
-  // validation files must be those it was validated on.
+  // validation files must be those it was validated on. A model trained with --valid-col is
+  // split by that column of the labels file instead (valid_pct and seed then refused).
   std::string split = "all";
   std::optional<double> valid_pct;
   std::optional<uint32_t> seed;

@@ -242,9 +242,14 @@ void Run::load_data() {
   d.load.size = o_.size;
   d.valid_pct = o_.valid_pct;
   d.seed = o_.seed;
+  CUDL_CHECK(o_.valid_csv.empty() || o_.valid_col.empty(),
+             "a validation labels file and a validation column are two splits: give one");
   if (!o_.valid_csv.empty()) {
     d.split = data::SplitMode::kValidCsv;
     d.valid_csv = o_.valid_csv;
+  } else if (!o_.valid_col.empty()) {
+    d.split = data::SplitMode::kValidColumn;
+    d.labels.valid_column = o_.valid_col;
   }
   const auto t = Clock::now();
   data_ = data::load_image_data(d);
@@ -252,7 +257,11 @@ void Run::load_data() {
              " training images for a batch size of ", o_.bs,
              " (the last incomplete batch is dropped, so no training batch would remain); use a "
              "smaller --bs");
-  CUDL_CHECK(data_.valid->size() > 0, "the validation set is empty; raise --valid-pct");
+  CUDL_CHECK(data_.valid->size() > 0, "the validation set is empty; ",
+             !o_.valid_col.empty()
+                 ? str("no row of ", d.csv_path, " is marked true in its '", o_.valid_col,
+                       "' column")
+                 : std::string(o_.valid_csv.empty() ? "raise --valid-pct" : "no usable rows"));
   CUDL_CHECK(data_.multi_label || data_.classes.size() >= 2, d.csv_path, ": every image has the ",
              "one class '", data_.classes.front(), "', so there is nothing to tell apart: a ",
              "classifier needs two classes or more, or images with none of them (rows with an ",
@@ -401,14 +410,17 @@ WeightsMeta Run::meta() const {
   m.task = data_.multi_label ? "multi_label" : "single_label";
   // The split, for fridge_eval --split: how it was made and which validation files it gave.
   nlohmann::json sp = split_;
-  if (o_.valid_csv.empty()) {
+  if (!o_.valid_csv.empty()) {
+    sp["mode"] = "valid_csv";
+    sp["valid_csv"] = o_.valid_csv;
+  } else if (!o_.valid_col.empty()) {
+    sp["mode"] = "valid_column";
+    sp["valid_column"] = o_.valid_col;
+  } else {
     sp["mode"] = "random";
     sp["valid_pct"] = o_.valid_pct;
     sp["seed"] = o_.seed;
     sp["skip_bad"] = o_.skip_bad;
-  } else {
-    sp["mode"] = "valid_csv";
-    sp["valid_csv"] = o_.valid_csv;
   }
   sp["allow_empty"] = o_.allow_empty;
   m.split = sp.dump();
@@ -427,7 +439,10 @@ nlohmann::json Run::settings() const {
       {"--freeze-body", o_.freeze_body}, {"--device", device_.str()},
       {"--mixed-precision", o_.mixed_precision}, {"--channels-last", o_.channels_last},
       {"--deterministic", o_.deterministic}, {"--threshold", o_.threshold}};
-  if (o_.valid_csv.empty()) s["--valid-pct"] = o_.valid_pct;
+  if (!o_.valid_col.empty())
+    s["--valid-col"] = o_.valid_col;
+  else if (o_.valid_csv.empty())
+    s["--valid-pct"] = o_.valid_pct;
   s["--arch"] = o_.arch;
   s["--label-delim"] = std::string(1, o_.label_delim);
   s["--skip-bad"] = o_.skip_bad;
@@ -480,7 +495,9 @@ void Run::compare_settings(const std::string& recorded, const std::string& path)
       differs = "other validation images, as many";
     CUDL_CHECK(differs.empty(), path, " was trained on another train/validation split (", differs,
                "): resuming would validate on images it trained on. Resume with the data and ",
-               o_.valid_csv.empty() ? "the --seed and --valid-pct" : "the --csv and --valid-csv",
+               was.contains("--valid-col")   ? "the --csv and --valid-col"
+               : was.contains("--valid-pct") ? "the --seed and --valid-pct"
+                                             : "the --csv and --valid-csv",
                " of that run", afresh);
   }
   if (was.contains("--freeze-body") && was["--freeze-body"] != now["--freeze-body"])
@@ -695,10 +712,12 @@ void Run::write_outputs(const EpochPass& v, TrainResult& result) {
   j["options"] = {{"data", o_.data_dir.empty() ? "demo" : o_.data_dir}, {"size", o_.size},
                   {"bs", o_.bs}, {"lr", o_.lr}, {"wd", o_.wd}, {"schedule", o_.schedule},
                   {"seed", o_.seed}, {"weights", o_.weights}, {"freeze_body", o_.freeze_body}};
-  if (o_.valid_csv.empty())
-    j["options"]["valid_pct"] = o_.valid_pct;
-  else
+  if (!o_.valid_csv.empty())
     j["options"]["valid_csv"] = o_.valid_csv;
+  else if (!o_.valid_col.empty())
+    j["options"]["valid_col"] = o_.valid_col;
+  else
+    j["options"]["valid_pct"] = o_.valid_pct;
   j["history"] = nlohmann::json::array();
   for (const EpochRecord& r : history_) {
     j["history"].push_back({{"epoch", r.epoch}, {"train_loss", r.train_loss},
@@ -864,7 +883,11 @@ std::vector<std::string> recorded_options(const std::string& out_dir,
   for (const auto& [option, value] : was.items()) {
     if (option.rfind("--", 0) != 0 || !is_option(option) || given(option)) continue;
     if (is_data_path(option) && data_given) continue;
-    if (option == "--valid-pct" && given("--valid-csv")) continue;
+    // The split: one of --valid-pct, --valid-csv and --valid-col; one given replaces the run's.
+    const bool split_option =
+        option == "--valid-pct" || option == "--valid-csv" || option == "--valid-col";
+    if (split_option && (given("--valid-pct") || given("--valid-csv") || given("--valid-col")))
+      continue;
     if (value.is_boolean()) {
       // Flags; --winograd and --augment are on/off pairs (--no-winograd, --no-augment).
       const bool pair = option == "--winograd" || option == "--augment";

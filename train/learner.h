@@ -38,6 +38,9 @@ struct TrainOptions {
   std::string csv;        // default DATA/labels.csv
   std::string images;     // default DATA/images
   std::string valid_csv;  // a separate validation labels file (images in the same folder)
+  // A boolean column of the labels file that marks the validation rows (fastai's
+  // ColSplitter('is_valid')); with valid_csv empty. Empty: the random split of valid_pct, seed.
+  std::string valid_col;
   char label_delim = ' ';
   double valid_pct = 0.2;
   uint32_t seed = 10;

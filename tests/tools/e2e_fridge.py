@@ -282,6 +282,45 @@ with open(os.path.join(one, "labels.csv"), "w", newline="") as f:
 code, out = run([TRAIN, "--data", one, "--out", os.path.join(WORK, "run_one_class")] + common(1))
 check(code == 1 and "nothing to tell apart" in out and "--allow-empty" in out and "epoch" not in out,
       "data with one class on every image is refused before training, saying why")
+# A validation column (fastai's ColSplitter): the rows it marks validate, whatever --seed says;
+# fridge_eval --split follows it; --resume keeps it.
+cdata = os.path.join(WORK, "data_vcol")
+os.makedirs(cdata)
+os.symlink(os.path.join(data, "images"), os.path.join(cdata, "images"))
+marked = {name for i, (name, _) in enumerate(rows) if i % 4 == 1}
+with open(os.path.join(cdata, "labels.csv"), "w", newline="") as f:
+    w = csv.writer(f)
+    w.writerow(["filename", "labels", "in_valid"])
+    w.writerows((name, labels, "1" if name in marked else "0") for name, labels in rows)
+crun = os.path.join(WORK, "run_vcol")
+code, out = run([TRAIN, "--data", cdata, "--valid-col", "in_valid", "--seed", "5", "--out", crun]
+                + common(1))
+cm = json.load(open(os.path.join(crun, "metrics.json"))) if code == 0 else {}
+cp = list(csv.DictReader(open(os.path.join(crun, "predictions.csv")))) if code == 0 else []
+check(code == 0 and cm["n_valid"] == 10 and cm["options"].get("valid_col") == "in_valid"
+      and "valid_pct" not in cm["options"]
+      and {os.path.basename(r["filename"]) for r in cp} == marked,
+      "fridge_train --valid-col validates on the rows the column marks")
+code, out = run([EVAL, "--model", os.path.join(crun, "model.h5"), "--data", cdata, "--split", "valid",
+                 "--out", os.path.join(WORK, "vcol_eval"), "--threads", "1"])
+ce = json.load(open(os.path.join(WORK, "vcol_eval", "metrics.json"))) if code == 0 else {}
+check(code == 0 and "column 'in_valid'" in out and ce["n"] == 10 and
+      abs(ce["at_threshold"]["hamming_accuracy"] - cm["valid"]["hamming_accuracy"]) < 1e-9,
+      "fridge_eval --split valid scores the rows of the model's validation column, as trained")
+code, out = run([EVAL, "--model", os.path.join(crun, "model.h5"), "--data", cdata, "--split", "valid",
+                 "--seed", "3", "--out", os.path.join(WORK, "vcol_eval_seed")])
+check(code == 1 and "in_valid" in out, "fridge_eval --split with --seed on a column-split model is refused")
+code, out = run([TRAIN, "--out", crun, "--resume", "--epochs", "2", "--no-progress"])
+restored = next((l for l in out.splitlines() if l.startswith("Resuming the run in")), "")
+check(code == 0 and "--valid-col in_valid" in restored and "--valid-pct" not in restored
+      and json.load(open(os.path.join(crun, "metrics.json")))["n_valid"] == 10,
+      "--resume keeps the run's validation column: " + (restored or out[-300:]))
+code, out = run([TRAIN, "--data", cdata, "--valid-col", "in_valid", "--valid-pct", "0.3", "--out",
+                 os.path.join(WORK, "run_vcol_pct")] + common(1))
+check(code == 2 and "--valid-pct" in out, "--valid-col with --valid-pct is a usage error (exit 2)")
+code, out = run([TRAIN, "--data", cdata, "--valid-col", "is_valid", "--out",
+                 os.path.join(WORK, "run_vcol_missing")] + common(1))
+check(code == 1 and "no 'is_valid' column" in out, "--valid-col naming a missing column fails, naming it")
 
 # ---- outputs: contents --------------------------------------------------------------------------
 m = m_run
