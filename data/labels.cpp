@@ -109,6 +109,9 @@ LabelTable read_labels(const std::string& csv_path, const std::string& image_dir
              " (", describe_header(header), ")");
   CUDL_CHECK(fcol != lcol, head, "the file name and labels columns are the same column ('",
              header[fcol], "')");
+  CUDL_CHECK(vcol < 0 || (vcol != fcol && vcol != lcol), head, "the validation column '",
+             header[std::max(vcol, 0)], "' is the ", vcol == fcol ? "file name" : "labels",
+             " column: expected a column of its own marking the validation rows");
   t.has_valid_column = vcol >= 0;
   CUDL_CHECK(!csv.rows.empty(), head,
              "no rows after the header: expected one line per image, e.g. 13.jpg,carton can");

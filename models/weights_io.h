@@ -46,9 +46,10 @@ struct WeightsMeta {
   std::optional<std::string> source;                    // provenance, e.g. the imported file
   // "multi_label" (sigmoid per class) or "single_label" (softmax); absent = multi_label.
   std::optional<std::string> task;
-  // fridge_train's train/validation split, as JSON text: "mode" ("random" with "valid_pct",
-  // "seed", "skip_bad"; or "valid_csv"), "n_train", "n_valid" and "valid_files" (a fingerprint
-  // of the validation files' names, data::file_set_hash).
+  // fridge_train's train/validation split, as JSON text: "mode" ("random" with "valid_pct" and
+  // "seed"; "valid_csv" with "valid_csv"; or "valid_column" with "valid_column"), "skip_bad",
+  // "allow_empty", "n_train", "n_valid" and "valid_files" (a fingerprint of the validation
+  // files' names, data::file_set_hash).
   std::optional<std::string> split;
 };
 

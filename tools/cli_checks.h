@@ -3,6 +3,7 @@
 
 #include <CLI/CLI.hpp>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <string>
 
@@ -43,19 +44,38 @@ inline const CLI::Validator& non_empty() {
   return v;
 }
 
-// An output folder: a non-empty name, of a folder or of nothing yet (created then), not of a file.
+// Why `s` cannot be an output folder, "" when it can: a non-empty name of a folder, or of
+// nothing yet (created then) below a folder, not of a file nor inside one.
+inline std::string output_folder_problem(const std::string& s) {
+  namespace fs = std::filesystem;
+  if (s.empty()) return "must not be empty";
+  std::error_code ec;
+  for (fs::path p(s); !p.empty(); p = p.parent_path()) {
+    const fs::file_status st = fs::status(p, ec);
+    if (fs::exists(st)) {
+      if (fs::is_directory(st)) return "";
+      if (p == fs::path(s)) return "'" + s + "' is a file: expected a folder, or a name for a new one";
+      return "'" + p.string() + "' is a file, so '" + s + "' cannot be a folder in it";
+    }
+    if (p == p.parent_path()) break;
+  }
+  return "";
+}
+
+// An output folder (output_folder_problem). CLI11 does not check a default: the programs call
+// output_folder_problem on it after parsing.
 inline const CLI::Validator& output_folder() {
-  static const CLI::Validator v(
-      [](std::string& s) -> std::string {
-        if (s.empty()) return "must not be empty";
-        std::error_code ec;
-        const auto st = std::filesystem::status(s, ec);
-        if (std::filesystem::exists(st) && !std::filesystem::is_directory(st))
-          return "'" + s + "' is a file: expected a folder, or a name for a new one";
-        return "";
-      },
-      "DIR");
+  static const CLI::Validator v([](std::string& s) { return output_folder_problem(s); }, "DIR");
   return v;
+}
+
+// After parsing: the --out in effect (a default too) as a usage error, as CLI11 prints one.
+// True when it can be used.
+inline bool output_folder_usable(const std::string& out) {
+  const std::string problem = output_folder_problem(out);
+  if (problem.empty()) return true;
+  std::fprintf(stderr, "--out: %s\nRun with --help for more information.\n", problem.c_str());
+  return false;
 }
 
 // The dataset folder a labels file names when given alone (--csv without --data): its own

@@ -35,10 +35,10 @@ int main(int argc, char** argv) {
   double valid_pct = 0.2;
   uint32_t seed = 10;
   auto* valid_pct_opt = app.add_option("--valid-pct", valid_pct,
-                                       "Validation fraction of that split (default: the model's, "
-                                       "else 0.2)")
+                                       "Validation fraction of that random split (default: the "
+                                       "model's, else 0.2; not for a model split by --valid-col)")
                             ->check(cudl::tools::finite())->check(CLI::Range(0.0, 0.95));
-  auto* seed_opt = app.add_option("--seed", seed, "Seed of that split (default: the model's, else 10)");
+  auto* seed_opt = app.add_option("--seed", seed, "Seed of that random split (default: the model's, else 10)");
   auto* predict = app.add_option("--predict", o.predict,
                                  "Image files or folders to label (no labels needed; a folder's .jpg, .jpeg "
                                  "and .png files, in its subfolders too)")
@@ -78,6 +78,7 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;  // --help is 0; every usage error is 2
   }
+  if (!cudl::tools::output_folder_usable(o.out)) return 2;  // also the default
   if (valid_pct_opt->count() > 0) o.valid_pct = valid_pct;
   if (seed_opt->count() > 0) o.seed = seed;
   if (!data_dir.empty()) {

@@ -173,6 +173,7 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;  // --help is 0; every usage error is 2
   }
+  if (!cudl::tools::output_folder_usable(o.out)) return 2;  // also the default
   if (o.resume) {
     // The run's own options, as its checkpoint recorded them, for those not given here: parsed
     // again with them added, so that they pass the same checks as typed ones.

@@ -6,6 +6,7 @@
 #include <iomanip>
 #include <nlohmann/json.hpp>
 #include <ostream>
+#include <set>
 #include <sstream>
 #include <utility>
 
@@ -98,10 +99,13 @@ bool is_image_file(const std::filesystem::path& p) {
 }
 
 // The image files in a folder and its subfolders, as fastai's get_image_files lists them (hidden
-// files and folders, whose names start with '.', left out), sorted by path.
+// files and folders, whose names start with '.', left out), sorted by path. Links to folders are
+// not followed (a link back up would never end); unreadable subfolders are passed over, an
+// unreadable `folder` is an error.
 std::vector<std::filesystem::path> image_files_under(const std::filesystem::path& folder) {
   namespace fs = std::filesystem;
   auto hidden = [](const fs::path& p) { return p.filename().string().rfind('.', 0) == 0; };
+  (void)fs::directory_iterator(folder);  // throws, naming the folder, when it cannot be read
   std::vector<fs::path> files;
   for (auto it = fs::recursive_directory_iterator(folder, fs::directory_options::skip_permission_denied);
        it != fs::recursive_directory_iterator(); ++it) {
@@ -208,11 +212,13 @@ void check_split(const data::ImageDataset& valid, const EvalOptions& o, const nl
   if (!rec.contains("valid_files")) return;
   const bool same = data::file_set_hash(valid) == rec["valid_files"].get<std::string>() &&
                     valid.size() == rec.value("n_valid", int64_t{-1});
+  const bool column = rec.value("mode", "random") == "valid_column";
   CUDL_CHECK(same, o.csv, ": this split's ", valid.size(), " validation images are not the ",
              rec.value("n_valid", int64_t{-1}), " that ", o.model_path, " was validated on, so ",
              "its --split ", o.split, " scores would mix training and validation images. Score "
              "the data it was trained on", rec.value("skip_bad", false) ? " with --skip-bad" : "",
-             ", or give another --seed or --valid-pct to score another split on purpose");
+             column ? ", or score all its rows with --split all"
+                    : ", or give another --seed or --valid-pct to score another split on purpose");
 }
 
 }  // namespace
@@ -240,6 +246,7 @@ MetricsReport score_model(const EvalOptions& o, std::ostream& log) {
   d.load.size = m.size;
   d.threads = o.workers;
   d.split = data::SplitMode::kNone;
+  d.labels.valid_column.clear();  // read only for the split of a model trained with --valid-col
   const nlohmann::json rec = recorded_split(m, o);
   std::string split_note;
   SplitChoice choice{};
@@ -330,6 +337,12 @@ int64_t predict_images(const EvalOptions& o, std::ostream& log) {
   auto table = std::make_shared<data::LabelTable>();
   table->classes = m.classes;
   table->multi_label = true;
+  std::set<std::filesystem::path> listed;  // each file once, also when given twice (a, a/sub)
+  auto first_time = [&](const std::filesystem::path& f) {
+    std::error_code ec;
+    const std::filesystem::path c = std::filesystem::weakly_canonical(f, ec);
+    return listed.insert(ec ? f : c).second;
+  };
   for (const std::string& in : o.predict) {
     std::filesystem::path p(in);
     std::error_code ec;
@@ -337,6 +350,7 @@ int64_t predict_images(const EvalOptions& o, std::ostream& log) {
       const std::vector<std::filesystem::path> files = image_files_under(p);
       CUDL_CHECK(!files.empty(), in, ": no .jpg, .jpeg or .png files in this folder or below it");
       for (const auto& f : files) {
+        if (!first_time(f)) continue;
         data::LabelledImage item;
         item.filename = f.string();
         item.path = f.string();
@@ -344,6 +358,7 @@ int64_t predict_images(const EvalOptions& o, std::ostream& log) {
       }
     } else {
       CUDL_CHECK(std::filesystem::is_regular_file(p, ec), in, ": no such image file or folder");
+      if (!first_time(p)) continue;
       data::LabelledImage item;
       item.filename = in;
       item.path = in;

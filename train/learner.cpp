@@ -249,8 +249,9 @@ void Run::load_data() {
     d.valid_csv = o_.valid_csv;
   } else if (!o_.valid_col.empty()) {
     d.split = data::SplitMode::kValidColumn;
-    d.labels.valid_column = o_.valid_col;
   }
+  // Only a column split reads a validation column (an is_valid column of other values is data).
+  d.labels.valid_column = o_.valid_col;
   const auto t = Clock::now();
   data_ = data::load_image_data(d);
   CUDL_CHECK(data_.train->size() >= o_.bs, "only ", data_.train->size(),
@@ -259,8 +260,10 @@ void Run::load_data() {
              "smaller --bs");
   CUDL_CHECK(data_.valid->size() > 0, "the validation set is empty; ",
              !o_.valid_col.empty()
-                 ? str("no row of ", d.csv_path, " is marked true in its '", o_.valid_col,
-                       "' column")
+                 ? str("no ", data_.skipped > 0 ? "usable " : "", "row of ", d.csv_path,
+                       " is marked true in its '", o_.valid_col, "' column",
+                       data_.skipped > 0 ? str(" (", data_.skipped, " bad rows or images skipped)")
+                                         : std::string())
                  : std::string(o_.valid_csv.empty() ? "raise --valid-pct" : "no usable rows"));
   CUDL_CHECK(data_.multi_label || data_.classes.size() >= 2, d.csv_path, ": every image has the ",
              "one class '", data_.classes.front(), "', so there is nothing to tell apart: a ",
@@ -420,8 +423,8 @@ WeightsMeta Run::meta() const {
     sp["mode"] = "random";
     sp["valid_pct"] = o_.valid_pct;
     sp["seed"] = o_.seed;
-    sp["skip_bad"] = o_.skip_bad;
   }
+  sp["skip_bad"] = o_.skip_bad;
   sp["allow_empty"] = o_.allow_empty;
   m.split = sp.dump();
   return m;
@@ -877,8 +880,8 @@ std::vector<std::string> recorded_options(const std::string& out_dir,
   const std::string recorded = load_checkpoint(path, /*tensors=*/false).settings;
   const nlohmann::json was = nlohmann::json::parse(recorded, nullptr, /*allow_exceptions=*/false);
   if (!was.is_object()) return {};  // the resume names the problem (compare_settings)
-  const bool data_given =
-      given("--data") || given("--csv") || given("--images") || given("--valid-csv");
+  // A --valid-csv given alone changes the split only (below), not where the training data is.
+  const bool data_given = given("--data") || given("--csv") || given("--images");
   std::vector<std::string> args;
   for (const auto& [option, value] : was.items()) {
     if (option.rfind("--", 0) != 0 || !is_option(option) || given(option)) continue;

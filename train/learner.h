@@ -111,7 +111,8 @@ TrainResult fit(const TrainOptions& options, std::ostream& log, std::string* che
 // "--no-winograd", ...}. is_option(name) says whether the program has the option (a later
 // version's record may have more), given(name) whether the command line gave it. The data
 // options (--csv, --images, --valid-csv, recorded when the run had data other than the demo's)
-// come back together, and only when none of --data, --csv, --images and --valid-csv was given.
+// come back together, and only when none of --data, --csv and --images was given. The split
+// options (--valid-pct, --valid-csv, --valid-col) come back only when none of them was given.
 // Empty when out_dir has no checkpoint (the resume itself then says so) or it records nothing.
 std::vector<std::string> recorded_options(const std::string& out_dir,
                                           const std::function<bool(const std::string&)>& is_option,

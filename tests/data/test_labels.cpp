@@ -148,6 +148,14 @@ TEST(Labels, ValidColumnIsParsed) {
   LabelsDir bad("filename,labels,is_valid\n1.jpg,a,maybe\n", {"1.jpg"});
   EXPECT_THAT(error_of([&] { bad.read(); }), AllOf(HasSubstr("labels.csv:2"), HasSubstr("'maybe'"),
                                                    HasSubstr("expected a boolean")));
+  // Read only where asked for (an empty name: never), and never one of the other two columns.
+  LabelsOptions none;
+  none.valid_column = "";
+  EXPECT_FALSE(bad.read(none).has_valid_column);
+  LabelsOptions labels_col;
+  labels_col.valid_column = "labels";
+  EXPECT_THAT(error_of([&] { d.read(labels_col); }),
+              AllOf(HasSubstr("validation column 'labels' is the labels column")));
 }
 
 TEST(BadLabels, EmptyCsv) {

@@ -321,6 +321,43 @@ check(code == 2 and "--valid-pct" in out, "--valid-col with --valid-pct is a usa
 code, out = run([TRAIN, "--data", cdata, "--valid-col", "is_valid", "--out",
                  os.path.join(WORK, "run_vcol_missing")] + common(1))
 check(code == 1 and "no 'is_valid' column" in out, "--valid-col naming a missing column fails, naming it")
+code, out = run([TRAIN, "--data", cdata, "--valid-col", "labels", "--out",
+                 os.path.join(WORK, "run_vcol_labels")] + common(1))
+check(code == 1 and "is the labels column" in out, "--valid-col naming the labels column is refused")
+code, out = run([TRAIN, "--out", crun, "--resume", "--epochs", "3", "--valid-pct", "0.2", "--no-progress"])
+check(code == 1 and "the --csv and --valid-col of that run" in out,
+      "--resume with a random split on a column-split run is refused, naming the run's own split "
+      "options")
+# A random split reads no validation column: an is_valid column of other values is just data.
+wdata = os.path.join(WORK, "data_isvalid_words")
+os.makedirs(wdata)
+os.symlink(os.path.join(data, "images"), os.path.join(wdata, "images"))
+with open(os.path.join(wdata, "labels.csv"), "w", newline="") as f:
+    w = csv.writer(f)
+    w.writerow(["filename", "labels", "is_valid"])
+    w.writerows((name, labels, "train" if i % 2 else "holdout") for i, (name, labels) in enumerate(rows))
+code, out = run([TRAIN, "--data", wdata, "--out", os.path.join(WORK, "run_isvalid_words")] + common(1))
+check(code == 0 and "32 training and 8 validation images" in out,
+      "a random split trains on a labels file whose is_valid column is not boolean")
+# With --skip-bad the column split keeps the images that decode; fridge_eval --split follows
+# only with --skip-bad, and says how else to score (the column fixes the split: --split all).
+bcdata = os.path.join(WORK, "data_vcol_bad")
+shutil.copytree(cdata, bcdata, symlinks=False)
+bad_marked = sorted(marked)[0]
+open(os.path.join(bcdata, "images", bad_marked), "wb").write(b"\xff\xd8\xff\xe0 truncated")
+bcrun = os.path.join(WORK, "run_vcol_bad")
+code, out = run([TRAIN, "--data", bcdata, "--valid-col", "in_valid", "--skip-bad", "--out", bcrun]
+                + common(1))
+check(code == 0 and json.load(open(os.path.join(bcrun, "metrics.json")))["n_valid"] == 9,
+      "--valid-col --skip-bad validates on the marked images that decode")
+code, out = run([EVAL, "--model", os.path.join(bcrun, "model.h5"), "--data", bcdata, "--split", "valid",
+                 "--out", os.path.join(WORK, "vcol_bad_eval")])
+check(code == 1 and "with --skip-bad" in out and "--split all" in out and "--valid-pct" not in out,
+      "fridge_eval --split valid on a column split without --skip-bad is refused, saying what to do")
+code, out = run([EVAL, "--model", os.path.join(bcrun, "model.h5"), "--data", bcdata, "--split", "valid",
+                 "--skip-bad", "--out", os.path.join(WORK, "vcol_bad_eval")])
+check(code == 0 and json.load(open(os.path.join(WORK, "vcol_bad_eval", "metrics.json")))["n"] == 9,
+      "fridge_eval --split valid --skip-bad scores the column's 9 decodable validation images")
 
 # ---- outputs: contents --------------------------------------------------------------------------
 m = m_run
@@ -371,7 +408,7 @@ for name, to in ((some[0], os.path.join(nested, "1.jpg")),
                  (some[2], os.path.join(photos, ".hidden.jpg"))):
     shutil.copyfile(os.path.join(photos, name), to)
 code, out = run([EVAL, "--model", os.path.join(run_dir, "model.h5"), "--predict", photos,
-                 "--out", pv])
+                 os.path.join(photos, "2026"), "--out", pv])  # a subfolder again: each file once
 check(code == 0, "fridge_eval --predict exits 0")
 pj = json.load(open(os.path.join(pv, "predictions.json")))
 check(len(pj["predictions"]) == 41 and
@@ -608,6 +645,14 @@ for prog in (TRAIN, EVAL):
                     if prog == EVAL else [prog, "--out", a_file])
     check(code == 2 and "--out" in out and "is a file" in out,
           f"{os.path.basename(prog)} --out naming a file is a usage error (exit 2)")
+code, out = run([TRAIN, "--out", os.path.join(a_file, "run")])
+check(code == 2 and "cannot be a folder in it" in out, "fridge_train --out inside a file is a usage error")
+default_taken = os.path.join(WORK, "default_out_taken")
+os.makedirs(default_taken)
+open(os.path.join(default_taken, "fridge_out"), "w").write("not a folder")
+code, out = run([TRAIN, "--demo-images", "24"], cwd=default_taken)
+check(code == 2 and "'fridge_out' is a file" in out and os.listdir(default_taken) == ["fridge_out"],
+      "fridge_train's default --out is checked too: a file of that name is a usage error")
 code, out = run([TRAIN, "--data", os.path.join(WORK, "missing")])
 check(code == 2, "fridge_train --data on a missing folder is a usage error (exit 2)")
 code, out = run([EVAL, "--model", os.path.join(run_dir, "model.h5")])
