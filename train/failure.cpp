@@ -8,6 +8,11 @@ std::string failure_report(const std::string& program, const std::exception& e,
                            const std::string& checkpoint, bool allow_empty) {
   const auto* ce = dynamic_cast<const Error*>(&e);
   std::string r = program + ": error: " + (ce ? ce->message() : std::string(e.what())) + "\n";
+  auto resume_hint = [&] {
+    if (!checkpoint.empty())
+      r += program + ": hint: --resume (with the same --out) continues from " + checkpoint +
+           ", the last checkpoint of this run\n";
+  };
   if (const auto* bad = dynamic_cast<const BadDataError*>(&e)) {
     if (allow_empty && bad->kind() == BadDataError::Kind::kRowWithoutLabels)
       r += program + ": hint: --allow-empty reads a row with an empty labels field as an image "
@@ -21,9 +26,7 @@ std::string failure_report(const std::string& program, const std::exception& e,
     if (message.find(full) == std::string::npos) continue;
     r += program + ": hint: a file could not be written (" + full + "); free some space, or " +
          "give an --out on another file system\n";
-    if (!checkpoint.empty())
-      r += program + ": hint: --resume (with the same --out) continues from " + checkpoint +
-           ", the last checkpoint of this run\n";
+    resume_hint();
     return r;
   }
   const auto* de = dynamic_cast<const DeviceError*>(&e);
@@ -37,9 +40,7 @@ std::string failure_report(const std::string& program, const std::exception& e,
          ": hint: this failed in the GPU backend (CUDA, cuBLAS or cuDNN); --device cpu runs the "
          "same computation on the CPU\n";
   }
-  if (!checkpoint.empty())
-    r += program + ": hint: --resume (with the same --out) continues from " + checkpoint +
-         ", the last checkpoint of this run\n";
+  resume_hint();
   return r;
 }
 

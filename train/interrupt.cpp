@@ -12,7 +12,7 @@ namespace cudl::train {
 namespace {
 
 std::atomic<int> g_signal{0};  // the first signal received; 0 before any
-char g_message[256] = "stopping at the next batch; the same again stops at once\n";
+char g_message[256] = {};  // written by install_interrupt_handler
 size_t g_message_size = 0;
 
 extern "C" void on_stop_signal(int sig) {

@@ -182,6 +182,19 @@ def copy_of(src, name):
     return dst
 
 
+def labelled_data(name, tables, header=("filename", "labels")):
+    """WORK/name: the test images (a link to them) with labels files {file name: rows}."""
+    folder = os.path.join(WORK, name)
+    os.makedirs(folder)
+    os.symlink(os.path.join(data, "images"), os.path.join(folder, "images"))
+    for csv_name, table in tables.items():
+        with open(os.path.join(folder, csv_name), "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(header)
+            w.writerows(table)
+    return folder
+
+
 def same_files(a, b, names=("model.h5", "checkpoint.h5", "history.csv", "metrics.json")):
     return all(open(os.path.join(a, n), "rb").read() == open(os.path.join(b, n), "rb").read() for n in names)
 
@@ -193,13 +206,7 @@ check(code == 1 and "another train/validation split (other validation images, as
       "--resume with another --seed (another split) is refused, saying why")
 check(same_files(other, run_dir), "the refused resume leaves the run's files as they were")
 # The same seed on the same images listed in another order: another split, found by its files.
-shuffled = os.path.join(WORK, "data_shuffled")
-os.makedirs(shuffled)
-os.symlink(os.path.join(data, "images"), os.path.join(shuffled, "images"))
-with open(os.path.join(shuffled, "labels.csv"), "w", newline="") as f:
-    w = csv.writer(f)
-    w.writerow(["filename", "labels"])
-    w.writerows(reversed(rows))
+shuffled = labelled_data("data_shuffled", {"labels.csv": reversed(rows)})
 code, out = run([TRAIN, "--data", shuffled, "--out", other, "--resume"] + COMMON)
 check(code == 1 and "other validation images, as many" in out,
       "--resume on the same images listed in another order (another split) is refused")
@@ -244,14 +251,8 @@ check(code == 0 and f"Resuming after epoch {EPOCHS}" in out and all(
 code, out = run([TRAIN, "--out", bare, "--resume", "--weights", os.path.join(run_dir, "model.h5")])
 check(code == 2 and "--weights" in out, "--resume with --weights is a usage error (exit 2)")
 # A separate validation file: the split is its files, in any order; --seed then only shuffles.
-vdata = os.path.join(WORK, "data_vcsv")
-os.makedirs(vdata)
-os.symlink(os.path.join(data, "images"), os.path.join(vdata, "images"))
-for name, part in (("train.csv", rows[:32]), ("valid.csv", rows[32:]), ("valid_reversed.csv", rows[:31:-1])):
-    with open(os.path.join(vdata, name), "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["filename", "labels"])
-        w.writerows(part)
+vdata = labelled_data("data_vcsv", {"train.csv": rows[:32], "valid.csv": rows[32:],
+                                     "valid_reversed.csv": rows[:31:-1]})
 vrun = os.path.join(WORK, "run_vcsv")
 vargs = ["--data", vdata, "--csv", os.path.join(vdata, "train.csv"), "--out", vrun]
 code, out = run([TRAIN] + vargs + ["--valid-csv", os.path.join(vdata, "valid.csv")] + common(1))
@@ -272,26 +273,17 @@ code, out = run([TRAIN, "--data", vdata, "--csv", os.path.join(vdata, "train.csv
 check(code == 0 and "32 of the 32 validation images" in out and "memorised" in out,
       "a validation file of training images trains, with a warning that says what its scores mean")
 # One class on every image: nothing to learn, said before any training.
-one = os.path.join(WORK, "data_one_class")
-os.makedirs(one)
-os.symlink(os.path.join(data, "images"), os.path.join(one, "images"))
-with open(os.path.join(one, "labels.csv"), "w", newline="") as f:
-    w = csv.writer(f)
-    w.writerow(["filename", "labels"])
-    w.writerows((name, "red_square") for name, _ in rows)
+one = labelled_data("data_one_class", {"labels.csv": ((name, "red_square") for name, _ in rows)})
 code, out = run([TRAIN, "--data", one, "--out", os.path.join(WORK, "run_one_class")] + common(1))
 check(code == 1 and "nothing to tell apart" in out and "--allow-empty" in out and "epoch" not in out,
       "data with one class on every image is refused before training, saying why")
 # A validation column (fastai's ColSplitter): the rows it marks validate, whatever --seed says;
 # fridge_eval --split follows it; --resume keeps it.
-cdata = os.path.join(WORK, "data_vcol")
-os.makedirs(cdata)
-os.symlink(os.path.join(data, "images"), os.path.join(cdata, "images"))
 marked = {name for i, (name, _) in enumerate(rows) if i % 4 == 1}
-with open(os.path.join(cdata, "labels.csv"), "w", newline="") as f:
-    w = csv.writer(f)
-    w.writerow(["filename", "labels", "in_valid"])
-    w.writerows((name, labels, "1" if name in marked else "0") for name, labels in rows)
+cdata = labelled_data("data_vcol",
+                      {"labels.csv": ((name, labels, "1" if name in marked else "0")
+                                      for name, labels in rows)},
+                      header=("filename", "labels", "in_valid"))
 crun = os.path.join(WORK, "run_vcol")
 code, out = run([TRAIN, "--data", cdata, "--valid-col", "in_valid", "--seed", "5", "--out", crun]
                 + common(1))
@@ -329,13 +321,10 @@ check(code == 1 and "the --csv and --valid-col of that run" in out,
       "--resume with a random split on a column-split run is refused, naming the run's own split "
       "options")
 # A random split reads no validation column: an is_valid column of other values is just data.
-wdata = os.path.join(WORK, "data_isvalid_words")
-os.makedirs(wdata)
-os.symlink(os.path.join(data, "images"), os.path.join(wdata, "images"))
-with open(os.path.join(wdata, "labels.csv"), "w", newline="") as f:
-    w = csv.writer(f)
-    w.writerow(["filename", "labels", "is_valid"])
-    w.writerows((name, labels, "train" if i % 2 else "holdout") for i, (name, labels) in enumerate(rows))
+wdata = labelled_data("data_isvalid_words",
+                      {"labels.csv": ((name, labels, "train" if i % 2 else "holdout")
+                                      for i, (name, labels) in enumerate(rows))},
+                      header=("filename", "labels", "is_valid"))
 code, out = run([TRAIN, "--data", wdata, "--out", os.path.join(WORK, "run_isvalid_words")] + common(1))
 check(code == 0 and "32 training and 8 validation images" in out,
       "a random split trains on a labels file whose is_valid column is not boolean")

@@ -29,13 +29,19 @@ std::exception_ptr thrown(F f) {
   return nullptr;
 }
 
-std::string report(const std::exception_ptr& p, const std::string& checkpoint = "") {
+std::string report(const std::exception_ptr& p, const std::string& checkpoint = "",
+                   bool allow_empty = false) {
   try {
     std::rethrow_exception(p);
   } catch (const std::exception& e) {
-    return failure_report("prog", e, checkpoint);
+    return failure_report("prog", e, checkpoint, allow_empty);
   }
 }
+
+// The line a report with a checkpoint ends with.
+const std::string kResumeHint =
+    "prog: hint: --resume (with the same --out) continues from run1/checkpoint.h5, the last "
+    "checkpoint of this run\n";
 
 TEST(FailureReport, OtherErrorsAreOneLineWithoutSourceLocation) {
   EXPECT_EQ(report(thrown([] { throw std::runtime_error("disk full"); })),
@@ -58,9 +64,7 @@ TEST(FailureReport, AFullDiskSaysSoAndPointsToTheCheckpoint) {
       "prog: hint: a file could not be written (No space left on device); free some space, or "
       "give an --out on another file system\n";
   EXPECT_EQ(report(p), first);
-  EXPECT_EQ(report(p, "run1/checkpoint.h5"),
-            first + "prog: hint: --resume (with the same --out) continues from "
-                    "run1/checkpoint.h5, the last checkpoint of this run\n");
+  EXPECT_EQ(report(p, "run1/checkpoint.h5"), first + kResumeHint);
 }
 
 TEST(FailureReport, BadDataPointsToSkipBadAndEmptyLabelsToAllowEmpty) {
@@ -68,11 +72,7 @@ TEST(FailureReport, BadDataPointsToSkipBadAndEmptyLabelsToAllowEmpty) {
     return thrown([kind] { throw BadDataError("labels.csv:3: the problem", "f.cpp", 1, kind); });
   };
   auto report_of = [](const std::exception_ptr& p, bool allow_empty) {
-    try {
-      std::rethrow_exception(p);
-    } catch (const std::exception& e) {
-      return failure_report("prog", e, "run1/checkpoint.h5", allow_empty);
-    }
+    return report(p, "run1/checkpoint.h5", allow_empty);
   };
   const std::string error = "prog: error: labels.csv:3: the problem\n";
   const std::string skip =
@@ -118,9 +118,7 @@ TEST(FailureReport, OtherGpuFailuresPointToTheCpuAndTheCheckpoint) {
       "prog: hint: this failed in the GPU backend (CUDA, cuBLAS or cuDNN); --device cpu runs "
       "the same computation on the CPU\n";
   EXPECT_EQ(report(p), first);
-  EXPECT_EQ(report(p, "run1/checkpoint.h5"),
-            first + "prog: hint: --resume (with the same --out) continues from "
-                    "run1/checkpoint.h5, the last checkpoint of this run\n");
+  EXPECT_EQ(report(p, "run1/checkpoint.h5"), first + kResumeHint);
 }
 
 // fit()'s record of the run's checkpoint, which fridge_train offers to --resume after a GPU
